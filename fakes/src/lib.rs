@@ -1,0 +1,35 @@
+//! Fake peers for the simulation: an OAuth2 token server and a Streamable HTTP MCP server.
+//!
+//! Invariants: nothing here reads the wall clock, draws randomness or depends on turmoil.
+//! Time comes from an injected [`Clock`], ids come from counters, and everything that is
+//! iterated lives in ordered maps, so the same requests in the same order give the same bytes.
+//! The two fakes share no state: the MCP server checks tokens locally with a shared key,
+//! as a resource server checks signed JWT access tokens.
+
+pub mod access_token;
+pub mod mcp_server;
+pub mod token_server;
+
+/// Time since the unix epoch, as the simulation (or a live test) defines it.
+pub type Clock = std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+
+pub use mcp_server::{
+    McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, ReplyMode, ToolSpec,
+};
+pub use token_server::{
+    ClientRegistration, TokenFailure, TokenFailureRule, TokenServer, TokenServerConfig, TokenStats,
+};
+
+/// Whether a failure rule hits the request with this zero-based ordinal: the first `after`
+/// requests pass, then `count` requests fail (or every later one when `count` is `None`).
+pub(crate) fn rule_hits(after: u32, count: Option<u32>, ordinal: u64) -> bool {
+    let start = u64::from(after);
+    ordinal >= start && count.is_none_or(|n| ordinal < start + u64::from(n))
+}
+
+/// Sleeps on tokio's clock, which turmoil drives inside a host; zero costs nothing.
+pub(crate) async fn sleep_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}

@@ -1,0 +1,103 @@
+//! The management API, in LiteLLM's shapes.
+//!
+//! Handlers only read and write the registry; none awaits discovery, so an
+//! operator who gives up mid-request cancels nothing but the request.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::registry::{ApiError, Registry};
+
+type Shared = State<Arc<Registry>>;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"detail": {"error": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v1/mcp/server", get(list).post(create).put(update))
+        .route("/v1/mcp/server/health", get(health))
+        .route("/v1/mcp/server/{id}", get(one).delete(remove))
+        .route("/v1/mcp/tools", get(tools))
+        .fallback(|| async {
+            ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: "no such endpoint".to_string(),
+            }
+        })
+        .with_state(registry)
+}
+
+async fn list(State(registry): Shared) -> Json<Vec<Value>> {
+    Json(registry.rows())
+}
+
+async fn create(
+    State(registry): Shared,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    registry
+        .create(&body)
+        .map(|row| (StatusCode::CREATED, Json(row)))
+}
+
+async fn update(
+    State(registry): Shared,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    registry
+        .update(&body)
+        .map(|row| (StatusCode::ACCEPTED, Json(row)))
+}
+
+async fn one(State(registry): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    registry.row(&id).map(Json).ok_or(ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no server with server_id {id}"),
+    })
+}
+
+async fn remove(
+    State(registry): Shared,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    registry.delete(&id).map(|()| {
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({"server_id": id, "deleted": true})),
+        )
+    })
+}
+
+async fn health(State(registry): Shared) -> Json<Vec<Value>> {
+    Json(registry.health())
+}
+
+#[derive(Deserialize)]
+struct ToolsQuery {
+    server_id: Option<String>,
+}
+
+async fn tools(
+    State(registry): Shared,
+    Query(query): Query<ToolsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    registry
+        .tools(query.server_id.as_deref())
+        .map(|tools| Json(json!({"tools": tools})))
+}

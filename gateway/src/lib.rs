@@ -1,0 +1,255 @@
+//! The reference MCP gateway: LiteLLM's management API shapes, fixed behaviour.
+//!
+//! A [`Gateway`] holds a registry of upstream MCP servers, discovers their
+//! tools in the background and serves the management API as an axum
+//! [`axum::Router`]. It never opens a socket or reads a clock itself: the
+//! caller supplies an [`HttpClient`], a [`Clock`] and an [`EventSink`], so
+//! the same code runs in the turmoil simulation and on real sockets.
+//!
+//! Architecture invariants:
+//! - discovery belongs to the registry: no request handler awaits, owns or
+//!   cancels discovery work;
+//! - a discovery attempt is cancelled only by supersession (update), delete
+//!   or shutdown, and a superseded result never overwrites a newer one;
+//! - no secret appears in a response, an event or a log line.
+
+mod api;
+pub mod clock;
+pub mod http_client;
+pub mod mcp_client;
+mod registry;
+pub mod spec;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use clock::{Clock, SystemClock};
+pub use http_client::{HttpClient, HttpError, ReqwestClient};
+pub use spec::{ConfigFile, Source, SpecError};
+pub use token::ClientAuthMethod;
+
+/// Gateway settings; a scenario may set any of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// Budget for one token request, outside the listing's budget.
+    pub token_timeout_ms: u64,
+    /// Budget for one listing session (initialize through the last page).
+    pub list_timeout_ms: u64,
+    /// Pause between the end of one discovery attempt and the next.
+    pub check_interval_ms: u64,
+    pub token_expiry_skew_s: u64,
+    pub token_ttl_floor_s: u64,
+    pub token_default_ttl_s: u64,
+    pub token_client_auth: ClientAuthMethod,
+    /// Seeds the ids the gateway makes up (server ids of REST registrations).
+    pub id_seed: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            token_timeout_ms: 10_000,
+            list_timeout_ms: 30_000,
+            check_interval_ms: 60_000,
+            token_expiry_skew_s: 60,
+            token_ttl_floor_s: 10,
+            token_default_ttl_s: 3_600,
+            token_client_auth: ClientAuthMethod::RequestBody,
+            id_seed: 0,
+        }
+    }
+}
+
+/// Health of one server, as the API reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// No discovery attempt has finished yet, and nothing else.
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unknown => "unknown",
+            Status::Healthy => "healthy",
+            Status::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// Why a discovery attempt started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptReason {
+    Startup,
+    Registered,
+    Updated,
+    Interval,
+}
+
+/// Why a discovery attempt was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    Superseded,
+    Deleted,
+    Shutdown,
+}
+
+/// What the gateway did, for the harness's trace and for live-mode logs.
+/// Every field is secret-free by construction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum GatewayEvent {
+    Registered {
+        server_id: String,
+        name: String,
+        source: Source,
+    },
+    Updated {
+        server_id: String,
+    },
+    Deleted {
+        server_id: String,
+    },
+    DiscoveryStarted {
+        server_id: String,
+        attempt: u64,
+        reason: AttemptReason,
+    },
+    TokenFetched {
+        server_id: String,
+        attempt: u64,
+    },
+    TokenInvalidated {
+        server_id: String,
+        attempt: u64,
+    },
+    DiscoveryFinished {
+        server_id: String,
+        attempt: u64,
+        outcome: String,
+    },
+    DiscoveryCancelled {
+        server_id: String,
+        attempt: u64,
+        reason: CancelReason,
+    },
+    StatusChanged {
+        server_id: String,
+        from: Status,
+        to: Status,
+    },
+}
+
+/// Receives gateway events.
+pub trait EventSink: Send + Sync + 'static {
+    fn record(&self, event: GatewayEvent);
+}
+
+/// Prints events as log lines to stderr (live mode).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StderrSink;
+
+impl EventSink for StderrSink {
+    fn record(&self, event: GatewayEvent) {
+        eprintln!(
+            "gateway: {}",
+            serde_json::to_string(&event).unwrap_or_default()
+        );
+    }
+}
+
+/// Collects events in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemorySink(pub Mutex<Vec<GatewayEvent>>);
+
+impl EventSink for MemorySink {
+    fn record(&self, event: GatewayEvent) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+}
+
+/// What the gateway needs from the world it runs in.
+#[derive(Clone)]
+pub struct Deps {
+    pub http: Arc<dyn HttpClient>,
+    pub clock: Arc<dyn Clock>,
+    pub events: Arc<dyn EventSink>,
+}
+
+/// A config file that could not be loaded: which server, which field, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub server: String,
+    pub error: SpecError,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mcp_servers.{}: {}", self.server, self.error)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The gateway: cheap to clone, all clones share one registry.
+#[derive(Clone)]
+pub struct Gateway {
+    registry: Arc<registry::Registry>,
+}
+
+impl Gateway {
+    /// A gateway with the servers of `config` registered but not yet
+    /// discovered; [`Gateway::start`] begins discovery.
+    pub fn new(
+        settings: GatewaySettings,
+        deps: Deps,
+        config: &ConfigFile,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let registry = registry::Registry::new(settings, deps);
+        for (name, entry) in &config.mcp_servers {
+            let spec = spec::from_config(name, entry, env).map_err(|error| ConfigError {
+                server: name.clone(),
+                error,
+            })?;
+            registry.insert_config(spec).map_err(|error| ConfigError {
+                server: name.clone(),
+                error,
+            })?;
+        }
+        Ok(Gateway {
+            registry: Arc::new(registry),
+        })
+    }
+
+    /// Starts discovery of every registered server. Call once, inside the
+    /// runtime that should own the discovery tasks.
+    pub fn start(&self) {
+        self.registry.start();
+    }
+
+    /// Cancels every discovery task.
+    pub fn shutdown(&self) {
+        self.registry.shutdown();
+    }
+
+    /// The management API.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.registry.clone())
+    }
+
+    /// How long a caller should allow one discovery attempt to take.
+    pub fn attempt_budget(&self) -> Duration {
+        self.registry.attempt_budget()
+    }
+}

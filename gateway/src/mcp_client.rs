@@ -1,0 +1,472 @@
+//! A Streamable HTTP MCP client that does one thing: list a server's tools.
+//!
+//! One listing is one session, as LiteLLM does it: `initialize` (proposing
+//! our latest revision and accepting any we support), then
+//! `notifications/initialized`, then `tools/list` following `nextCursor`, then
+//! `DELETE` of the session. Replies may be JSON or SSE. A 404 on a session
+//! means the server forgot it: the client starts a new session once and lists
+//! again from the first page, as the spec requires.
+//!
+//! Every failure says the stage it happened in and the upstream's HTTP status
+//! or JSON-RPC code, so that nothing turns into a silent empty list. The
+//! stage in progress is also published through [`StageCell`], so a caller's
+//! timeout can say where the time ran out.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::http_client::{HttpClient, HttpError};
+
+/// Revisions this client speaks, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// A server that keeps handing out cursors is broken; stop rather than loop.
+const MAX_PAGES: usize = 1_000;
+
+/// Where in a discovery attempt something happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Token,
+    Connect,
+    Initialize,
+    List,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Token => "token",
+            Stage::Connect => "connect",
+            Stage::Initialize => "initialize",
+            Stage::List => "list",
+        }
+    }
+
+    fn from_u8(v: u8) -> Stage {
+        match v {
+            0 => Stage::Token,
+            1 => Stage::Connect,
+            2 => Stage::Initialize,
+            _ => Stage::List,
+        }
+    }
+}
+
+/// The stage a listing has reached, readable after its future is dropped.
+#[derive(Clone, Debug)]
+pub struct StageCell(Arc<AtomicU8>);
+
+impl StageCell {
+    pub fn new(stage: Stage) -> Self {
+        StageCell(Arc::new(AtomicU8::new(stage as u8)))
+    }
+
+    pub fn get(&self) -> Stage {
+        Stage::from_u8(self.0.load(Ordering::SeqCst))
+    }
+
+    pub fn set(&self, stage: Stage) {
+        self.0.store(stage as u8, Ordering::SeqCst);
+    }
+}
+
+/// One tool as the server described it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "inputSchema")]
+    pub input_schema: Value,
+}
+
+/// What went wrong, without the stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Transport(HttpError),
+    Status { status: u16 },
+    JsonRpc { code: i64, message: String },
+    Protocol(String),
+}
+
+/// A listing that did not finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct McpError {
+    pub stage: Stage,
+    pub failure: Failure,
+}
+
+impl McpError {
+    /// The upstream's HTTP status, when it answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self.failure {
+            Failure::Status { status } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for McpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.stage.as_str())?;
+        match &self.failure {
+            Failure::Transport(e) => write!(f, "{e}"),
+            Failure::Status { status } => {
+                let reason = http::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("");
+                write!(f, "HTTP {status} {reason}").map(|_| ())
+            }
+            Failure::JsonRpc { code, message } => write!(f, "JSON-RPC error {code}: {message}"),
+            Failure::Protocol(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for McpError {}
+
+/// Switches that make the client behave like known-broken clients. All off
+/// in the reference gateway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientQuirks {
+    /// Fail on `404` instead of starting a new session.
+    pub no_reinitialize_on_404: bool,
+    /// Keep only the first `tools/list` page.
+    pub first_page_only: bool,
+}
+
+/// What a listing needs.
+pub struct ListRequest<'a> {
+    pub url: &'a str,
+    /// Authentication and static headers, already resolved.
+    pub headers: &'a [(HeaderName, HeaderValue)],
+    pub quirks: ClientQuirks,
+}
+
+struct Session<'a> {
+    http: &'a dyn HttpClient,
+    request: &'a ListRequest<'a>,
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+    next_id: u64,
+}
+
+/// Why one POST failed: a 404 on a live session is told apart because it
+/// starts a new session.
+enum PostError {
+    SessionGone,
+    Other(Failure),
+}
+
+impl<'a> Session<'a> {
+    fn build(
+        &self,
+        method: http::Method,
+        body: Option<&Value>,
+    ) -> Result<http::Request<Vec<u8>>, Failure> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(self.request.url)
+            .header(ACCEPT, "application/json, text/event-stream");
+        if body.is_some() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in self.request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(id) = &self.id {
+            builder = builder.header(SESSION_HEADER, id);
+        }
+        if let Some(version) = &self.version {
+            builder = builder.header(VERSION_HEADER, version);
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        builder
+            .body(bytes)
+            .map_err(|e| Failure::Protocol(format!("could not build the request: {e}")))
+    }
+
+    /// POSTs a message; for a request, returns the JSON-RPC result.
+    async fn post(
+        &mut self,
+        method: &str,
+        params: Value,
+        notification: bool,
+    ) -> Result<(Value, http::HeaderMap), PostError> {
+        let mut message = json!({"jsonrpc": "2.0", "method": method});
+        if !params.is_null() {
+            message["params"] = params;
+        }
+        let id = self.next_id;
+        if !notification {
+            message["id"] = json!(id);
+            self.next_id += 1;
+        }
+        let request = self
+            .build(http::Method::POST, Some(&message))
+            .map_err(PostError::Other)?;
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|e| PostError::Other(Failure::Transport(e)))?;
+        let status = response.status();
+        if status == http::StatusCode::NOT_FOUND && self.id.is_some() {
+            return Err(PostError::SessionGone);
+        }
+        if !status.is_success() {
+            return Err(PostError::Other(Failure::Status {
+                status: status.as_u16(),
+            }));
+        }
+        let headers = response.headers().clone();
+        if notification {
+            return Ok((Value::Null, headers));
+        }
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = response.into_body();
+        let reply = if content_type.starts_with("text/event-stream") {
+            find_in_sse(&body, id)?
+        } else if content_type.starts_with("application/json") {
+            serde_json::from_slice::<Value>(&body).map_err(|_| {
+                PostError::Other(Failure::Protocol("reply is not valid JSON".to_string()))
+            })?
+        } else {
+            return Err(PostError::Other(Failure::Protocol(format!(
+                "reply has content type {:?}, expected application/json or text/event-stream",
+                content_type
+            ))));
+        };
+        match (reply.get("result"), reply.get("error")) {
+            (Some(result), _) => Ok((result.clone(), headers)),
+            (None, Some(error)) => Err(PostError::Other(Failure::JsonRpc {
+                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect(),
+            })),
+            (None, None) => Err(PostError::Other(Failure::Protocol(
+                "reply has neither result nor error".to_string(),
+            ))),
+        }
+    }
+
+    async fn initialize(&mut self, stage: &StageCell) -> Result<(), McpError> {
+        self.id = None;
+        self.version = None;
+        stage.set(Stage::Initialize);
+        let params = json!({
+            "protocolVersion": SUPPORTED_VERSIONS[0],
+            "capabilities": {},
+            "clientInfo": {"name": "mcpsim-gateway", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let (result, headers) = self
+            .post("initialize", params, false)
+            .await
+            .map_err(|e| at(Stage::Initialize, e))?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !SUPPORTED_VERSIONS.contains(&version) {
+            return Err(McpError {
+                stage: Stage::Initialize,
+                failure: Failure::Protocol(format!(
+                    "server chose protocol version {version:?}, which this client does not speak"
+                )),
+            });
+        }
+        // 2025-03-26 has no protocol-version header.
+        if version != "2025-03-26" {
+            self.version = Some(HeaderValue::from_static(match version {
+                "2025-11-25" => "2025-11-25",
+                _ => "2025-06-18",
+            }));
+        }
+        self.id = headers.get(SESSION_HEADER).cloned();
+        self.post("notifications/initialized", Value::Null, true)
+            .await
+            .map_err(|e| at(Stage::Initialize, e))?;
+        Ok(())
+    }
+
+    async fn list_all(&mut self, stage: &StageCell) -> Result<Vec<Tool>, PostError> {
+        stage.set(Stage::List);
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => Value::Null,
+            };
+            let (result, _) = self.post("tools/list", params, false).await?;
+            let page: Vec<Tool> = match result.get("tools") {
+                Some(list) => serde_json::from_value(list.clone()).map_err(|e| {
+                    PostError::Other(Failure::Protocol(format!(
+                        "tools/list result is malformed: {}",
+                        crate::spec::describe_serde_error(&e)
+                    )))
+                })?,
+                None => {
+                    return Err(PostError::Other(Failure::Protocol(
+                        "tools/list result has no tools".to_string(),
+                    )))
+                }
+            };
+            tools.extend(page);
+            match result.get("nextCursor").and_then(Value::as_str) {
+                Some(next) if !self.request.quirks.first_page_only => {
+                    cursor = Some(next.to_string());
+                }
+                _ => return Ok(tools),
+            }
+        }
+        Err(PostError::Other(Failure::Protocol(format!(
+            "tools/list still had a nextCursor after {MAX_PAGES} pages"
+        ))))
+    }
+
+    /// Ends the session; best effort, since the listing already succeeded or
+    /// failed on its own terms.
+    async fn close(&mut self) {
+        if self.id.is_none() {
+            return;
+        }
+        if let Ok(request) = self.build(http::Method::DELETE, None) {
+            let _ = self.http.send(request).await;
+        }
+        self.id = None;
+    }
+}
+
+fn at(stage: Stage, error: PostError) -> McpError {
+    let failure = match error {
+        PostError::SessionGone => Failure::Status { status: 404 },
+        PostError::Other(f) => f,
+    };
+    let stage = match failure {
+        Failure::Transport(HttpError::Connect(_)) => Stage::Connect,
+        _ => stage,
+    };
+    McpError { stage, failure }
+}
+
+/// Finds the JSON-RPC response with this id among the events of an SSE body.
+fn find_in_sse(body: &[u8], id: u64) -> Result<Value, PostError> {
+    let text = String::from_utf8_lossy(body);
+    let mut data = String::new();
+    let check = |data: &mut String| -> Option<Value> {
+        if data.is_empty() {
+            return None;
+        }
+        let parsed = serde_json::from_str::<Value>(data).ok();
+        data.clear();
+        parsed.filter(|v| v.get("id").and_then(Value::as_u64) == Some(id))
+    };
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            if let Some(found) = check(&mut data) {
+                return Ok(found);
+            }
+        } else if let Some(rest) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        }
+    }
+    if let Some(found) = check(&mut data) {
+        return Ok(found);
+    }
+    Err(PostError::Other(Failure::Protocol(
+        "SSE stream ended without the response".to_string(),
+    )))
+}
+
+/// Lists every tool of one server in a fresh session.
+pub async fn list_tools(
+    http: &dyn HttpClient,
+    request: &ListRequest<'_>,
+    stage: &StageCell,
+) -> Result<Vec<Tool>, McpError> {
+    let mut session = Session {
+        http,
+        request,
+        id: None,
+        version: None,
+        next_id: 1,
+    };
+    let mut fresh_sessions_left = if request.quirks.no_reinitialize_on_404 {
+        0
+    } else {
+        1
+    };
+    loop {
+        session.initialize(stage).await?;
+        match session.list_all(stage).await {
+            Ok(tools) => {
+                session.close().await;
+                return Ok(tools);
+            }
+            Err(PostError::SessionGone) if fresh_sessions_left > 0 => {
+                // The server forgot the session: start again, without DELETE.
+                fresh_sessions_left -= 1;
+            }
+            Err(e) => {
+                let error = at(Stage::List, e);
+                session.close().await;
+                return Err(error);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_bodies_yield_the_matching_response() {
+        let body = b"id: 0\ndata:\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\nevent: message\nid: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"ok\":true}}\n\n";
+        let found = find_in_sse(body, 3).ok().unwrap();
+        assert_eq!(found["result"]["ok"], true);
+        assert!(find_in_sse(body, 4).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_stage_and_the_status() {
+        let e = McpError {
+            stage: Stage::Initialize,
+            failure: Failure::Status { status: 401 },
+        };
+        assert_eq!(e.to_string(), "initialize: HTTP 401 Unauthorized");
+        let e = at(
+            Stage::List,
+            PostError::Other(Failure::Transport(HttpError::Connect(
+                "connection refused".into(),
+            ))),
+        );
+        assert_eq!(
+            e.to_string(),
+            "connect: connection failed: connection refused"
+        );
+    }
+}

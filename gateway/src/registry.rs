@@ -1,0 +1,728 @@
+//! The registry of servers and the discovery work it owns.
+//!
+//! Each server has a generation, bumped by every update; its discovery task
+//! belongs to one generation and may write a result only while that
+//! generation is current, checked under the same lock as the write. An
+//! update or a delete aborts the old task and records the cancellation; the
+//! request that caused it never waits for discovery.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use tokio::task::AbortHandle;
+
+use crate::clock::rfc3339;
+use crate::mcp_client::{self, ClientQuirks, ListRequest, Stage, StageCell, Tool};
+use crate::spec::{self, Auth, ServerSpec, Source, SpecError, Transport, REDACTED};
+use crate::token::{TokenCache, TokenError, TokenPolicy, TokenRequest};
+use crate::{AttemptReason, CancelReason, Deps, GatewayEvent, GatewaySettings, Status};
+
+/// An API refusal: status and a secret-free message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(error: SpecError) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Health {
+    status: Option<Status>,
+    last_health_check: Option<Duration>,
+    error: Option<String>,
+    tools: Vec<Tool>,
+}
+
+impl Health {
+    fn status(&self) -> Status {
+        self.status.unwrap_or(Status::Unknown)
+    }
+}
+
+struct Entry {
+    spec: Arc<ServerSpec>,
+    /// The REST body as stored (secrets included), for merging updates.
+    rest_body: Option<Value>,
+    generation: u64,
+    health: Health,
+    task: Option<AbortHandle>,
+    in_flight: Option<u64>,
+    created_at: Duration,
+    updated_at: Duration,
+}
+
+struct State {
+    servers: BTreeMap<String, Entry>,
+    next_attempt: u64,
+    ids: ChaCha8Rng,
+    started: bool,
+}
+
+pub(crate) struct Registry {
+    settings: GatewaySettings,
+    deps: Deps,
+    tokens: TokenCache,
+    state: Mutex<State>,
+}
+
+/// The result of one discovery attempt.
+enum Outcome {
+    Healthy(Vec<Tool>),
+    Unhealthy(String),
+}
+
+impl Registry {
+    pub fn new(settings: GatewaySettings, deps: Deps) -> Self {
+        let policy = TokenPolicy {
+            expiry_skew: Duration::from_secs(settings.token_expiry_skew_s),
+            ttl_floor: Duration::from_secs(settings.token_ttl_floor_s),
+            default_ttl: Duration::from_secs(settings.token_default_ttl_s),
+            client_auth: settings.token_client_auth,
+        };
+        Registry {
+            tokens: TokenCache::new(deps.http.clone(), deps.clock.clone(), policy),
+            state: Mutex::new(State {
+                servers: BTreeMap::new(),
+                next_attempt: 1,
+                ids: ChaCha8Rng::seed_from_u64(settings.id_seed),
+                started: false,
+            }),
+            settings,
+            deps,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, event: GatewayEvent) {
+        self.deps.events.record(event);
+    }
+
+    pub fn attempt_budget(&self) -> Duration {
+        // A token, a listing, a 401, a second token and a second listing.
+        Duration::from_millis(2 * (self.settings.token_timeout_ms + self.settings.list_timeout_ms))
+    }
+
+    fn check_unique(
+        state: &State,
+        spec: &ServerSpec,
+        except: Option<&str>,
+    ) -> Result<(), SpecError> {
+        for (id, entry) in &state.servers {
+            if Some(id.as_str()) == except {
+                continue;
+            }
+            if entry.spec.alias == spec.alias {
+                return Err(SpecError::invalid(
+                    "alias",
+                    format!("{} is already used by server {id}", spec.alias),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn new_entry(&self, spec: ServerSpec, rest_body: Option<Value>) -> Entry {
+        let now = self.deps.clock.now_unix();
+        Entry {
+            spec: Arc::new(spec),
+            rest_body,
+            generation: 1,
+            health: Health::default(),
+            task: None,
+            in_flight: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn insert_config(&self, spec: ServerSpec) -> Result<(), SpecError> {
+        let mut state = self.lock();
+        if state.servers.contains_key(&spec.id) {
+            return Err(SpecError::invalid("", "the same server is defined twice"));
+        }
+        Self::check_unique(&state, &spec, None)?;
+        let (id, name) = (spec.id.clone(), spec.name.clone());
+        let entry = self.new_entry(spec, None);
+        state.servers.insert(id.clone(), entry);
+        drop(state);
+        self.emit(GatewayEvent::Registered {
+            server_id: id,
+            name,
+            source: Source::Config,
+        });
+        Ok(())
+    }
+
+    pub fn start(self: &Arc<Self>) {
+        let ids: Vec<String> = {
+            let mut state = self.lock();
+            if state.started {
+                return;
+            }
+            state.started = true;
+            state.servers.keys().cloned().collect()
+        };
+        for id in ids {
+            self.spawn(&id, AttemptReason::Startup);
+        }
+    }
+
+    pub fn shutdown(&self) {
+        let mut cancelled = Vec::new();
+        {
+            let mut state = self.lock();
+            state.started = false;
+            for (id, entry) in state.servers.iter_mut() {
+                if let Some(task) = entry.task.take() {
+                    task.abort();
+                }
+                if let Some(attempt) = entry.in_flight.take() {
+                    cancelled.push((id.clone(), attempt));
+                }
+            }
+        }
+        for (server_id, attempt) in cancelled {
+            self.emit(GatewayEvent::DiscoveryCancelled {
+                server_id,
+                attempt,
+                reason: CancelReason::Shutdown,
+            });
+        }
+    }
+
+    /// Starts the discovery task of the server's current generation.
+    fn spawn(self: &Arc<Self>, id: &str, reason: AttemptReason) {
+        let mut state = self.lock();
+        if !state.started {
+            return;
+        }
+        let Some(entry) = state.servers.get_mut(id) else {
+            return;
+        };
+        let registry = self.clone();
+        let (id, generation, spec) = (id.to_string(), entry.generation, entry.spec.clone());
+        let task =
+            tokio::spawn(async move { registry.discover(id, generation, spec, reason).await });
+        entry.task = Some(task.abort_handle());
+    }
+
+    /// Aborts a server's discovery task, recording the in-flight attempt.
+    fn cancel(&self, entry: &mut Entry, reason: CancelReason) -> Option<GatewayEvent> {
+        if let Some(task) = entry.task.take() {
+            task.abort();
+        }
+        entry
+            .in_flight
+            .take()
+            .map(|attempt| GatewayEvent::DiscoveryCancelled {
+                server_id: entry.spec.id.clone(),
+                attempt,
+                reason,
+            })
+    }
+
+    async fn discover(
+        self: Arc<Self>,
+        id: String,
+        generation: u64,
+        spec: Arc<ServerSpec>,
+        first: AttemptReason,
+    ) {
+        let mut reason = first;
+        loop {
+            let attempt = {
+                let mut state = self.lock();
+                let attempt = state.next_attempt;
+                state.next_attempt += 1;
+                match state.servers.get_mut(&id) {
+                    Some(entry) if entry.generation == generation => {
+                        entry.in_flight = Some(attempt)
+                    }
+                    _ => return,
+                }
+                attempt
+            };
+            self.emit(GatewayEvent::DiscoveryStarted {
+                server_id: id.clone(),
+                attempt,
+                reason,
+            });
+            let outcome = self.attempt(&spec, attempt).await;
+            if !self.finish(&id, generation, attempt, outcome) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(self.settings.check_interval_ms)).await;
+            reason = AttemptReason::Interval;
+        }
+    }
+
+    /// Writes an attempt's result if its generation is still current.
+    fn finish(&self, id: &str, generation: u64, attempt: u64, outcome: Outcome) -> bool {
+        let now = self.deps.clock.now_unix();
+        let (text, status) = match &outcome {
+            Outcome::Healthy(tools) => (format!("healthy: {} tools", tools.len()), Status::Healthy),
+            Outcome::Unhealthy(error) => (format!("unhealthy: {error}"), Status::Unhealthy),
+        };
+        let mut events = Vec::new();
+        let applied = {
+            let mut state = self.lock();
+            match state.servers.get_mut(id) {
+                Some(entry) if entry.generation == generation => {
+                    let from = entry.health.status();
+                    entry.in_flight = None;
+                    entry.health = match outcome {
+                        Outcome::Healthy(tools) => Health {
+                            status: Some(Status::Healthy),
+                            last_health_check: Some(now),
+                            error: None,
+                            tools,
+                        },
+                        Outcome::Unhealthy(error) => Health {
+                            status: Some(Status::Unhealthy),
+                            last_health_check: Some(now),
+                            error: Some(error),
+                            tools: Vec::new(),
+                        },
+                    };
+                    events.push(GatewayEvent::DiscoveryFinished {
+                        server_id: id.to_string(),
+                        attempt,
+                        outcome: text,
+                    });
+                    if from != status {
+                        events.push(GatewayEvent::StatusChanged {
+                            server_id: id.to_string(),
+                            from,
+                            to: status,
+                        });
+                    }
+                    true
+                }
+                // Superseded or deleted while in flight: the abort may not
+                // have landed yet, and this result must not win.
+                _ => false,
+            }
+        };
+        for event in events {
+            self.emit(event);
+        }
+        applied
+    }
+
+    async fn attempt(&self, spec: &ServerSpec, attempt: u64) -> Outcome {
+        let url = match (spec.transport, &spec.url) {
+            (Transport::Http, Some(url)) => url.clone(),
+            (Transport::Sse, _) => {
+                return Outcome::Unhealthy(
+                    "connect: the legacy HTTP+SSE transport is not supported by the reference \
+                     gateway; register the server with transport http"
+                        .to_string(),
+                )
+            }
+            _ => {
+                return Outcome::Unhealthy(
+                    "connect: stdio servers are not started by the reference gateway".to_string(),
+                )
+            }
+        };
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        for (name, value) in &spec.static_headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value.expose()),
+            ) {
+                headers.push((n, v));
+            }
+        }
+        let set = |headers: &mut Vec<(HeaderName, HeaderValue)>, name: HeaderName, value: &str| {
+            headers.retain(|(n, _)| n != name);
+            if let Ok(mut v) = HeaderValue::from_str(value) {
+                v.set_sensitive(true);
+                headers.push((name, v));
+            }
+        };
+        let token_request = match &spec.auth {
+            Auth::None => None,
+            Auth::Header { name, value } => {
+                if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+                    set(&mut headers, n, value.expose());
+                }
+                None
+            }
+            Auth::UserOAuth => {
+                return Outcome::Unhealthy(
+                    "token: per-user OAuth (authorization_code) needs a user's token; the \
+                     gateway cannot list tools on its own"
+                        .to_string(),
+                )
+            }
+            Auth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+            } => Some(TokenRequest {
+                server_id: spec.id.clone(),
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                scopes: scopes.clone(),
+            }),
+        };
+        let mut retried = false;
+        loop {
+            if let Some(request) = &token_request {
+                match self.token(request, attempt).await {
+                    Ok(token) => set(
+                        &mut headers,
+                        http::header::AUTHORIZATION,
+                        &format!("Bearer {}", token.expose()),
+                    ),
+                    Err(error) => return Outcome::Unhealthy(format!("token: {error}")),
+                }
+            }
+            let list = ListRequest {
+                url: &url,
+                headers: &headers,
+                quirks: ClientQuirks::default(),
+            };
+            let stage = StageCell::new(Stage::Connect);
+            let budget = Duration::from_millis(self.settings.list_timeout_ms);
+            let result = tokio::time::timeout(
+                budget,
+                mcp_client::list_tools(self.deps.http.as_ref(), &list, &stage),
+            )
+            .await;
+            match result {
+                Ok(Ok(tools)) => return Outcome::Healthy(tools),
+                Ok(Err(error))
+                    if error.status() == Some(401) && token_request.is_some() && !retried =>
+                {
+                    // The token may have been revoked: forget it and try once more.
+                    retried = true;
+                    self.tokens.invalidate(&spec.id);
+                    self.emit(GatewayEvent::TokenInvalidated {
+                        server_id: spec.id.clone(),
+                        attempt,
+                    });
+                }
+                Ok(Err(error)) => return Outcome::Unhealthy(error.to_string()),
+                Err(_) => {
+                    return Outcome::Unhealthy(format!(
+                        "{}: timed out after {} ms",
+                        stage.get().as_str(),
+                        budget.as_millis()
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn token(
+        &self,
+        request: &TokenRequest,
+        attempt: u64,
+    ) -> Result<spec::Secret, TokenError2> {
+        let budget = Duration::from_millis(self.settings.token_timeout_ms);
+        match tokio::time::timeout(budget, self.tokens.get(request)).await {
+            Ok(Ok(token)) => {
+                if token.fetched {
+                    self.emit(GatewayEvent::TokenFetched {
+                        server_id: request.server_id.clone(),
+                        attempt,
+                    });
+                }
+                Ok(token.access_token)
+            }
+            Ok(Err(error)) => Err(TokenError2::Failed(error)),
+            Err(_) => Err(TokenError2::TimedOut(budget)),
+        }
+    }
+
+    // ---- the API's operations ----
+
+    pub fn create(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
+        let raw: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        if !raw.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "body must be a JSON object",
+            ));
+        }
+        let parsed = spec::parse_rest_body(body).map_err(ApiError::invalid)?;
+        let (id, name) = {
+            let mut state = self.lock();
+            let spec = spec::from_rest(&parsed, || {
+                let mut bytes = [0u8; 16];
+                state.ids.fill_bytes(&mut bytes);
+                uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string()
+            })
+            .map_err(ApiError::invalid)?;
+            if state.servers.contains_key(&spec.id) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("server_id {} already exists", spec.id),
+                ));
+            }
+            Self::check_unique(&state, &spec, None)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let (id, name) = (spec.id.clone(), spec.name.clone());
+            let entry = self.new_entry(spec, Some(raw));
+            state.servers.insert(id.clone(), entry);
+            (id, name)
+        };
+        self.emit(GatewayEvent::Registered {
+            server_id: id.clone(),
+            name,
+            source: Source::Rest,
+        });
+        self.spawn(&id, AttemptReason::Registered);
+        Ok(self.row(&id).unwrap_or(Value::Null))
+    }
+
+    pub fn update(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
+        let update: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        let Some(id) = update
+            .get("server_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "server_id: is required",
+            ));
+        };
+        let mut events = Vec::new();
+        {
+            let mut state = self.lock();
+            let Some(entry) = state.servers.get(&id) else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no server with server_id {id}"),
+                ));
+            };
+            let Some(stored) = &entry.rest_body else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("server {id} comes from the config file and cannot be changed through the API"),
+                ));
+            };
+            let merged = spec::merge_rest_bodies(stored, &update);
+            let bytes = merged.to_string().into_bytes();
+            let parsed = spec::parse_rest_body(&bytes).map_err(ApiError::invalid)?;
+            let spec = spec::from_rest(&parsed, || id.clone()).map_err(ApiError::invalid)?;
+            Self::check_unique(&state, &spec, Some(&id))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let now = self.deps.clock.now_unix();
+            let entry = state
+                .servers
+                .get_mut(&id)
+                .expect("looked up above under the same lock");
+            events.extend(self.cancel(entry, CancelReason::Superseded));
+            let from = entry.health.status();
+            entry.spec = Arc::new(spec);
+            entry.rest_body = Some(merged);
+            entry.generation += 1;
+            entry.health = Health::default();
+            entry.updated_at = now;
+            events.push(GatewayEvent::Updated {
+                server_id: id.clone(),
+            });
+            if from != Status::Unknown {
+                events.push(GatewayEvent::StatusChanged {
+                    server_id: id.clone(),
+                    from,
+                    to: Status::Unknown,
+                });
+            }
+        }
+        self.tokens.invalidate(&id);
+        for event in events {
+            self.emit(event);
+        }
+        self.spawn(&id, AttemptReason::Updated);
+        Ok(self.row(&id).unwrap_or(Value::Null))
+    }
+
+    pub fn delete(&self, id: &str) -> Result<(), ApiError> {
+        let event = {
+            let mut state = self.lock();
+            match state.servers.get(id) {
+                None => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no server with server_id {id}"))),
+                Some(entry) if entry.spec.source == Source::Config => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("server {id} comes from the config file and cannot be deleted through the API"),
+                    ))
+                }
+                Some(_) => {}
+            }
+            let mut entry = state
+                .servers
+                .remove(id)
+                .expect("present under the same lock");
+            self.cancel(&mut entry, CancelReason::Deleted)
+        };
+        self.tokens.invalidate(id);
+        if let Some(event) = event {
+            self.emit(event);
+        }
+        self.emit(GatewayEvent::Deleted {
+            server_id: id.to_string(),
+        });
+        Ok(())
+    }
+
+    /// One server as the API shows it: LiteLLM's row, secrets redacted.
+    pub fn row(&self, id: &str) -> Option<Value> {
+        let state = self.lock();
+        state.servers.get(id).map(render_row)
+    }
+
+    pub fn rows(&self) -> Vec<Value> {
+        self.lock().servers.values().map(render_row).collect()
+    }
+
+    pub fn health(&self) -> Vec<Value> {
+        self.lock()
+            .servers
+            .values()
+            .map(|e| json!({"server_id": e.spec.id, "status": e.health.status().as_str()}))
+            .collect()
+    }
+
+    /// Tools of one server or of all, named `<alias>-<tool>`.
+    pub fn tools(&self, server_id: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let state = self.lock();
+        if let Some(id) = server_id {
+            if !state.servers.contains_key(id) {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no server with server_id {id}"),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for entry in state.servers.values() {
+            if server_id.is_some_and(|id| id != entry.spec.id) {
+                continue;
+            }
+            for tool in &entry.health.tools {
+                let mut value = serde_json::to_value(tool).unwrap_or(Value::Null);
+                value["name"] = json!(format!("{}-{}", entry.spec.alias, tool.name));
+                value["mcp_info"] =
+                    json!({"server_name": entry.spec.name, "server_id": entry.spec.id});
+                out.push(value);
+            }
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    pub fn secrets(&self) -> Vec<String> {
+        self.lock()
+            .servers
+            .values()
+            .flat_map(|e| {
+                e.spec
+                    .secrets()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// Token failures, including the gateway's own timeout.
+enum TokenError2 {
+    Failed(TokenError),
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for TokenError2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError2::Failed(e) => write!(f, "{e}"),
+            TokenError2::TimedOut(budget) => write!(f, "timed out after {} ms", budget.as_millis()),
+        }
+    }
+}
+
+fn render_row(entry: &Entry) -> Value {
+    let spec = &entry.spec;
+    let mut credentials = serde_json::Map::new();
+    match &spec.auth {
+        Auth::Header { .. } => {
+            credentials.insert("auth_value".into(), json!(REDACTED));
+        }
+        Auth::ClientCredentials {
+            client_id, scopes, ..
+        } => {
+            credentials.insert("client_id".into(), json!(client_id));
+            credentials.insert("client_secret".into(), json!(REDACTED));
+            credentials.insert("scopes".into(), json!(scopes));
+        }
+        Auth::None | Auth::UserOAuth => {}
+    }
+    let static_headers: BTreeMap<&str, &str> = spec
+        .static_headers
+        .keys()
+        .map(|k| (k.as_str(), REDACTED))
+        .collect();
+    json!({
+        "server_id": spec.id,
+        "server_name": spec.name,
+        "alias": spec.alias,
+        "description": spec.description,
+        "transport": spec.transport.as_str(),
+        "url": spec.url,
+        "auth_type": spec.auth_type,
+        "oauth2_flow": spec.oauth2_flow(),
+        "token_url": spec.token_url,
+        "authorization_url": spec.authorization_url,
+        "credentials": if credentials.is_empty() { Value::Null } else { Value::Object(credentials) },
+        "static_headers": static_headers,
+        "extra_headers": spec.extra_headers,
+        "command": spec.command,
+        "source": spec.source.as_str(),
+        "status": entry.health.status().as_str(),
+        "last_health_check": entry.health.last_health_check.map(rfc3339),
+        "health_check_error": entry.health.error,
+        "tool_count": entry.health.tools.len(),
+        "created_at": rfc3339(entry.created_at),
+        "updated_at": rfc3339(entry.updated_at),
+    })
+}

@@ -1,0 +1,408 @@
+//! OAuth2 client-credentials tokens, one cache entry per server.
+//!
+//! Tokens come from the `oauth2` crate driven over the gateway's own
+//! [`HttpClient`], so the same code runs in the simulation and live. An entry
+//! lives `max(expires_in - skew, floor)` seconds (LiteLLM's rule), or the
+//! default TTL when the token server states no `expires_in`; a 401 from the
+//! MCP server invalidates it. An entry also remembers which credentials it
+//! was fetched with, so an update of the server never reuses an old token.
+//!
+//! Invariant: no error message carries the token, the secret or the body of
+//! the token server's answer (it may echo either).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::http_client::{HttpClient, HttpError};
+use crate::spec::Secret;
+
+/// How the gateway authenticates itself to token servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// `client_id` and `client_secret` in the form body, as LiteLLM does.
+    RequestBody,
+    /// HTTP Basic, as RFC 6749 prefers.
+    Basic,
+}
+
+/// TTL rules for cached tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenPolicy {
+    pub expiry_skew: Duration,
+    pub ttl_floor: Duration,
+    pub default_ttl: Duration,
+    pub client_auth: ClientAuthMethod,
+}
+
+impl TokenPolicy {
+    /// How long a token with this `expires_in` is served from the cache.
+    pub fn ttl(&self, expires_in: Option<Duration>) -> Duration {
+        match expires_in {
+            Some(e) => e.saturating_sub(self.expiry_skew).max(self.ttl_floor),
+            None => self.default_ttl,
+        }
+    }
+}
+
+/// The credentials a token request needs.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub server_id: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+}
+
+impl TokenRequest {
+    /// Identifies the credential set without holding the secret itself.
+    fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for part in [
+            &self.token_url,
+            &self.client_id,
+            self.client_secret.expose(),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        for scope in &self.scopes {
+            hasher.update(scope.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Why no token was had. Displays as the detail after `token: `.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// The token endpoint could not be reached or the connection broke.
+    Transport(HttpError),
+    /// The token endpoint answered an OAuth2 error (`invalid_client`, …).
+    Refused { status: Option<u16>, error: String },
+    /// The answer was not a token response.
+    Malformed { status: Option<u16>, why: String },
+    /// The server's `token_url` is not a URL the client accepts.
+    BadUrl,
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = |s: &Option<u16>| match s {
+            Some(code) => format!("HTTP {code}"),
+            None => "no HTTP status".to_string(),
+        };
+        match self {
+            TokenError::Transport(e) => write!(f, "token endpoint unreachable: {e}"),
+            TokenError::Refused { status: s, error } => {
+                write!(f, "token endpoint answered {} {error}", status(s))
+            }
+            TokenError::Malformed { status: s, why } => {
+                write!(
+                    f,
+                    "token endpoint answered {}, not a token response: {why}",
+                    status(s)
+                )
+            }
+            TokenError::BadUrl => write!(f, "token_url is not a valid URL"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// A token taken from the cache or freshly fetched.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub access_token: Secret,
+    /// True when this call asked the token server.
+    pub fetched: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Cached {
+    fingerprint: String,
+    access_token: Secret,
+    expires_at: Duration,
+}
+
+/// Per-server token cache.
+pub struct TokenCache {
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    policy: TokenPolicy,
+    entries: Mutex<BTreeMap<String, Cached>>,
+}
+
+impl TokenCache {
+    pub fn new(http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>, policy: TokenPolicy) -> Self {
+        TokenCache {
+            http,
+            clock,
+            policy,
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A valid token for this server: from the cache while it lives, else
+    /// from the token server.
+    pub async fn get(&self, request: &TokenRequest) -> Result<Token, TokenError> {
+        let fingerprint = request.fingerprint();
+        let now = self.clock.now_unix();
+        if let Some(cached) = self.lock().get(&request.server_id) {
+            if cached.fingerprint == fingerprint && now < cached.expires_at {
+                return Ok(Token {
+                    access_token: cached.access_token.clone(),
+                    fetched: false,
+                });
+            }
+        }
+        let (access_token, expires_in) = self.fetch(request).await?;
+        let expires_at = self.clock.now_unix() + self.policy.ttl(expires_in);
+        self.lock().insert(
+            request.server_id.clone(),
+            Cached {
+                fingerprint,
+                access_token: access_token.clone(),
+                expires_at,
+            },
+        );
+        Ok(Token {
+            access_token,
+            fetched: true,
+        })
+    }
+
+    /// Forgets this server's token (after a 401, an update or a delete).
+    pub fn invalidate(&self, server_id: &str) {
+        self.lock().remove(server_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Cached>> {
+        // A poisoned lock only means another task panicked mid-insert; the
+        // map itself is still whole.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn fetch(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<(Secret, Option<Duration>), TokenError> {
+        let token_url = TokenUrl::new(request.token_url.clone()).map_err(|_| TokenError::BadUrl)?;
+        let auth_type = match self.policy.client_auth {
+            ClientAuthMethod::RequestBody => AuthType::RequestBody,
+            ClientAuthMethod::Basic => AuthType::BasicAuth,
+        };
+        let client = BasicClient::new(ClientId::new(request.client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                request.client_secret.expose().to_string(),
+            ))
+            .set_token_uri(token_url)
+            .set_auth_type(auth_type);
+        // oauth2 drops the HTTP status of answers it cannot parse; keep it.
+        let status: Arc<Mutex<Option<u16>>> = Arc::new(Mutex::new(None));
+        let http = self.http.clone();
+        let seen = status.clone();
+        let send = move |req: oauth2::HttpRequest| {
+            let http = http.clone();
+            let seen = seen.clone();
+            async move {
+                let response = http.send(req).await?;
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(response.status().as_u16());
+                Ok::<_, HttpError>(response)
+            }
+        };
+        let scopes = request.scopes.iter().map(|s| Scope::new(s.clone()));
+        // Boxing as `Send` here pins the borrow lifetimes, which rustc cannot
+        // otherwise prove `Send` for every lifetime inside a spawned task.
+        let exchange: crate::http_client::BoxFuture<'_, _> = Box::pin(
+            client
+                .exchange_client_credentials()
+                .add_scopes(scopes)
+                .request_async(&send),
+        );
+        let result = exchange.await;
+        let status = *status.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(response) => Ok((
+                Secret::new(response.access_token().secret().clone()),
+                response.expires_in(),
+            )),
+            Err(oauth2::RequestTokenError::Request(e)) => Err(TokenError::Transport(e)),
+            Err(oauth2::RequestTokenError::ServerResponse(e)) => Err(TokenError::Refused {
+                status,
+                error: e.error().to_string(),
+            }),
+            Err(oauth2::RequestTokenError::Parse(e, _body)) => Err(TokenError::Malformed {
+                status,
+                why: crate::spec::describe_serde_error(e.inner()),
+            }),
+            Err(oauth2::RequestTokenError::Other(why)) => Err(TokenError::Malformed {
+                status,
+                // These messages describe the response's shape, not its body.
+                why,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::BoxFuture;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A token endpoint in a closure: answers from a script, counts calls.
+    struct Scripted {
+        calls: AtomicU64,
+        answer: Box<dyn Fn(u64) -> (u16, String) + Send + Sync>,
+        bodies: Mutex<Vec<String>>,
+    }
+
+    impl HttpClient for Scripted {
+        fn send(
+            &self,
+            request: http::Request<Vec<u8>>,
+        ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            self.bodies
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(request.body()).to_string());
+            let (status, body) = (self.answer)(n);
+            Box::pin(async move {
+                Ok(http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(body.into_bytes())
+                    .unwrap())
+            })
+        }
+    }
+
+    struct FixedClock(Mutex<Duration>);
+    impl Clock for FixedClock {
+        fn now_unix(&self) -> Duration {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy {
+            expiry_skew: Duration::from_secs(60),
+            ttl_floor: Duration::from_secs(10),
+            default_ttl: Duration::from_secs(3600),
+            client_auth: ClientAuthMethod::RequestBody,
+        }
+    }
+
+    fn setup(expires_in: u64) -> (Arc<Scripted>, Arc<FixedClock>, TokenCache) {
+        let http = Arc::new(Scripted {
+            calls: AtomicU64::new(0),
+            answer: Box::new(move |n| {
+                (
+                    200,
+                    format!(
+                        r#"{{"access_token":"tok{n}","token_type":"Bearer","expires_in":{expires_in}}}"#
+                    ),
+                )
+            }),
+            bodies: Mutex::new(Vec::new()),
+        });
+        let clock = Arc::new(FixedClock(Mutex::new(Duration::from_secs(1_000))));
+        let cache = TokenCache::new(http.clone(), clock.clone(), policy());
+        (http, clock, cache)
+    }
+
+    fn request(secret: &Secret) -> TokenRequest {
+        TokenRequest {
+            server_id: "s1".to_string(),
+            token_url: "http://auth/token".to_string(),
+            client_id: "id".to_string(),
+            client_secret: secret.clone(),
+            scopes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ttl_is_expires_in_minus_skew_with_a_floor() {
+        let p = policy();
+        assert_eq!(
+            p.ttl(Some(Duration::from_secs(3600))),
+            Duration::from_secs(3540)
+        );
+        assert_eq!(
+            p.ttl(Some(Duration::from_secs(30))),
+            Duration::from_secs(10)
+        );
+        assert_eq!(p.ttl(None), Duration::from_secs(3600));
+    }
+
+    #[tokio::test]
+    async fn a_token_is_reused_until_its_ttl_ends_then_refetched() {
+        let (http, clock, cache) = setup(120);
+        let secret = Secret::new("s3cret");
+        let first = cache.get(&request(&secret)).await.unwrap();
+        assert!(first.fetched);
+        let again = cache.get(&request(&secret)).await.unwrap();
+        assert!(!again.fetched);
+        assert_eq!(again.access_token.expose(), "tok0");
+        // 120 s - 60 s skew = 60 s of life.
+        *clock.0.lock().unwrap() += Duration::from_secs(59);
+        assert!(!cache.get(&request(&secret)).await.unwrap().fetched);
+        *clock.0.lock().unwrap() += Duration::from_secs(1);
+        let renewed = cache.get(&request(&secret)).await.unwrap();
+        assert!(renewed.fetched);
+        assert_eq!(renewed.access_token.expose(), "tok1");
+        assert_eq!(http.calls.load(Ordering::SeqCst), 2);
+        assert!(http.bodies.lock().unwrap()[0].contains("grant_type=client_credentials"));
+    }
+
+    #[tokio::test]
+    async fn invalidation_after_a_401_and_new_credentials_both_refetch() {
+        let (http, _clock, cache) = setup(3600);
+        let secret = Secret::new("s3cret");
+        cache.get(&request(&secret)).await.unwrap();
+        cache.invalidate("s1");
+        assert!(cache.get(&request(&secret)).await.unwrap().fetched);
+        let rotated = Secret::new("rotated");
+        assert!(cache.get(&request(&rotated)).await.unwrap().fetched);
+        assert_eq!(http.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn refusals_and_garbage_keep_the_status_and_never_the_body() {
+        let http = Arc::new(Scripted {
+            calls: AtomicU64::new(0),
+            answer: Box::new(|n| match n {
+                0 => (401, r#"{"error":"invalid_client"}"#.to_string()),
+                _ => (500, "oops s3cret".to_string()),
+            }),
+            bodies: Mutex::new(Vec::new()),
+        });
+        let clock = Arc::new(FixedClock(Mutex::new(Duration::ZERO)));
+        let cache = TokenCache::new(http, clock, policy());
+        let secret = Secret::new("s3cret");
+        let refused = cache.get(&request(&secret)).await.unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "token endpoint answered HTTP 401 invalid_client"
+        );
+        let garbage = cache.get(&request(&secret)).await.unwrap_err();
+        assert!(
+            garbage
+                .to_string()
+                .starts_with("token endpoint answered HTTP 500"),
+            "{garbage}"
+        );
+        assert!(!garbage.to_string().contains("s3cret"));
+    }
+}

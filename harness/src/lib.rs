@@ -1,0 +1,120 @@
+//! mcpsim's harness: a scenario in, a report out.
+//!
+//! [`run`] builds a turmoil world from a [`Scenario`] (gateways, fake token
+//! and MCP servers, an operator's client), runs it until every server has
+//! settled or the deadline passes, and applies the checkers. The same
+//! scenario gives the same report, byte for byte.
+
+mod checks;
+pub mod net;
+pub mod scenario;
+pub mod trace;
+mod world;
+
+use serde::Serialize;
+
+pub use checks::Check;
+pub use scenario::{Scenario, ScenarioError};
+pub use trace::{TraceEvent, What};
+pub use world::RunError;
+
+/// What one server ended as, on one gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServerReport {
+    pub gateway: String,
+    pub server_id: String,
+    pub name: String,
+    /// `rest` or `config`.
+    pub path: String,
+    pub status: String,
+    pub tools: Vec<String>,
+    pub error: Option<String>,
+    pub last_health_check: Option<String>,
+    /// Simulated ms at which the operator first saw it leave `unknown`.
+    pub settled_ms: Option<u64>,
+    pub deleted: bool,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub description: String,
+    pub seed: u64,
+    /// Simulated ms at which the operator stopped.
+    pub end_ms: u64,
+    pub deadline_hit: bool,
+    /// Results of the operator's steps, e.g. `create DatabricksSQL -> 201`.
+    pub steps: Vec<String>,
+    pub servers: Vec<ServerReport>,
+    pub checks: Vec<Check>,
+    pub token_servers: std::collections::BTreeMap<String, mcpsim_fakes::TokenStats>,
+    pub mcp_servers: std::collections::BTreeMap<String, mcpsim_fakes::McpStats>,
+    pub trace_hash: String,
+    pub trace: Vec<TraceEvent>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+
+    /// The trace as readable lines.
+    pub fn timeline(&self) -> String {
+        trace::timeline(&self.trace)
+    }
+}
+
+/// Runs one scenario in a fresh simulated world.
+pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
+    let outcome = world::run_world(scenario)?;
+    let servers = outcome
+        .observed
+        .servers
+        .values()
+        .map(|s| ServerReport {
+            gateway: s.gateway.clone(),
+            server_id: s.server_id.clone(),
+            name: s.name.clone(),
+            path: s.source.clone(),
+            status: s.status.clone(),
+            tools: s.tools.clone(),
+            error: s.error.clone(),
+            last_health_check: s.last_health_check.clone(),
+            settled_ms: s.settled_ms,
+            deleted: s.deleted,
+        })
+        .collect();
+    let mut report = Report {
+        description: scenario.description.clone(),
+        seed: scenario.seed,
+        end_ms: outcome.observed.end_ms,
+        deadline_hit: outcome.observed.deadline_hit,
+        steps: outcome.observed.steps.clone(),
+        servers,
+        checks: Vec::new(),
+        token_servers: outcome
+            .token_servers
+            .iter()
+            .map(|(h, s)| (h.clone(), s.stats()))
+            .collect(),
+        mcp_servers: outcome
+            .mcp_servers
+            .iter()
+            .map(|(h, s)| (h.clone(), s.stats()))
+            .collect(),
+        trace_hash: trace::hash(&outcome.trace),
+        trace: outcome.trace.clone(),
+    };
+    let report_text = serde_json::to_string(&report).unwrap_or_default();
+    report.checks = vec![
+        checks::settles(&outcome),
+        checks::health_consistent(&outcome),
+        checks::no_secrets(scenario, &outcome, &report_text),
+        checks::expectations(scenario, &outcome),
+    ];
+    Ok(report)
+}

@@ -1,0 +1,271 @@
+//! Scenarios are data: one JSON value says everything a run depends on.
+//!
+//! A malformed file is refused with the file, the JSON path inside it and
+//! the reason, never a panic.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mcpsim_fakes::{McpServerConfig, TokenServerConfig};
+use mcpsim_gateway::GatewaySettings;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The whole plan of one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line: what this scenario shows.
+    pub description: String,
+    /// The only source of entropy: turmoil's RNG and the gateway's ids.
+    #[serde(default)]
+    pub seed: u64,
+    /// Simulated time after which unsettled servers fail the run.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    #[serde(default)]
+    pub network: Network,
+    pub gateways: Vec<GatewayHost>,
+    #[serde(default)]
+    pub token_servers: Vec<TokenHost>,
+    #[serde(default)]
+    pub mcp_servers: Vec<McpHost>,
+    #[serde(default)]
+    pub operator: Operator,
+    /// Expected outcome per server name, checked at the end.
+    #[serde(default)]
+    pub expect: BTreeMap<String, Expectation>,
+}
+
+fn default_deadline_ms() -> u64 {
+    30_000
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub latency_ms_min: u64,
+    pub latency_ms_max: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_ms_min: 1,
+            latency_ms_max: 5,
+        }
+    }
+}
+
+/// What a gateway host does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Management API and data plane in one process.
+    #[default]
+    AllInOne,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayHost {
+    pub host: String,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub settings: GatewaySettings,
+    /// LiteLLM's config file, as JSON: `{"mcp_servers": {...}}`.
+    #[serde(default)]
+    pub config: Value,
+    /// Environment for `os.environ/NAME` values in the config.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenHost {
+    pub host: String,
+    #[serde(default)]
+    pub config: TokenServerConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpHost {
+    pub host: String,
+    #[serde(default)]
+    pub config: McpServerConfig,
+}
+
+/// The operator's client: registration steps, then polling until settled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Operator {
+    pub poll_interval_ms: u64,
+    pub steps: Vec<Step>,
+}
+
+impl Default for Operator {
+    fn default() -> Self {
+        Operator {
+            poll_interval_ms: 100,
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// One operator action, sent at `at_ms` of simulated time (or at once).
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten`;
+// the action's own fields are still checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(default)]
+    pub at_ms: u64,
+    /// Which gateway host to ask; the first when absent.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    /// `POST /v1/mcp/server` with this body, byte for byte as JSON.
+    Create { body: Value },
+    /// `PUT /v1/mcp/server`; `server` names an earlier created server whose
+    /// id is filled in when the body has no `server_id`.
+    Update { server: String, body: Value },
+    /// `DELETE /v1/mcp/server/{id}` of the server with this name.
+    Delete { server: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error_contains: Option<String>,
+    #[serde(default)]
+    pub tool_count: Option<usize>,
+}
+
+/// A scenario that could not be read.
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub file: String,
+    /// JSON path inside the file (`gateways[0].settings.list_timeout_ms`).
+    pub path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(f, "{}: at {}: {}", self.file, self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    pub fn from_json(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let scenario: Scenario =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ScenarioError {
+                file: file.to_string(),
+                path: e.path().to_string(),
+                reason: e.inner().to_string(),
+            })?;
+        scenario
+            .validate()
+            .map_err(|(path, reason)| ScenarioError {
+                file: file.to_string(),
+                path,
+                reason,
+            })?;
+        Ok(scenario)
+    }
+
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            path: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Scenario::from_json(&file, &text)
+    }
+
+    /// Checks what serde cannot: host names, references between parts.
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.gateways.is_empty() {
+            return Err((
+                "gateways".into(),
+                "at least one gateway host is needed".into(),
+            ));
+        }
+        let mut hosts = std::collections::BTreeSet::new();
+        let all = self
+            .gateways
+            .iter()
+            .map(|g| ("gateways", &g.host))
+            .chain(
+                self.token_servers
+                    .iter()
+                    .map(|t| ("token_servers", &t.host)),
+            )
+            .chain(self.mcp_servers.iter().map(|m| ("mcp_servers", &m.host)));
+        for (i, (part, host)) in all.enumerate() {
+            let valid = !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && host != "operator";
+            if !valid {
+                return Err((
+                    format!("{part}.host"),
+                    format!("{host:?} is not a valid host name"),
+                ));
+            }
+            if !hosts.insert(host.clone()) {
+                return Err((
+                    format!("{part}.host"),
+                    format!("host {host} is declared twice (entry {i})"),
+                ));
+            }
+        }
+        if self.network.latency_ms_min > self.network.latency_ms_max {
+            return Err((
+                "network".into(),
+                "latency_ms_min is above latency_ms_max".into(),
+            ));
+        }
+        if self.operator.poll_interval_ms == 0 {
+            return Err(("operator.poll_interval_ms".into(), "must be above 0".into()));
+        }
+        for (i, step) in self.operator.steps.iter().enumerate() {
+            if let Some(g) = &step.gateway {
+                if !self.gateways.iter().any(|h| &h.host == g) {
+                    return Err((
+                        format!("operator.steps[{i}].gateway"),
+                        format!("no gateway host {g}"),
+                    ));
+                }
+            }
+        }
+        for (i, gateway) in self.gateways.iter().enumerate() {
+            if !gateway.config.is_null() {
+                if let Err(e) =
+                    serde_json::from_value::<mcpsim_gateway::ConfigFile>(gateway.config.clone())
+                {
+                    return Err((format!("gateways[{i}].config"), e.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

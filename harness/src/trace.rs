@@ -1,0 +1,237 @@
+//! The trace: time-stamped events of one run, and its stable hash.
+//!
+//! Events are recorded in the order the single simulation thread produces
+//! them, stamped with simulated milliseconds. The hash covers every event's
+//! JSON, so two runs agree on it only if they agree on everything.
+//!
+//! Timeline columns: simulated time in ms, the host that acted, then what
+//! happened (`->` an HTTP exchange it made, `*` a gateway event).
+
+use std::sync::{Arc, Mutex};
+
+use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
+use mcpsim_gateway::{EventSink, GatewayEvent};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TraceEvent {
+    pub at_ms: u64,
+    pub host: String,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum What {
+    /// An HTTP exchange made by `host`, recorded when it ended.
+    Http {
+        to: String,
+        method: String,
+        path: String,
+        status: Option<u16>,
+        error: Option<String>,
+        took_ms: u64,
+    },
+    Gateway {
+        #[serde(flatten)]
+        event: GatewayEvent,
+    },
+    /// A note of the operator's (deadline reached, all settled).
+    Note { text: String },
+}
+
+/// The shared recorder. Hosts all run on the simulation's one thread; the
+/// mutex only satisfies `Send + Sync` bounds.
+#[derive(Clone, Default)]
+pub struct Trace(Arc<Mutex<Vec<TraceEvent>>>);
+
+pub(crate) fn now_ms() -> u64 {
+    turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64
+}
+
+impl Trace {
+    pub fn push(&self, host: &str, what: What) {
+        let event = TraceEvent {
+            at_ms: now_ms(),
+            host: host.to_string(),
+            what,
+        };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+
+    pub fn events(&self) -> Vec<TraceEvent> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Stable hash of a trace: the first 16 hex digits of sha256 over its JSON lines.
+pub fn hash(events: &[TraceEvent]) -> String {
+    let mut hasher = Sha256::new();
+    for event in events {
+        hasher.update(serde_json::to_string(event).unwrap_or_default().as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())[..16].to_string()
+}
+
+/// The timeline, one readable line per event.
+pub fn timeline(events: &[TraceEvent]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let line = match &e.what {
+            What::Http {
+                to,
+                method,
+                path,
+                status,
+                error,
+                took_ms,
+            } => {
+                let result = match (status, error) {
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(err)) => format!("failed: {err}"),
+                    (None, None) => "no answer".to_string(),
+                };
+                format!("-> {to} {method} {path} = {result} ({took_ms} ms)")
+            }
+            What::Gateway { event } => format!("* {}", describe(event)),
+            What::Note { text } => format!("# {text}"),
+        };
+        out.push_str(&format!("{:>7} ms  {:<10} {line}\n", e.at_ms, e.host));
+    }
+    out
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+fn describe(event: &GatewayEvent) -> String {
+    use GatewayEvent::*;
+    match event {
+        Registered {
+            server_id,
+            name,
+            source,
+        } => {
+            format!(
+                "registered {name} as {} from {}",
+                short(server_id),
+                source.as_str()
+            )
+        }
+        Updated { server_id } => format!("updated {}", short(server_id)),
+        Deleted { server_id } => format!("deleted {}", short(server_id)),
+        DiscoveryStarted {
+            server_id,
+            attempt,
+            reason,
+        } => {
+            format!(
+                "discovery #{attempt} of {} started ({reason:?})",
+                short(server_id)
+            )
+        }
+        TokenFetched { server_id, attempt } => {
+            format!("token fetched for {} (#{attempt})", short(server_id))
+        }
+        TokenInvalidated { server_id, attempt } => {
+            format!(
+                "token of {} invalidated after 401 (#{attempt})",
+                short(server_id)
+            )
+        }
+        DiscoveryFinished {
+            server_id,
+            attempt,
+            outcome,
+        } => {
+            format!(
+                "discovery #{attempt} of {} finished: {outcome}",
+                short(server_id)
+            )
+        }
+        DiscoveryCancelled {
+            server_id,
+            attempt,
+            reason,
+        } => {
+            format!(
+                "discovery #{attempt} of {} cancelled ({reason:?})",
+                short(server_id)
+            )
+        }
+        StatusChanged {
+            server_id,
+            from,
+            to,
+        } => {
+            format!(
+                "status of {} {} -> {}",
+                short(server_id),
+                from.as_str(),
+                to.as_str()
+            )
+        }
+    }
+}
+
+/// Records gateway events into the trace.
+pub(crate) struct TraceSink {
+    pub host: String,
+    pub trace: Trace,
+}
+
+impl EventSink for TraceSink {
+    fn record(&self, event: GatewayEvent) {
+        self.trace.push(&self.host, What::Gateway { event });
+    }
+}
+
+/// Wraps a client and records every exchange it makes. Only the method, the
+/// path and the outcome are kept: headers, queries and bodies may carry
+/// secrets.
+pub(crate) struct TracingClient<C> {
+    pub inner: C,
+    pub host: String,
+    pub trace: Trace,
+}
+
+impl<C: HttpClient> HttpClient for TracingClient<C> {
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
+        let to = request.uri().host().unwrap_or("").to_string();
+        let method = request.method().to_string();
+        let mut path = request.uri().path().to_string();
+        // The JSON-RPC method names the MCP step; it is never a secret.
+        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(request.body()) {
+            if let Some(rpc) = body.get("method").and_then(|m| m.as_str()) {
+                path = format!("{path} {rpc}");
+            }
+        }
+        Box::pin(async move {
+            let started = now_ms();
+            let result = self.inner.send(request).await;
+            let (status, error) = match &result {
+                Ok(response) => (Some(response.status().as_u16()), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            self.trace.push(
+                &self.host,
+                What::Http {
+                    to,
+                    method,
+                    path,
+                    status,
+                    error,
+                    took_ms: now_ms() - started,
+                },
+            );
+            result
+        })
+    }
+}

@@ -1,0 +1,408 @@
+//! Builds a turmoil world from a scenario and runs it to a report.
+//!
+//! Hosts: every gateway, token server and MCP server of the scenario, each
+//! listening on port 80, plus the `operator` client that registers servers
+//! and polls like a person would. State meant to survive a host restart (the
+//! fakes' counters and issued tokens) lives outside the host closures.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use mcpsim_fakes::{McpServer, TokenServer};
+use mcpsim_gateway::http_client::HttpClient;
+use mcpsim_gateway::{Clock, ConfigFile, Deps, Gateway};
+use serde_json::{json, Value};
+
+use crate::net::{serve, SimHttpClient};
+use crate::scenario::{Action, Scenario};
+use crate::trace::{now_ms, Trace, TraceSink, TracingClient, What};
+
+/// The simulated wall clock starts here: 2026-01-01T00:00:00Z.
+pub const EPOCH_UNIX_S: u64 = 1_767_225_600;
+
+/// Why a run could not happen at all (as opposed to a failed check).
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+struct SimClock;
+
+impl Clock for SimClock {
+    fn now_unix(&self) -> Duration {
+        turmoil::since_epoch().unwrap_or_default()
+    }
+}
+
+fn fake_clock() -> mcpsim_fakes::Clock {
+    Arc::new(|| turmoil::since_epoch().unwrap_or_default())
+}
+
+/// What the operator saw of one server.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Seen {
+    pub gateway: String,
+    pub server_id: String,
+    pub name: String,
+    pub source: String,
+    pub url: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub last_health_check: Option<String>,
+    pub settled_ms: Option<u64>,
+    pub deleted: bool,
+    pub tools: Vec<String>,
+}
+
+/// Everything the operator observed.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    pub servers: BTreeMap<(String, String), Seen>,
+    /// Every response body the operator read, for the secrets check.
+    pub bodies: Vec<String>,
+    /// Inconsistent health records, seen at any poll.
+    pub violations: Vec<String>,
+    /// Step results: `create DatabricksSQL -> 201`.
+    pub steps: Vec<String>,
+    pub deadline_hit: bool,
+    pub end_ms: u64,
+}
+
+/// The raw results of a run, before checks.
+pub(crate) struct Outcome {
+    pub observed: Observed,
+    pub trace: Vec<crate::trace::TraceEvent>,
+    pub token_servers: BTreeMap<String, TokenServer>,
+    pub mcp_servers: BTreeMap<String, McpServer>,
+}
+
+pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
+    let trace = Trace::default();
+    // Configs are checked before the world exists, so a bad one is an input
+    // error and not a host that dies at start.
+    let mut configs = Vec::new();
+    for g in &scenario.gateways {
+        let config: ConfigFile = if g.config.is_null() {
+            ConfigFile::default()
+        } else {
+            serde_json::from_value(g.config.clone())
+                .map_err(|e| RunError(format!("gateway {}: config: {e}", g.host)))?
+        };
+        let probe = Deps {
+            http: Arc::new(SimHttpClient::new()),
+            clock: Arc::new(SimClock),
+            events: Arc::new(mcpsim_gateway::MemorySink::default()),
+        };
+        Gateway::new(g.settings.clone(), probe, &config, &g.env)
+            .map_err(|e| RunError(format!("gateway {}: config: {e}", g.host)))?;
+        configs.push(config);
+    }
+
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(scenario.seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_S))
+        .min_message_latency(Duration::from_millis(scenario.network.latency_ms_min))
+        .max_message_latency(Duration::from_millis(scenario.network.latency_ms_max))
+        .simulation_duration(Duration::from_millis(scenario.deadline_ms + 60_000))
+        .build();
+
+    let mut token_servers = BTreeMap::new();
+    for t in &scenario.token_servers {
+        let server = TokenServer::new(t.config.clone(), fake_clock());
+        token_servers.insert(t.host.clone(), server.clone());
+        sim.host(t.host.as_str(), move || {
+            let router = server.router();
+            async move { serve(80, router).await }
+        });
+    }
+    let mut mcp_servers = BTreeMap::new();
+    for m in &scenario.mcp_servers {
+        let server = McpServer::new(m.config.clone(), fake_clock());
+        mcp_servers.insert(m.host.clone(), server.clone());
+        sim.host(m.host.as_str(), move || {
+            let router = server.router();
+            async move { serve(80, router).await }
+        });
+    }
+    for (g, config) in scenario.gateways.iter().zip(configs) {
+        let (host, settings, env, trace) = (
+            g.host.clone(),
+            g.settings.clone(),
+            g.env.clone(),
+            trace.clone(),
+        );
+        sim.host(g.host.as_str(), move || {
+            let deps = Deps {
+                http: Arc::new(TracingClient {
+                    inner: SimHttpClient::new(),
+                    host: host.clone(),
+                    trace: trace.clone(),
+                }),
+                clock: Arc::new(SimClock),
+                events: Arc::new(TraceSink {
+                    host: host.clone(),
+                    trace: trace.clone(),
+                }),
+            };
+            let gateway = Gateway::new(settings.clone(), deps, &config, &env);
+            async move {
+                let gateway = gateway.map_err(|e| e.to_string())?;
+                gateway.start();
+                serve(80, gateway.router()).await
+            }
+        });
+    }
+
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    {
+        let scenario = scenario.clone();
+        let observed = observed.clone();
+        let trace = trace.clone();
+        sim.client("operator", async move {
+            operate(&scenario, &trace, &observed).await;
+            Ok(())
+        });
+    }
+    sim.run()
+        .map_err(|e| RunError(format!("simulation failed: {e}")))?;
+    let observed = std::mem::take(&mut *observed.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(Outcome {
+        observed,
+        trace: trace.events(),
+        token_servers,
+        mcp_servers,
+    })
+}
+
+struct Operator<'a> {
+    http: TracingClient<SimHttpClient>,
+    observed: &'a Mutex<Observed>,
+    deadline_ms: u64,
+}
+
+impl Operator<'_> {
+    fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.observed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One request to a gateway; a refused connection (the gateway not
+    /// listening yet, or restarting) is retried until the deadline.
+    async fn call(
+        &self,
+        gateway: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Option<(u16, Value)> {
+        loop {
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri(format!("http://{gateway}{path}"));
+            if body.is_some() {
+                request = request.header("content-type", "application/json");
+            }
+            let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+            let request = request.body(bytes).ok()?;
+            match self.http.send(request).await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = String::from_utf8_lossy(response.body()).to_string();
+                    let value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+                    self.observed().bodies.push(text);
+                    return Some((status, value));
+                }
+                Err(mcpsim_gateway::HttpError::Connect(_)) if now_ms() < self.deadline_ms => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn record_row(&self, gateway: &str, row: &Value) {
+        let id = row["server_id"].as_str().unwrap_or("").to_string();
+        let status = row["status"].as_str().unwrap_or("").to_string();
+        let error = row["health_check_error"].as_str().map(str::to_string);
+        let last = row["last_health_check"].as_str().map(str::to_string);
+        let now = now_ms();
+        let mut observed = self.observed();
+        // The health record must be consistent at every poll.
+        let mut problems = Vec::new();
+        if last.is_some() && status == "unknown" {
+            problems.push("last_health_check is set but status is unknown");
+        }
+        if status == "unhealthy" && error.is_none() {
+            problems.push("status is unhealthy without an error");
+        }
+        if status == "healthy" && error.is_some() {
+            problems.push("status is healthy with an error");
+        }
+        if status != "unknown" && last.is_none() {
+            problems.push("status is settled without last_health_check");
+        }
+        for p in problems {
+            observed
+                .violations
+                .push(format!("{gateway}/{id} at {now} ms: {p}"));
+        }
+        let seen = observed
+            .servers
+            .entry((gateway.to_string(), id.clone()))
+            .or_default();
+        seen.gateway = gateway.to_string();
+        seen.server_id = id;
+        seen.name = row["server_name"].as_str().unwrap_or("").to_string();
+        seen.source = row["source"].as_str().unwrap_or("").to_string();
+        seen.url = row["url"].as_str().map(str::to_string);
+        if status != "unknown" && seen.settled_ms.is_none() {
+            seen.settled_ms = Some(now);
+        }
+        seen.status = status;
+        seen.error = error;
+        seen.last_health_check = last;
+        seen.deleted = false;
+    }
+}
+
+async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>) {
+    let op = Operator {
+        http: TracingClient {
+            inner: SimHttpClient::new(),
+            host: "operator".to_string(),
+            trace: trace.clone(),
+        },
+        observed,
+        deadline_ms: scenario.deadline_ms,
+    };
+    let first = scenario.gateways[0].host.clone();
+    let mut created: BTreeMap<String, String> = BTreeMap::new();
+    for step in &scenario.operator.steps {
+        let now = now_ms();
+        if step.at_ms > now {
+            tokio::time::sleep(Duration::from_millis(step.at_ms - now)).await;
+        }
+        let gateway = step.gateway.clone().unwrap_or_else(|| first.clone());
+        let (label, result) = match &step.action {
+            Action::Create { body } => {
+                let name = body["server_name"].as_str().unwrap_or("?").to_string();
+                let result = op
+                    .call(&gateway, "POST", "/v1/mcp/server", Some(body))
+                    .await;
+                if let Some((201, row)) = &result {
+                    if let Some(id) = row["server_id"].as_str() {
+                        created.insert(name.clone(), id.to_string());
+                    }
+                }
+                (format!("create {name}"), result)
+            }
+            Action::Update { server, body } => {
+                let mut body = body.clone();
+                if body.get("server_id").is_none() {
+                    body["server_id"] = json!(created.get(server).cloned().unwrap_or_default());
+                }
+                let result = op
+                    .call(&gateway, "PUT", "/v1/mcp/server", Some(&body))
+                    .await;
+                (format!("update {server}"), result)
+            }
+            Action::Delete { server } => {
+                let id = created.get(server).cloned().unwrap_or_default();
+                let result = op
+                    .call(&gateway, "DELETE", &format!("/v1/mcp/server/{id}"), None)
+                    .await;
+                if let Some((202, _)) = result {
+                    if let Some(seen) = op.observed().servers.get_mut(&(gateway.clone(), id)) {
+                        seen.deleted = true;
+                    }
+                }
+                (format!("delete {server}"), result)
+            }
+        };
+        let text = match result {
+            Some((status, body)) => match body["detail"]["error"].as_str() {
+                Some(error) => format!("{label} -> {status}: {error}"),
+                None => format!("{label} -> {status}"),
+            },
+            None => format!("{label} -> no answer"),
+        };
+        op.observed().steps.push(text);
+    }
+
+    // Poll every gateway until every server it lists has left `unknown`.
+    loop {
+        let mut all_settled = true;
+        for g in &scenario.gateways {
+            match op.call(&g.host, "GET", "/v1/mcp/server", None).await {
+                Some((200, Value::Array(rows))) => {
+                    let listed: Vec<String> = rows
+                        .iter()
+                        .filter_map(|r| r["server_id"].as_str().map(str::to_string))
+                        .collect();
+                    for row in &rows {
+                        op.record_row(&g.host, row);
+                        if row["status"].as_str() == Some("unknown") {
+                            all_settled = false;
+                        }
+                    }
+                    for ((gateway, id), seen) in op.observed().servers.iter_mut() {
+                        if gateway == &g.host && !listed.contains(id) {
+                            seen.deleted = true;
+                        }
+                    }
+                }
+                _ => all_settled = false,
+            }
+        }
+        if all_settled {
+            trace.push(
+                "operator",
+                What::Note {
+                    text: "every server settled".into(),
+                },
+            );
+            break;
+        }
+        if now_ms() >= scenario.deadline_ms {
+            trace.push(
+                "operator",
+                What::Note {
+                    text: "deadline reached".into(),
+                },
+            );
+            op.observed().deadline_hit = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(scenario.operator.poll_interval_ms)).await;
+    }
+
+    let keys: Vec<(String, String)> = op
+        .observed()
+        .servers
+        .iter()
+        .filter(|(_, s)| !s.deleted)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for (gateway, id) in keys {
+        let path = format!("/v1/mcp/tools?server_id={id}");
+        if let Some((200, body)) = op.call(&gateway, "GET", &path, None).await {
+            let mut names: Vec<String> = body["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            if let Some(seen) = op.observed().servers.get_mut(&(gateway, id)) {
+                seen.tools = names;
+            }
+        }
+    }
+    op.observed().end_ms = now_ms();
+}

@@ -1,0 +1,258 @@
+//! The `mcpsim` command: run catalogue scenarios and print what happened.
+//!
+//! Exit codes: 0 when every check holds, 1 when one fails, 2 for bad input
+//! or usage.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mcpsim_harness::{Report, Scenario};
+
+/// Deterministic simulation tests for MCP gateways.
+#[derive(Parser)]
+#[command(name = "mcpsim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario file, or every catalogue scenario with --all.
+    Run {
+        /// The scenario file (JSON).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        file: Option<PathBuf>,
+        /// Run every scenario in the catalogue, one row each.
+        #[arg(long)]
+        all: bool,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the trace as a readable timeline.
+        #[arg(long)]
+        timeline: bool,
+        /// Print the whole report, trace included, as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where the catalogue lives (for --all).
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// List the catalogue's scenarios with their one-line descriptions.
+    List {
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            file: Some(file),
+            seed,
+            timeline,
+            json,
+            ..
+        } => run_one(&file, seed, timeline, json),
+        Command::Run {
+            all: true,
+            seed,
+            dir,
+            ..
+        } => run_all(&dir, seed),
+        Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
+        Command::List { dir } => list(&dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Checks) => ExitCode::from(1),
+        Err(Failure::Usage(message)) => {
+            eprintln!("mcpsim: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+enum Failure {
+    /// A check failed; the report already said which and why.
+    Checks,
+    /// Bad input or usage.
+    Usage(String),
+}
+
+fn catalogue(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Failure::Usage(format!("{}: cannot read: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn load(file: &Path, seed: Option<u64>) -> Result<Scenario, Failure> {
+    let mut scenario = Scenario::load(file).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    Ok(scenario)
+}
+
+fn execute(file: &Path, scenario: &Scenario) -> Result<Report, Failure> {
+    mcpsim_harness::run(scenario).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))
+}
+
+fn run_one(file: &Path, seed: Option<u64>, timeline: bool, json: bool) -> Result<(), Failure> {
+    let scenario = load(file, seed)?;
+    let report = execute(file, &scenario)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print_report(file, &report);
+        if timeline {
+            println!("\ntimeline:\n{}", report.timeline());
+        }
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        if json {
+            for check in report.failed_checks() {
+                eprintln!("check {} failed: {}", check.name, check.findings.join("; "));
+            }
+        }
+        eprintln!(
+            "replay: mcpsim run {} --seed {} --timeline",
+            file.display(),
+            report.seed
+        );
+        Err(Failure::Checks)
+    }
+}
+
+fn print_report(file: &Path, report: &Report) {
+    println!("{}: {}", file.display(), report.description);
+    println!(
+        "seed {}, ended at {} ms of simulated time{}",
+        report.seed,
+        report.end_ms,
+        if report.deadline_hit {
+            " (deadline reached)"
+        } else {
+            ""
+        }
+    );
+    for step in &report.steps {
+        println!("  step: {step}");
+    }
+    println!();
+    println!(
+        "{:<10} {:<16} {:<7} {:<10} {:>5} {:>9}  error",
+        "gateway", "server", "path", "status", "tools", "settled"
+    );
+    for s in &report.servers {
+        let settled = s
+            .settled_ms
+            .map(|ms| format!("{ms} ms"))
+            .unwrap_or_else(|| "-".into());
+        let status = if s.deleted {
+            "deleted"
+        } else {
+            s.status.as_str()
+        };
+        println!(
+            "{:<10} {:<16} {:<7} {:<10} {:>5} {:>9}  {}",
+            s.gateway,
+            s.name,
+            s.path,
+            status,
+            s.tools.len(),
+            settled,
+            s.error.as_deref().unwrap_or("-")
+        );
+        if !s.tools.is_empty() {
+            println!("{:<10} tools: {}", "", s.tools.join(", "));
+        }
+    }
+    println!();
+    for check in &report.checks {
+        let mark = if check.passed { "ok  " } else { "FAIL" };
+        println!("{mark} {}", check.name);
+        for finding in &check.findings {
+            println!("     {finding}");
+        }
+    }
+    println!("trace hash {}", report.trace_hash);
+}
+
+fn run_all(dir: &Path, seed: Option<u64>) -> Result<(), Failure> {
+    let files = catalogue(dir)?;
+    let mut failed = 0;
+    println!(
+        "{:<44} {:<6} {:>9} {:<18} servers",
+        "scenario", "result", "sim ms", "trace hash"
+    );
+    for file in &files {
+        let scenario = load(file, seed)?;
+        let report = execute(file, &scenario)?;
+        let servers: Vec<String> = report
+            .servers
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.status))
+            .collect();
+        let result = if report.passed() { "ok" } else { "FAIL" };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<44} {:<6} {:>9} {:<18} {}",
+            name,
+            result,
+            report.end_ms,
+            report.trace_hash,
+            servers.join(" ")
+        );
+        if !report.passed() {
+            failed += 1;
+            for check in report.failed_checks() {
+                println!("    {} failed: {}", check.name, check.findings.join("; "));
+            }
+            println!(
+                "    replay: mcpsim run {} --seed {} --timeline",
+                file.display(),
+                report.seed
+            );
+        }
+    }
+    println!(
+        "{} scenarios, {} passed, {} failed",
+        files.len(),
+        files.len() - failed,
+        failed
+    );
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Checks)
+    }
+}
+
+fn list(dir: &Path) -> Result<(), Failure> {
+    for file in catalogue(dir)? {
+        let scenario = load(&file, None)?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        println!("{:<44} {}", name, scenario.description);
+    }
+    Ok(())
+}
