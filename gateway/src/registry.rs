@@ -649,21 +649,6 @@ impl Registry {
         }
         Ok(out)
     }
-
-    #[cfg(test)]
-    pub fn secrets(&self) -> Vec<String> {
-        self.lock()
-            .servers
-            .values()
-            .flat_map(|e| {
-                e.spec
-                    .secrets()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
 }
 
 /// Token failures, including the gateway's own timeout.

@@ -37,6 +37,10 @@ pub struct Scenario {
     pub expect: BTreeMap<String, Expectation>,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_deadline_ms() -> u64 {
     30_000
 }
@@ -86,6 +90,9 @@ pub struct GatewayHost {
 #[serde(deny_unknown_fields)]
 pub struct TokenHost {
     pub host: String,
+    /// False: the host is up but nothing listens, so connects are refused.
+    #[serde(default = "yes")]
+    pub listening: bool,
     #[serde(default)]
     pub config: TokenServerConfig,
 }
@@ -94,6 +101,9 @@ pub struct TokenHost {
 #[serde(deny_unknown_fields)]
 pub struct McpHost {
     pub host: String,
+    /// False: the host is up but nothing listens, so connects are refused.
+    #[serde(default = "yes")]
+    pub listening: bool,
     #[serde(default)]
     pub config: McpServerConfig,
 }

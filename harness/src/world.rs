@@ -117,18 +117,30 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
     for t in &scenario.token_servers {
         let server = TokenServer::new(t.config.clone(), fake_clock());
         token_servers.insert(t.host.clone(), server.clone());
+        let listening = t.listening;
         sim.host(t.host.as_str(), move || {
             let router = server.router();
-            async move { serve(80, router).await }
+            async move {
+                if !listening {
+                    std::future::pending::<()>().await;
+                }
+                serve(80, router).await
+            }
         });
     }
     let mut mcp_servers = BTreeMap::new();
     for m in &scenario.mcp_servers {
         let server = McpServer::new(m.config.clone(), fake_clock());
         mcp_servers.insert(m.host.clone(), server.clone());
+        let listening = m.listening;
         sim.host(m.host.as_str(), move || {
             let router = server.router();
-            async move { serve(80, router).await }
+            async move {
+                if !listening {
+                    std::future::pending::<()>().await;
+                }
+                serve(80, router).await
+            }
         });
     }
     for (g, config) in scenario.gateways.iter().zip(configs) {

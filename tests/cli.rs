@@ -1,0 +1,83 @@
+//! The command line's contract: output and exit codes 0, 1 and 2.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn mcpsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcpsim"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("the mcpsim binary runs")
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcpsim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_reporters_scenario_ends_healthy_with_the_fakes_tools() {
+    let out = mcpsim(&["run", "scenarios/reporter-rest-oauth2.json", "--timeline"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("DatabricksSQL-execute_sql"), "{stdout}");
+    assert!(stdout.contains("healthy"), "{stdout}");
+    assert!(stdout.contains("POST /oidc/v1/token = 200"), "{stdout}");
+}
+
+#[test]
+fn run_all_runs_every_catalogue_file_and_exits_0() {
+    let out = mcpsim(&["run", "--all"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    let list = mcpsim(&["list"]);
+    assert_eq!(list.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("reporter-rest-oauth2.json"));
+}
+
+#[test]
+fn a_malformed_scenario_names_the_file_the_path_and_the_reason_and_exits_2() {
+    let path = temp_file(
+        "bad.json",
+        r#"{"description": "x", "gateways": [{"host": "gateway", "settings": {"list_timeout_ms": "soon"}}]}"#,
+    );
+    let out = mcpsim(&["run", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.json"), "{stderr}");
+    assert!(
+        stderr.contains("gateways[0].settings.list_timeout_ms"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid type"), "{stderr}");
+
+    let missing = mcpsim(&["run", "no/such/file.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let usage = mcpsim(&["run"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn a_failed_check_says_which_and_why_and_exits_1() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/token-server-down.json"),
+    )
+    .unwrap()
+    .replace(r#""status": "unhealthy""#, r#""status": "healthy""#);
+    let path = temp_file("wrong-expectation.json", &text);
+    let out = mcpsim(&["run", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL expectations"), "{stdout}");
+    assert!(
+        stdout.contains("expected healthy, got unhealthy"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("replay: mcpsim run"), "{stderr}");
+}

@@ -1,0 +1,115 @@
+//! Live mode: the same gateway and fakes on real sockets, 127.0.0.1 only,
+//! with reqwest as the gateway's client. The test starts and stops its own
+//! servers and sends nothing anywhere else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpsim_fakes::{McpServer, McpServerConfig, TokenServer, TokenServerConfig};
+use mcpsim_gateway::{
+    ConfigFile, Deps, Gateway, GatewaySettings, MemorySink, ReqwestClient, SystemClock,
+};
+use serde_json::json;
+
+async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{address}"), task)
+}
+
+#[tokio::test]
+async fn the_reporters_registration_works_on_real_sockets() {
+    let clock: mcpsim_fakes::Clock = Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    });
+    let tokens: TokenServerConfig = serde_json::from_value(json!({
+        "clients": [{"client_id": "live-client", "client_secret": "live-secret-123"}]
+    }))
+    .unwrap();
+    let mcp: McpServerConfig = serde_json::from_value(json!({
+        "tool_count": 3, "page_size": 2, "reply": "sse",
+        "auth": {"type": "oauth", "issuer": "mcpsim-auth", "signing_key": "mcpsim-signing-key"}
+    }))
+    .unwrap();
+    let (auth_url, auth_task) = serve(TokenServer::new(tokens, clock.clone()).router()).await;
+    let (mcp_url, mcp_task) = serve(McpServer::new(mcp, clock).router()).await;
+
+    let deps = Deps {
+        http: Arc::new(ReqwestClient::new()),
+        clock: Arc::new(SystemClock),
+        events: Arc::new(MemorySink::default()),
+    };
+    let gateway = Gateway::new(
+        GatewaySettings::default(),
+        deps,
+        &ConfigFile::default(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    gateway.start();
+    let (gateway_url, gateway_task) = serve(gateway.router()).await;
+
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{gateway_url}/v1/mcp/server"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"server_name": "live", "transport": "http", "url": format!("{mcp_url}/mcp"),
+                "auth_type": "oauth2", "token_url": format!("{auth_url}/oauth/token"),
+                "credentials": {"client_id": "live-client", "client_secret": "live-secret-123"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let row: serde_json::Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let id = row["server_id"].as_str().unwrap().to_string();
+
+    // Bounded wait: 200 polls of 25 ms.
+    let mut status = String::new();
+    for _ in 0..200 {
+        let row: serde_json::Value = serde_json::from_str(
+            &client
+                .get(format!("{gateway_url}/v1/mcp/server/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        status = row["status"].as_str().unwrap_or_default().to_string();
+        if status != "unknown" {
+            assert_eq!(status, "healthy", "{row}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "healthy");
+    let tools: serde_json::Value = serde_json::from_str(
+        &client
+            .get(format!("{gateway_url}/v1/mcp/tools?server_id={id}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+    assert!(!tools.to_string().contains("live-secret-123"));
+
+    gateway.shutdown();
+    for task in [auth_task, mcp_task, gateway_task] {
+        task.abort();
+    }
+}
