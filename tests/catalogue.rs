@@ -30,6 +30,10 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "token-server-down",
         "mcp-rejects-token",
         "sse-three-pages",
+        "update-during-discovery",
+        "mcp-401-once-then-recovers",
+        "token-server-hangs",
+        "listing-hangs",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

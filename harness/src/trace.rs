@@ -214,24 +214,60 @@ impl<C: HttpClient> HttpClient for TracingClient<C> {
             }
         }
         Box::pin(async move {
-            let started = now_ms();
+            // If the caller drops this future (a timeout, a cancelled task),
+            // the guard still records the exchange, as abandoned.
+            let mut guard = Pending {
+                trace: &self.trace,
+                host: &self.host,
+                started: now_ms(),
+                to,
+                method,
+                path,
+                done: false,
+            };
             let result = self.inner.send(request).await;
             let (status, error) = match &result {
                 Ok(response) => (Some(response.status().as_u16()), None),
                 Err(e) => (None, Some(e.to_string())),
             };
-            self.trace.push(
-                &self.host,
-                What::Http {
-                    to,
-                    method,
-                    path,
-                    status,
-                    error,
-                    took_ms: now_ms() - started,
-                },
-            );
+            guard.finish(status, error);
             result
         })
+    }
+}
+
+/// An exchange in flight; records itself when finished or dropped.
+struct Pending<'a> {
+    trace: &'a Trace,
+    host: &'a str,
+    started: u64,
+    to: String,
+    method: String,
+    path: String,
+    done: bool,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self, status: Option<u16>, error: Option<String>) {
+        self.done = true;
+        self.trace.push(
+            self.host,
+            What::Http {
+                to: std::mem::take(&mut self.to),
+                method: std::mem::take(&mut self.method),
+                path: std::mem::take(&mut self.path),
+                status,
+                error,
+                took_ms: now_ms().saturating_sub(self.started),
+            },
+        );
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(None, Some("abandoned by the caller".to_string()));
+        }
     }
 }
