@@ -21,6 +21,11 @@ async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
     (format!("http://{address}"), task)
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 #[tokio::test]
 async fn the_reporters_registration_works_on_real_sockets() {
     let clock: mcpsim_fakes::Clock = Arc::new(|| {
@@ -75,17 +80,7 @@ async fn the_reporters_registration_works_on_real_sockets() {
     // Bounded wait: 200 polls of 25 ms.
     let mut status = String::new();
     for _ in 0..200 {
-        let row: serde_json::Value = serde_json::from_str(
-            &client
-                .get(format!("{gateway_url}/v1/mcp/server/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let row = get_json(&client, &format!("{gateway_url}/v1/mcp/server/{id}")).await;
         status = row["status"].as_str().unwrap_or_default().to_string();
         if status != "unknown" {
             assert_eq!(status, "healthy", "{row}");
@@ -94,17 +89,11 @@ async fn the_reporters_registration_works_on_real_sockets() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(status, "healthy");
-    let tools: serde_json::Value = serde_json::from_str(
-        &client
-            .get(format!("{gateway_url}/v1/mcp/tools?server_id={id}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+    let tools = get_json(
+        &client,
+        &format!("{gateway_url}/v1/mcp/tools?server_id={id}"),
     )
-    .unwrap();
+    .await;
     assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
     assert!(!tools.to_string().contains("live-secret-123"));
 
