@@ -34,6 +34,7 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "mcp-401-once-then-recovers",
         "token-server-hangs",
         "listing-hangs",
+        "gateway-restart-config",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

@@ -32,6 +32,9 @@ pub struct Scenario {
     pub mcp_servers: Vec<McpHost>,
     #[serde(default)]
     pub operator: Operator,
+    /// Faults applied to the world at stated simulated times.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
     /// Expected outcome per server name, checked at the end.
     #[serde(default)]
     pub expect: BTreeMap<String, Expectation>,
@@ -121,6 +124,72 @@ impl Default for Operator {
         Operator {
             poll_interval_ms: 100,
             steps: Vec::new(),
+        }
+    }
+}
+
+/// A fault, spelled as turmoil spells its verbs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub verb: Verb,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Verb {
+    /// Stop the host: its runtime and every task on it are dropped.
+    Crash {
+        host: String,
+    },
+    /// Restart the host: its setup runs again, with only durable state kept.
+    Bounce {
+        host: String,
+    },
+    /// Cut the link between two hosts: new connections are refused, open
+    /// ones hang.
+    Partition {
+        a: String,
+        b: String,
+    },
+    Repair {
+        a: String,
+        b: String,
+    },
+    /// Queue the messages between two hosts until `release`.
+    Hold {
+        a: String,
+        b: String,
+    },
+    Release {
+        a: String,
+        b: String,
+    },
+}
+
+impl Verb {
+    /// The hosts the fault names.
+    pub fn hosts(&self) -> Vec<&str> {
+        match self {
+            Verb::Crash { host } | Verb::Bounce { host } => vec![host],
+            Verb::Partition { a, b }
+            | Verb::Repair { a, b }
+            | Verb::Hold { a, b }
+            | Verb::Release { a, b } => {
+                vec![a, b]
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Verb::Crash { host } => format!("crash {host}"),
+            Verb::Bounce { host } => format!("bounce {host}"),
+            Verb::Partition { a, b } => format!("partition {a} {b}"),
+            Verb::Repair { a, b } => format!("repair {a} {b}"),
+            Verb::Hold { a, b } => format!("hold {a} {b}"),
+            Verb::Release { a, b } => format!("release {a} {b}"),
         }
     }
 }
@@ -265,6 +334,21 @@ impl Scenario {
                         format!("no gateway host {g}"),
                     ));
                 }
+            }
+        }
+        for (i, fault) in self.faults.iter().enumerate() {
+            for host in fault.verb.hosts() {
+                if !hosts.contains(host) && host != "operator" {
+                    return Err((format!("faults[{i}]"), format!("no host {host}")));
+                }
+            }
+            if matches!(fault.verb, Verb::Crash { .. } | Verb::Bounce { .. })
+                && fault.verb.hosts() == ["operator"]
+            {
+                return Err((
+                    format!("faults[{i}]"),
+                    "the operator cannot be crashed or bounced".into(),
+                ));
             }
         }
         for (i, gateway) in self.gateways.iter().enumerate() {

@@ -61,6 +61,17 @@ impl Trace {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
 
+    /// Records an event from outside any host (the driving loop), at a
+    /// time the caller read from the simulation.
+    pub fn push_at(&self, at_ms: u64, host: &str, what: What) {
+        let event = TraceEvent {
+            at_ms,
+            host: host.to_string(),
+            what,
+        };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+
     pub fn events(&self) -> Vec<TraceEvent> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

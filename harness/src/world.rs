@@ -15,11 +15,14 @@ use mcpsim_gateway::{Clock, ConfigFile, Deps, Gateway};
 use serde_json::{json, Value};
 
 use crate::net::{serve, SimHttpClient};
-use crate::scenario::{Action, Scenario};
+use crate::scenario::{Action, Scenario, Verb};
 use crate::trace::{now_ms, Trace, TraceSink, TracingClient, What};
 
 /// The simulated wall clock starts here: 2026-01-01T00:00:00Z.
 pub const EPOCH_UNIX_S: u64 = 1_767_225_600;
+
+/// How long the operator waits for one answer from a gateway.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a run could not happen at all (as opposed to a failed check).
 #[derive(Debug)]
@@ -182,8 +185,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
             Ok(())
         });
     }
-    sim.run()
-        .map_err(|e| RunError(format!("simulation failed: {e}")))?;
+    drive(&mut sim, scenario, &trace)?;
     let observed = std::mem::take(&mut *observed.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Outcome {
         observed,
@@ -191,6 +193,42 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
         token_servers,
         mcp_servers,
     })
+}
+
+/// Steps the simulation until the operator is done, applying each fault
+/// when its time comes. Faults are applied between steps, so they land at
+/// the same simulated instant in every run.
+fn drive(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, trace: &Trace) -> Result<(), RunError> {
+    let mut faults: Vec<&crate::scenario::Fault> = scenario.faults.iter().collect();
+    faults.sort_by_key(|f| f.at_ms);
+    let mut next = 0;
+    loop {
+        let now = sim.elapsed().as_millis() as u64;
+        while next < faults.len() && faults[next].at_ms <= now {
+            let verb = &faults[next].verb;
+            trace.push_at(
+                now,
+                "sim",
+                What::Note {
+                    text: verb.describe(),
+                },
+            );
+            match verb {
+                Verb::Crash { host } => sim.crash(host.as_str()),
+                Verb::Bounce { host } => sim.bounce(host.as_str()),
+                Verb::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
+                Verb::Repair { a, b } => sim.repair(a.as_str(), b.as_str()),
+                Verb::Hold { a, b } => sim.hold(a.as_str(), b.as_str()),
+                Verb::Release { a, b } => sim.release(a.as_str(), b.as_str()),
+            }
+            next += 1;
+        }
+        match sim.step() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(RunError(format!("simulation failed: {e}"))),
+        }
+    }
 }
 
 struct Operator<'a> {
@@ -222,7 +260,13 @@ impl Operator<'_> {
             }
             let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
             let request = request.body(bytes).ok()?;
-            match self.http.send(request).await {
+            // An open connection across a partition hangs: give up on it
+            // as a person would, and say so with no answer.
+            let answer = tokio::time::timeout(CALL_TIMEOUT, self.http.send(request)).await;
+            let Ok(answer) = answer else {
+                return None;
+            };
+            match answer {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let text = String::from_utf8_lossy(response.body()).to_string();
@@ -372,7 +416,9 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 _ => all_settled = false,
             }
         }
-        if all_settled {
+        // Settling before the last fault proves nothing about after it.
+        let faults_done = scenario.faults.iter().all(|f| f.at_ms < now_ms());
+        if all_settled && faults_done {
             trace.push(
                 "operator",
                 What::Note {
