@@ -1,4 +1,5 @@
-//! Fake peers for the simulation: an OAuth2 token server and a Streamable HTTP MCP server.
+//! Fake peers for the simulation: an OAuth2 token server, a Streamable HTTP MCP server, and
+//! the store host (a versioned row store standing in for the gateway's database).
 //!
 //! Invariants: nothing here reads the wall clock, draws randomness or depends on turmoil.
 //! Time comes from an injected [`Clock`], ids come from counters, and everything that is
@@ -8,6 +9,7 @@
 
 pub mod access_token;
 pub mod mcp_server;
+pub mod store_server;
 pub mod token_server;
 
 /// Time since the unix epoch, as the simulation (or a live test) defines it.
@@ -16,6 +18,7 @@ pub type Clock = std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
 pub use mcp_server::{
     McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, ReplyMode, ToolSpec,
 };
+pub use store_server::{StoreServer, StoreServerConfig, StoreStats, StoredRow};
 pub use token_server::{
     ClientRegistration, TokenFailure, TokenFailureRule, TokenServer, TokenServerConfig, TokenStats,
 };
