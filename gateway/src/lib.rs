@@ -19,6 +19,7 @@ pub mod http_client;
 pub mod mcp_client;
 mod registry;
 pub mod spec;
+pub mod store;
 pub mod token;
 
 use std::collections::BTreeMap;
