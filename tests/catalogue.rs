@@ -35,6 +35,7 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "token-server-hangs",
         "listing-hangs",
         "gateway-restart-config",
+        "rest-survives-gateway-restart",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

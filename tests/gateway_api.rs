@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
+use mcpsim_gateway::store::{Store, StoreError, StoredRow};
 use mcpsim_gateway::{ConfigFile, Deps, Gateway, GatewaySettings, MemorySink, SystemClock};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -32,6 +33,7 @@ fn gateway() -> axum::Router {
         http: Arc::new(Unreachable),
         clock: Arc::new(SystemClock),
         events: Arc::new(MemorySink::default()),
+        store: None,
     };
     Gateway::new(GatewaySettings::default(), deps, &config, &BTreeMap::new())
         .unwrap()
@@ -167,4 +169,49 @@ async fn updates_deletes_and_reads_of_unknown_or_config_servers_are_refused() {
     assert_eq!(status, 202);
     let (status, _) = call(&router, "GET", "/v1/mcp/server/s1", "").await;
     assert_eq!(status, 404);
+}
+
+/// A store that is down: every call fails as unreachable.
+struct DownStore;
+
+impl Store for DownStore {
+    fn put(&self, _: &str, _: Value, _: bool) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+    }
+    fn delete(&self, _: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<StoredRow>, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+    }
+}
+
+#[tokio::test]
+async fn a_write_the_store_did_not_acknowledge_is_refused_with_503_and_changes_nothing() {
+    let deps = Deps {
+        http: Arc::new(Unreachable),
+        clock: Arc::new(SystemClock),
+        events: Arc::new(MemorySink::default()),
+        store: Some(Arc::new(DownStore)),
+    };
+    let router = Gateway::new(
+        GatewaySettings::default(),
+        deps,
+        &ConfigFile::default(),
+        &BTreeMap::new(),
+    )
+    .unwrap()
+    .router();
+    let body = json!({"server_name": "db", "transport": "http", "url": "http://db/mcp",
+        "credentials": {"auth_value": SECRET}, "auth_type": "bearer_token"});
+    let (status, answer) = call(&router, "POST", "/v1/mcp/server", &body.to_string()).await;
+    assert_eq!(status, 503, "{answer}");
+    let error = answer["detail"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("store unavailable") && error.contains("nothing was changed"),
+        "{error}"
+    );
+    assert!(!error.contains(SECRET));
+    let (_, rows) = call(&router, "GET", "/v1/mcp/server", "").await;
+    assert_eq!(rows, json!([]));
 }

@@ -49,6 +49,7 @@ async fn the_reporters_registration_works_on_real_sockets() {
         http: Arc::new(ReqwestClient::new()),
         clock: Arc::new(SystemClock),
         events: Arc::new(MemorySink::default()),
+        store: None,
     };
     let gateway = Gateway::new(
         GatewaySettings::default(),

@@ -53,6 +53,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     registry
         .create(&body)
+        .await
         .map(|row| (StatusCode::CREATED, Json(row)))
 }
 
@@ -62,6 +63,7 @@ async fn update(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     registry
         .update(&body)
+        .await
         .map(|row| (StatusCode::ACCEPTED, Json(row)))
 }
 
@@ -76,7 +78,7 @@ async fn remove(
     State(registry): Shared,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    registry.delete(&id).map(|()| {
+    registry.delete(&id).await.map(|()| {
         (
             StatusCode::ACCEPTED,
             Json(json!({"server_id": id, "deleted": true})),

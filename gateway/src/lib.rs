@@ -47,6 +47,8 @@ pub struct GatewaySettings {
     pub token_ttl_floor_s: u64,
     pub token_default_ttl_s: u64,
     pub token_client_auth: ClientAuthMethod,
+    /// Pause between two reads of the store (LiteLLM syncs every 30 s).
+    pub sync_interval_ms: u64,
     /// Seeds the ids the gateway makes up (server ids of REST registrations).
     pub id_seed: u64,
 }
@@ -61,6 +63,7 @@ impl Default for GatewaySettings {
             token_ttl_floor_s: 10,
             token_default_ttl_s: 3_600,
             token_client_auth: ClientAuthMethod::RequestBody,
+            sync_interval_ms: 30_000,
             id_seed: 0,
         }
     }
@@ -94,6 +97,8 @@ pub enum AttemptReason {
     Registered,
     Updated,
     Interval,
+    /// Learned or changed through a read of the store.
+    Synced,
 }
 
 /// Why a discovery attempt was cancelled.
@@ -149,6 +154,16 @@ pub enum GatewayEvent {
         from: Status,
         to: Status,
     },
+    /// The store could not be read; every known server is kept.
+    SyncFailed {
+        error: String,
+    },
+    /// A stored row could not be decoded and was skipped; others still sync.
+    RowSkipped {
+        server_id: String,
+        version: u64,
+        reason: String,
+    },
 }
 
 /// Receives gateway events.
@@ -185,6 +200,9 @@ pub struct Deps {
     pub http: Arc<dyn HttpClient>,
     pub clock: Arc<dyn Clock>,
     pub events: Arc<dyn EventSink>,
+    /// Where REST registrations persist; `None` keeps them in memory only,
+    /// so they are lost on restart (as LiteLLM without a database).
+    pub store: Option<Arc<dyn store::Store>>,
 }
 
 /// A config file that could not be loaded: which server, which field, why.

@@ -19,6 +19,7 @@ use tokio::task::AbortHandle;
 use crate::clock::rfc3339;
 use crate::mcp_client::{self, ClientQuirks, ListRequest, Stage, StageCell, Tool};
 use crate::spec::{self, Auth, ServerSpec, Source, SpecError, Transport, REDACTED};
+use crate::store::{decode_row, encode_row, Store, StoreError};
 use crate::token::{TokenCache, TokenError, TokenPolicy, TokenRequest};
 use crate::{AttemptReason, CancelReason, Deps, GatewayEvent, GatewaySettings, Status};
 
@@ -64,6 +65,8 @@ struct Entry {
     health: Health,
     task: Option<AbortHandle>,
     in_flight: Option<u64>,
+    /// The store version this definition came from or was written as.
+    store_version: Option<u64>,
     created_at: Duration,
     updated_at: Duration,
 }
@@ -73,6 +76,11 @@ struct State {
     next_attempt: u64,
     ids: ChaCha8Rng,
     started: bool,
+    /// False after a failed read of the store, until a read succeeds.
+    store_reachable: bool,
+    /// Rows already reported as undecodable, by version.
+    skipped: BTreeMap<String, u64>,
+    sync_task: Option<AbortHandle>,
 }
 
 pub(crate) struct Registry {
@@ -103,6 +111,9 @@ impl Registry {
                 next_attempt: 1,
                 ids: ChaCha8Rng::seed_from_u64(settings.id_seed),
                 started: false,
+                store_reachable: true,
+                skipped: BTreeMap::new(),
+                sync_task: None,
             }),
             settings,
             deps,
@@ -150,6 +161,7 @@ impl Registry {
             health: Health::default(),
             task: None,
             in_flight: None,
+            store_version: None,
             created_at: now,
             updated_at: now,
         }
@@ -185,6 +197,11 @@ impl Registry {
         for id in ids {
             self.spawn(&id, AttemptReason::Startup);
         }
+        if let Some(store) = self.deps.store.clone() {
+            let registry = self.clone();
+            let task = tokio::spawn(async move { registry.sync_loop(store).await });
+            self.lock().sync_task = Some(task.abort_handle());
+        }
     }
 
     pub fn shutdown(&self) {
@@ -192,6 +209,9 @@ impl Registry {
         {
             let mut state = self.lock();
             state.started = false;
+            if let Some(task) = state.sync_task.take() {
+                task.abort();
+            }
             for (id, entry) in state.servers.iter_mut() {
                 if let Some(task) = entry.task.take() {
                     task.abort();
@@ -461,30 +481,24 @@ impl Registry {
 
     // ---- the API's operations ----
 
-    pub fn create(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
-        let raw: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                spec::describe_serde_error(&e),
-            )
-        })?;
-        if !raw.is_object() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "body must be a JSON object",
-            ));
-        }
-        let parsed = spec::parse_rest_body(body).map_err(ApiError::invalid)?;
+    fn store_unavailable(error: StoreError) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{error}; nothing was changed"),
+        )
+    }
+
+    /// Inserts a new server and starts its discovery. Checks again, under
+    /// the lock, what the caller checked before awaiting the store.
+    fn apply_insert(
+        self: &Arc<Self>,
+        spec: ServerSpec,
+        raw: Value,
+        store_version: Option<u64>,
+        reason: AttemptReason,
+    ) -> Result<String, ApiError> {
         let (id, name) = {
             let mut state = self.lock();
-            let spec = spec::from_rest(&parsed, || {
-                let mut bytes = [0u8; 16];
-                state.ids.fill_bytes(&mut bytes);
-                uuid::Builder::from_random_bytes(bytes)
-                    .into_uuid()
-                    .to_string()
-            })
-            .map_err(ApiError::invalid)?;
             if state.servers.contains_key(&spec.id) {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -494,7 +508,8 @@ impl Registry {
             Self::check_unique(&state, &spec, None)
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
             let (id, name) = (spec.id.clone(), spec.name.clone());
-            let entry = self.new_entry(spec, Some(raw));
+            let mut entry = self.new_entry(spec, Some(raw));
+            entry.store_version = store_version;
             state.servers.insert(id.clone(), entry);
             (id, name)
         };
@@ -503,57 +518,36 @@ impl Registry {
             name,
             source: Source::Rest,
         });
-        self.spawn(&id, AttemptReason::Registered);
-        Ok(self.row(&id).unwrap_or(Value::Null))
+        self.spawn(&id, reason);
+        Ok(id)
     }
 
-    pub fn update(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
-        let update: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                spec::describe_serde_error(&e),
-            )
-        })?;
-        let Some(id) = update
-            .get("server_id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "server_id: is required",
-            ));
-        };
+    /// Replaces a server's definition: the running attempt is superseded.
+    fn apply_replace(
+        self: &Arc<Self>,
+        spec: ServerSpec,
+        merged: Value,
+        store_version: Option<u64>,
+        reason: AttemptReason,
+    ) -> Result<(), ApiError> {
+        let id = spec.id.clone();
         let mut events = Vec::new();
         {
             let mut state = self.lock();
-            let Some(entry) = state.servers.get(&id) else {
+            Self::check_unique(&state, &spec, Some(&id))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let now = self.deps.clock.now_unix();
+            let Some(entry) = state.servers.get_mut(&id) else {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     format!("no server with server_id {id}"),
                 ));
             };
-            let Some(stored) = &entry.rest_body else {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("server {id} comes from the config file and cannot be changed through the API"),
-                ));
-            };
-            let merged = spec::merge_rest_bodies(stored, &update);
-            let bytes = merged.to_string().into_bytes();
-            let parsed = spec::parse_rest_body(&bytes).map_err(ApiError::invalid)?;
-            let spec = spec::from_rest(&parsed, || id.clone()).map_err(ApiError::invalid)?;
-            Self::check_unique(&state, &spec, Some(&id))
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-            let now = self.deps.clock.now_unix();
-            let entry = state
-                .servers
-                .get_mut(&id)
-                .expect("looked up above under the same lock");
             events.extend(self.cancel(entry, CancelReason::Superseded));
             let from = entry.health.status();
             entry.spec = Arc::new(spec);
             entry.rest_body = Some(merged);
+            entry.store_version = store_version;
             entry.generation += 1;
             entry.health = Health::default();
             entry.updated_at = now;
@@ -572,27 +566,17 @@ impl Registry {
         for event in events {
             self.emit(event);
         }
-        self.spawn(&id, AttemptReason::Updated);
-        Ok(self.row(&id).unwrap_or(Value::Null))
+        self.spawn(&id, reason);
+        Ok(())
     }
 
-    pub fn delete(&self, id: &str) -> Result<(), ApiError> {
+    /// Removes a server and cancels its discovery.
+    fn apply_remove(&self, id: &str) {
         let event = {
             let mut state = self.lock();
-            match state.servers.get(id) {
-                None => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no server with server_id {id}"))),
-                Some(entry) if entry.spec.source == Source::Config => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("server {id} comes from the config file and cannot be deleted through the API"),
-                    ))
-                }
-                Some(_) => {}
-            }
-            let mut entry = state
-                .servers
-                .remove(id)
-                .expect("present under the same lock");
+            let Some(mut entry) = state.servers.remove(id) else {
+                return;
+            };
             self.cancel(&mut entry, CancelReason::Deleted)
         };
         self.tokens.invalidate(id);
@@ -602,7 +586,214 @@ impl Registry {
         self.emit(GatewayEvent::Deleted {
             server_id: id.to_string(),
         });
+    }
+
+    pub async fn create(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
+        let raw: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        if !raw.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "body must be a JSON object",
+            ));
+        }
+        let parsed = spec::parse_rest_body(body).map_err(ApiError::invalid)?;
+        let spec = {
+            let mut state = self.lock();
+            let spec = spec::from_rest(&parsed, || {
+                let mut bytes = [0u8; 16];
+                state.ids.fill_bytes(&mut bytes);
+                uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string()
+            })
+            .map_err(ApiError::invalid)?;
+            if state.servers.contains_key(&spec.id) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("server_id {} already exists", spec.id),
+                ));
+            }
+            Self::check_unique(&state, &spec, None)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            spec
+        };
+        // Acknowledge only what the store has acknowledged.
+        let version = match &self.deps.store {
+            Some(store) => match store.put(&spec.id, encode_row(&raw), true).await {
+                Ok(version) => Some(version),
+                Err(StoreError::Conflict) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("server_id {} already exists", spec.id),
+                    ))
+                }
+                Err(e) => return Err(Self::store_unavailable(e)),
+            },
+            None => None,
+        };
+        let id = self.apply_insert(spec, raw, version, AttemptReason::Registered)?;
+        Ok(self.row(&id).unwrap_or(Value::Null))
+    }
+
+    pub async fn update(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
+        let update: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        let Some(id) = update
+            .get("server_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "server_id: is required",
+            ));
+        };
+        let (spec, merged) = {
+            let state = self.lock();
+            let Some(entry) = state.servers.get(&id) else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no server with server_id {id}"),
+                ));
+            };
+            let Some(stored) = &entry.rest_body else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("server {id} comes from the config file and cannot be changed through the API"),
+                ));
+            };
+            let merged = spec::merge_rest_bodies(stored, &update);
+            let bytes = merged.to_string().into_bytes();
+            let parsed = spec::parse_rest_body(&bytes).map_err(ApiError::invalid)?;
+            let spec = spec::from_rest(&parsed, || id.clone()).map_err(ApiError::invalid)?;
+            Self::check_unique(&state, &spec, Some(&id))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            (spec, merged)
+        };
+        let version = match &self.deps.store {
+            Some(store) => Some(
+                store
+                    .put(&id, encode_row(&merged), false)
+                    .await
+                    .map_err(Self::store_unavailable)?,
+            ),
+            None => None,
+        };
+        self.apply_replace(spec, merged, version, AttemptReason::Updated)?;
+        Ok(self.row(&id).unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        {
+            let state = self.lock();
+            match state.servers.get(id) {
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no server with server_id {id}"),
+                    ))
+                }
+                Some(entry) if entry.spec.source == Source::Config => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("server {id} comes from the config file and cannot be deleted through the API"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(store) = &self.deps.store {
+            match store.delete(id).await {
+                // Already gone from the store: finish the delete here.
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(Self::store_unavailable(e)),
+            }
+        }
+        self.apply_remove(id);
         Ok(())
+    }
+
+    /// Reads the store and makes the registry match it: new rows are added,
+    /// newer versions supersede, rows gone from the store are removed.
+    /// An unreadable store changes nothing; an undecodable row is skipped.
+    async fn sync_once(self: &Arc<Self>, store: &dyn Store) {
+        let rows = match store.list().await {
+            Ok(rows) => rows,
+            Err(error) => {
+                self.lock().store_reachable = false;
+                self.emit(GatewayEvent::SyncFailed {
+                    error: error.to_string(),
+                });
+                return;
+            }
+        };
+        self.lock().store_reachable = true;
+        let mut present = std::collections::BTreeSet::new();
+        for row in &rows {
+            present.insert(row.server_id.clone());
+            let local = {
+                let state = self.lock();
+                state
+                    .servers
+                    .get(&row.server_id)
+                    .map(|e| (e.spec.source, e.store_version))
+            };
+            let fresh = match local {
+                None => true,
+                Some((Source::Rest, version)) if version.is_none_or(|v| v < row.version) => false,
+                // Up to date, or a config server of the same id (config wins).
+                Some(_) => continue,
+            };
+            let decoded = decode_row(row).and_then(|(spec, body)| {
+                let result = if fresh {
+                    self.apply_insert(spec, body, Some(row.version), AttemptReason::Synced)
+                        .map(|_| ())
+                } else {
+                    self.apply_replace(spec, body, Some(row.version), AttemptReason::Synced)
+                };
+                result.map_err(|e| e.message)
+            });
+            if let Err(reason) = decoded {
+                let first_time = self
+                    .lock()
+                    .skipped
+                    .insert(row.server_id.clone(), row.version)
+                    != Some(row.version);
+                if first_time {
+                    self.emit(GatewayEvent::RowSkipped {
+                        server_id: row.server_id.clone(),
+                        version: row.version,
+                        reason,
+                    });
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .lock()
+            .servers
+            .iter()
+            .filter(|(id, e)| e.store_version.is_some() && !present.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.apply_remove(&id);
+        }
+    }
+
+    async fn sync_loop(self: Arc<Self>, store: Arc<dyn Store>) {
+        loop {
+            self.sync_once(store.as_ref()).await;
+            tokio::time::sleep(Duration::from_millis(self.settings.sync_interval_ms)).await;
+        }
     }
 
     /// One server as the API shows it: LiteLLM's row, secrets redacted.

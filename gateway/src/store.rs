@@ -6,8 +6,8 @@
 //! one written by a newer version, is reported with a secret-free reason and
 //! skipped by the reader; it never stops the others.
 //!
-//! Not yet wired into the registry: the control-plane / data-plane split
-//! (issue 3) uses it next.
+//! The registry writes REST registrations here before acknowledging them
+//! and syncs from here at start and on an interval.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

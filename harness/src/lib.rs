@@ -49,6 +49,8 @@ pub struct Report {
     pub checks: Vec<Check>,
     pub token_servers: std::collections::BTreeMap<String, mcpsim_fakes::TokenStats>,
     pub mcp_servers: std::collections::BTreeMap<String, mcpsim_fakes::McpStats>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stores: std::collections::BTreeMap<String, mcpsim_fakes::StoreStats>,
     pub trace_hash: String,
     pub trace: Vec<TraceEvent>,
 }
@@ -103,6 +105,11 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
             .collect(),
         mcp_servers: outcome
             .mcp_servers
+            .iter()
+            .map(|(h, s)| (h.clone(), s.stats()))
+            .collect(),
+        stores: outcome
+            .stores
             .iter()
             .map(|(h, s)| (h.clone(), s.stats()))
             .collect(),

@@ -30,6 +30,9 @@ pub struct Scenario {
     pub token_servers: Vec<TokenHost>,
     #[serde(default)]
     pub mcp_servers: Vec<McpHost>,
+    /// Store hosts (the gateway's database).
+    #[serde(default)]
+    pub stores: Vec<StoreHost>,
     #[serde(default)]
     pub operator: Operator,
     /// Faults applied to the world at stated simulated times.
@@ -84,6 +87,10 @@ pub struct GatewayHost {
     /// LiteLLM's config file, as JSON: `{"mcp_servers": {...}}`.
     #[serde(default)]
     pub config: Value,
+    /// The store host this gateway persists REST registrations in; none
+    /// keeps them in memory only.
+    #[serde(default)]
+    pub store: Option<String>,
     /// Environment for `os.environ/NAME` values in the config.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -109,6 +116,14 @@ pub struct McpHost {
     pub listening: bool,
     #[serde(default)]
     pub config: McpServerConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreHost {
+    pub host: String,
+    #[serde(default)]
+    pub config: mcpsim_fakes::StoreServerConfig,
 }
 
 /// The operator's client: registration steps, then polling until settled.
@@ -299,7 +314,8 @@ impl Scenario {
                     .iter()
                     .map(|t| ("token_servers", &t.host)),
             )
-            .chain(self.mcp_servers.iter().map(|m| ("mcp_servers", &m.host)));
+            .chain(self.mcp_servers.iter().map(|m| ("mcp_servers", &m.host)))
+            .chain(self.stores.iter().map(|s| ("stores", &s.host)));
         for (i, (part, host)) in all.enumerate() {
             let valid = !host.is_empty()
                 && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -352,6 +368,14 @@ impl Scenario {
             }
         }
         for (i, gateway) in self.gateways.iter().enumerate() {
+            if let Some(store) = &gateway.store {
+                if !self.stores.iter().any(|s| &s.host == store) {
+                    return Err((
+                        format!("gateways[{i}].store"),
+                        format!("no store host {store}"),
+                    ));
+                }
+            }
             if !gateway.config.is_null() {
                 if let Err(e) =
                     serde_json::from_value::<mcpsim_gateway::ConfigFile>(gateway.config.clone())

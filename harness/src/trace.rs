@@ -174,6 +174,15 @@ fn describe(event: &GatewayEvent) -> String {
                 short(server_id)
             )
         }
+        SyncFailed { error } => format!("store sync failed, keeping every known server: {error}"),
+        RowSkipped {
+            server_id,
+            version,
+            reason,
+        } => format!(
+            "store row {} v{version} skipped: {reason}",
+            short(server_id)
+        ),
         StatusChanged {
             server_id,
             from,

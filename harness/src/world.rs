@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use mcpsim_fakes::{McpServer, TokenServer};
+use mcpsim_fakes::{McpServer, StoreServer, TokenServer};
 use mcpsim_gateway::http_client::HttpClient;
+use mcpsim_gateway::store::{HttpStore, Store};
 use mcpsim_gateway::{Clock, ConfigFile, Deps, Gateway};
 use serde_json::{json, Value};
 
@@ -84,6 +85,7 @@ pub(crate) struct Outcome {
     pub trace: Vec<crate::trace::TraceEvent>,
     pub token_servers: BTreeMap<String, TokenServer>,
     pub mcp_servers: BTreeMap<String, McpServer>,
+    pub stores: BTreeMap<String, StoreServer>,
 }
 
 pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
@@ -102,6 +104,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
             http: Arc::new(SimHttpClient::new()),
             clock: Arc::new(SimClock),
             events: Arc::new(mcpsim_gateway::MemorySink::default()),
+            store: None,
         };
         Gateway::new(g.settings.clone(), probe, &config, &g.env)
             .map_err(|e| RunError(format!("gateway {}: config: {e}", g.host)))?;
@@ -146,6 +149,16 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
             }
         });
     }
+    let mut stores = BTreeMap::new();
+    for st in &scenario.stores {
+        // The store's state lives here, outside the host: a bounce keeps it.
+        let server = StoreServer::new(st.config.clone());
+        stores.insert(st.host.clone(), server.clone());
+        sim.host(st.host.as_str(), move || {
+            let router = server.router();
+            async move { serve(80, router).await }
+        });
+    }
     for (g, config) in scenario.gateways.iter().zip(configs) {
         let (host, settings, env, trace) = (
             g.host.clone(),
@@ -153,6 +166,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
             g.env.clone(),
             trace.clone(),
         );
+        let store_host = g.store.clone();
         sim.host(g.host.as_str(), move || {
             let deps = Deps {
                 http: Arc::new(TracingClient {
@@ -164,6 +178,15 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
                 events: Arc::new(TraceSink {
                     host: host.clone(),
                     trace: trace.clone(),
+                }),
+                store: store_host.as_ref().map(|store| {
+                    let client = TracingClient {
+                        inner: SimHttpClient::new(),
+                        host: host.clone(),
+                        trace: trace.clone(),
+                    };
+                    Arc::new(HttpStore::new(Arc::new(client), format!("http://{store}")))
+                        as Arc<dyn Store>
                 }),
             };
             let gateway = Gateway::new(settings.clone(), deps, &config, &env);
@@ -192,6 +215,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
         trace: trace.events(),
         token_servers,
         mcp_servers,
+        stores,
     })
 }
 
