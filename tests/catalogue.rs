@@ -36,6 +36,9 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "listing-hangs",
         "gateway-restart-config",
         "rest-survives-gateway-restart",
+        "split-reporter",
+        "split-data-plane-restart",
+        "split-store-partition",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::registry::{ApiError, Registry};
+use crate::Role;
 
 type Shared = State<Arc<Registry>>;
 
@@ -28,12 +29,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(crate) fn router(registry: Arc<Registry>) -> Router {
+pub(crate) fn router(registry: Arc<Registry>, role: Role) -> Router {
+    let tools_route = match role {
+        Role::Control => get(|| async {
+            ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: "the control plane serves no MCP traffic; ask a data plane".to_string(),
+            }
+        }),
+        Role::AllInOne | Role::Data => get(tools),
+    };
     Router::new()
         .route("/v1/mcp/server", get(list).post(create).put(update))
         .route("/v1/mcp/server/health", get(health))
         .route("/v1/mcp/server/{id}", get(one).delete(remove))
-        .route("/v1/mcp/tools", get(tools))
+        .route("/v1/mcp/tools", tools_route)
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -33,10 +33,26 @@ pub use http_client::{HttpClient, HttpError, ReqwestClient};
 pub use spec::{ConfigFile, Source, SpecError};
 pub use token::ClientAuthMethod;
 
+/// What a gateway process is for in a split deployment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Management API and MCP traffic in one process.
+    #[default]
+    AllInOne,
+    /// Takes management writes and owns the store; serves no MCP traffic.
+    Control,
+    /// Serves MCP traffic and health, learns servers from its config file
+    /// and by syncing from the store, and discovers tools itself. It still
+    /// takes REST writes (through the store), as LiteLLM instances do.
+    Data,
+}
+
 /// Gateway settings; a scenario may set any of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySettings {
+    pub role: Role,
     /// Budget for one token request, outside the listing's budget.
     pub token_timeout_ms: u64,
     /// Budget for one listing session (initialize through the last page).
@@ -49,6 +65,9 @@ pub struct GatewaySettings {
     pub token_client_auth: ClientAuthMethod,
     /// Pause between two reads of the store (LiteLLM syncs every 30 s).
     pub sync_interval_ms: u64,
+    /// Budget for one store call; an open connection across a partition
+    /// hangs, so without it a sync would wait forever.
+    pub store_timeout_ms: u64,
     /// Seeds the ids the gateway makes up (server ids of REST registrations).
     pub id_seed: u64,
 }
@@ -56,6 +75,7 @@ pub struct GatewaySettings {
 impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
+            role: Role::AllInOne,
             token_timeout_ms: 10_000,
             list_timeout_ms: 30_000,
             check_interval_ms: 60_000,
@@ -64,6 +84,7 @@ impl Default for GatewaySettings {
             token_default_ttl_s: 3_600,
             token_client_auth: ClientAuthMethod::RequestBody,
             sync_interval_ms: 30_000,
+            store_timeout_ms: 5_000,
             id_seed: 0,
         }
     }
@@ -264,7 +285,7 @@ impl Gateway {
 
     /// The management API.
     pub fn router(&self) -> axum::Router {
-        api::router(self.registry.clone())
+        api::router(self.registry.clone(), self.registry.role())
     }
 
     /// How long a caller should allow one discovery attempt to take.

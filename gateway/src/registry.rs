@@ -128,6 +128,10 @@ impl Registry {
         self.deps.events.record(event);
     }
 
+    pub fn role(&self) -> crate::Role {
+        self.settings.role
+    }
+
     pub fn attempt_budget(&self) -> Duration {
         // A token, a listing, a 401, a second token and a second listing.
         Duration::from_millis(2 * (self.settings.token_timeout_ms + self.settings.list_timeout_ms))
@@ -481,6 +485,21 @@ impl Registry {
 
     // ---- the API's operations ----
 
+    /// Runs one store call within the store budget.
+    async fn within_budget<T>(
+        &self,
+        call: crate::http_client::BoxFuture<'_, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let budget = Duration::from_millis(self.settings.store_timeout_ms);
+        match tokio::time::timeout(budget, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                budget.as_millis()
+            ))),
+        }
+    }
+
     fn store_unavailable(error: StoreError) -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -624,7 +643,10 @@ impl Registry {
         };
         // Acknowledge only what the store has acknowledged.
         let version = match &self.deps.store {
-            Some(store) => match store.put(&spec.id, encode_row(&raw), true).await {
+            Some(store) => match self
+                .within_budget(store.put(&spec.id, encode_row(&raw), true))
+                .await
+            {
                 Ok(version) => Some(version),
                 Err(StoreError::Conflict) => {
                     return Err(ApiError::new(
@@ -681,8 +703,7 @@ impl Registry {
         };
         let version = match &self.deps.store {
             Some(store) => Some(
-                store
-                    .put(&id, encode_row(&merged), false)
+                self.within_budget(store.put(&id, encode_row(&merged), false))
                     .await
                     .map_err(Self::store_unavailable)?,
             ),
@@ -712,7 +733,7 @@ impl Registry {
             }
         }
         if let Some(store) = &self.deps.store {
-            match store.delete(id).await {
+            match self.within_budget(store.delete(id)).await {
                 // Already gone from the store: finish the delete here.
                 Ok(_) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(Self::store_unavailable(e)),
@@ -726,7 +747,7 @@ impl Registry {
     /// newer versions supersede, rows gone from the store are removed.
     /// An unreadable store changes nothing; an undecodable row is skipped.
     async fn sync_once(self: &Arc<Self>, store: &dyn Store) {
-        let rows = match store.list().await {
+        let rows = match self.within_budget(store.list()).await {
             Ok(rows) => rows,
             Err(error) => {
                 self.lock().store_reachable = false;
@@ -806,11 +827,23 @@ impl Registry {
         self.lock().servers.values().map(render_row).collect()
     }
 
+    /// `[{"server_id", "status"}]` as LiteLLM answers; with a store, each
+    /// item also says whether the last read of the store succeeded, so a
+    /// data plane serving what it last knew says so.
     pub fn health(&self) -> Vec<Value> {
-        self.lock()
+        let state = self.lock();
+        let has_store = self.deps.store.is_some();
+        state
             .servers
             .values()
-            .map(|e| json!({"server_id": e.spec.id, "status": e.health.status().as_str()}))
+            .map(|e| {
+                let mut item =
+                    json!({"server_id": e.spec.id, "status": e.health.status().as_str()});
+                if has_store {
+                    item["store_reachable"] = json!(state.store_reachable);
+                }
+                item
+            })
             .collect()
     }
 

@@ -28,9 +28,11 @@ fn check(name: &'static str, findings: Vec<String>) -> Check {
     }
 }
 
-/// Every server leaves `unknown` before the deadline.
+/// Every server leaves `unknown` before the deadline, and every acknowledged
+/// registration is listed on every gateway that shares its store.
 pub(crate) fn settles(outcome: &Outcome) -> Check {
-    let findings = outcome
+    let mut findings: Vec<String> = outcome.observed.missing.clone();
+    let unsettled: Vec<String> = outcome
         .observed
         .servers
         .values()
@@ -42,6 +44,7 @@ pub(crate) fn settles(outcome: &Outcome) -> Check {
             )
         })
         .collect();
+    findings.extend(unsettled);
     check("settles", findings)
 }
 
@@ -49,7 +52,12 @@ pub(crate) fn settles(outcome: &Outcome) -> Check {
 /// exactly the tools of the fake behind it.
 pub(crate) fn health_consistent(outcome: &Outcome) -> Check {
     let mut findings = outcome.observed.violations.clone();
-    for seen in outcome.observed.servers.values().filter(|s| !s.deleted) {
+    for seen in outcome
+        .observed
+        .servers
+        .values()
+        .filter(|s| !s.deleted && s.serves_tools)
+    {
         if seen.status != "healthy" {
             if !seen.tools.is_empty() {
                 findings.push(format!(
@@ -196,7 +204,7 @@ pub(crate) fn expectations(scenario: &Scenario, outcome: &Outcome) -> Check {
                     ));
                 }
             }
-            if let Some(count) = expect.tool_count {
+            if let (Some(count), true) = (expect.tool_count, s.serves_tools) {
                 if s.tools.len() != count {
                     findings.push(format!(
                         "{name} on {}: expected {count} tools, got {}",

@@ -32,6 +32,8 @@ pub struct ServerReport {
     pub last_health_check: Option<String>,
     /// Simulated ms at which the operator first saw it leave `unknown`.
     pub settled_ms: Option<u64>,
+    /// Simulated ms of the first poll that listed it on this gateway.
+    pub first_seen_ms: Option<u64>,
     pub deleted: bool,
 }
 
@@ -87,6 +89,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
             error: s.error.clone(),
             last_health_check: s.last_health_check.clone(),
             settled_ms: s.settled_ms,
+            first_seen_ms: s.first_seen_ms,
             deleted: s.deleted,
         })
         .collect();

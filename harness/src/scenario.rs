@@ -67,21 +67,11 @@ impl Default for Network {
     }
 }
 
-/// What a gateway host does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Management API and data plane in one process.
-    #[default]
-    AllInOne,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayHost {
     pub host: String,
-    #[serde(default)]
-    pub role: Role,
+    /// The host's role (`all_in_one`, `control`, `data`) is a setting.
     #[serde(default)]
     pub settings: GatewaySettings,
     /// LiteLLM's config file, as JSON: `{"mcp_servers": {...}}`.
@@ -131,6 +121,9 @@ pub struct StoreHost {
 #[serde(deny_unknown_fields, default)]
 pub struct Operator {
     pub poll_interval_ms: u64,
+    /// Keep polling at least until this simulated time, so what happens
+    /// after the last fault (a recovery) is seen too.
+    pub poll_until_ms: u64,
     pub steps: Vec<Step>,
 }
 
@@ -138,6 +131,7 @@ impl Default for Operator {
     fn default() -> Self {
         Operator {
             poll_interval_ms: 100,
+            poll_until_ms: 0,
             steps: Vec::new(),
         }
     }

@@ -61,8 +61,12 @@ pub(crate) struct Seen {
     pub error: Option<String>,
     pub last_health_check: Option<String>,
     pub settled_ms: Option<u64>,
+    /// Simulated ms of the first poll that listed it on this gateway.
+    pub first_seen_ms: Option<u64>,
     pub deleted: bool,
     pub tools: Vec<String>,
+    /// False on a control plane, which serves no MCP traffic.
+    pub serves_tools: bool,
 }
 
 /// Everything the operator observed.
@@ -77,6 +81,8 @@ pub(crate) struct Observed {
     pub steps: Vec<String>,
     pub deadline_hit: bool,
     pub end_ms: u64,
+    /// Acknowledged registrations a gateway never listed.
+    pub missing: Vec<String>,
 }
 
 /// The raw results of a run, before checks.
@@ -341,6 +347,9 @@ impl Operator<'_> {
         seen.name = row["server_name"].as_str().unwrap_or("").to_string();
         seen.source = row["source"].as_str().unwrap_or("").to_string();
         seen.url = row["url"].as_str().map(str::to_string);
+        if seen.first_seen_ms.is_none() {
+            seen.first_seen_ms = Some(now);
+        }
         if status != "unknown" && seen.settled_ms.is_none() {
             seen.settled_ms = Some(now);
         }
@@ -363,6 +372,22 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
     };
     let first = scenario.gateways[0].host.clone();
     let mut created: BTreeMap<String, String> = BTreeMap::new();
+    // Where each acknowledged registration must show up: the gateway that
+    // took it, and every gateway that shares its store.
+    let mut expected: std::collections::BTreeSet<(String, String)> = Default::default();
+    let sharing = |host: &str| -> Vec<String> {
+        let store = scenario
+            .gateways
+            .iter()
+            .find(|g| g.host == host)
+            .and_then(|g| g.store.clone());
+        scenario
+            .gateways
+            .iter()
+            .filter(|g| g.host == host || (store.is_some() && g.store == store))
+            .map(|g| g.host.clone())
+            .collect()
+    };
     for step in &scenario.operator.steps {
         let now = now_ms();
         if step.at_ms > now {
@@ -378,6 +403,9 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 if let Some((201, row)) = &result {
                     if let Some(id) = row["server_id"].as_str() {
                         created.insert(name.clone(), id.to_string());
+                        for host in sharing(&gateway) {
+                            expected.insert((host, id.to_string()));
+                        }
                     }
                 }
                 (format!("create {name}"), result)
@@ -398,6 +426,7 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                     .call(&gateway, "DELETE", &format!("/v1/mcp/server/{id}"), None)
                     .await;
                 if let Some((202, _)) = result {
+                    expected.retain(|(_, e)| e != &id);
                     if let Some(seen) = op.observed().servers.get_mut(&(gateway.clone(), id)) {
                         seen.deleted = true;
                     }
@@ -440,8 +469,18 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 _ => all_settled = false,
             }
         }
+        let unlisted: Vec<String> = {
+            let observed = op.observed();
+            expected
+                .iter()
+                .filter(|key| observed.servers.get(*key).is_none_or(|s| s.deleted))
+                .map(|(host, id)| format!("acknowledged server {id} is not listed on {host}"))
+                .collect()
+        };
+        all_settled &= unlisted.is_empty();
         // Settling before the last fault proves nothing about after it.
-        let faults_done = scenario.faults.iter().all(|f| f.at_ms < now_ms());
+        let faults_done = scenario.faults.iter().all(|f| f.at_ms < now_ms())
+            && now_ms() >= scenario.operator.poll_until_ms;
         if all_settled && faults_done {
             trace.push(
                 "operator",
@@ -459,6 +498,7 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 },
             );
             op.observed().deadline_hit = true;
+            op.observed().missing = unlisted;
             break;
         }
         tokio::time::sleep(Duration::from_millis(scenario.operator.poll_interval_ms)).await;
@@ -472,6 +512,20 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
         .map(|(k, _)| k.clone())
         .collect();
     for (gateway, id) in keys {
+        let control = scenario
+            .gateways
+            .iter()
+            .any(|g| g.host == gateway && g.settings.role == mcpsim_gateway::Role::Control);
+        if control {
+            continue;
+        }
+        if let Some(seen) = op
+            .observed()
+            .servers
+            .get_mut(&(gateway.clone(), id.clone()))
+        {
+            seen.serves_tools = true;
+        }
         let path = format!("/v1/mcp/tools?server_id={id}");
         if let Some((200, body)) = op.call(&gateway, "GET", &path, None).await {
             let mut names: Vec<String> = body["tools"]
