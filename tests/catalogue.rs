@@ -39,6 +39,7 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "split-reporter",
         "split-data-plane-restart",
         "split-store-partition",
+        "split-undecodable-row",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }
