@@ -40,6 +40,7 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "split-data-plane-restart",
         "split-store-partition",
         "split-undecodable-row",
+        "split-delete-everywhere",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

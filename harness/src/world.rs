@@ -375,6 +375,8 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
     // Where each acknowledged registration must show up: the gateway that
     // took it, and every gateway that shares its store.
     let mut expected: std::collections::BTreeSet<(String, String)> = Default::default();
+    // Where each acknowledged delete must take effect.
+    let mut gone: std::collections::BTreeSet<(String, String)> = Default::default();
     let sharing = |host: &str| -> Vec<String> {
         let store = scenario
             .gateways
@@ -427,6 +429,9 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                     .await;
                 if let Some((202, _)) = result {
                     expected.retain(|(_, e)| e != &id);
+                    for host in sharing(&gateway) {
+                        gone.insert((host, id.clone()));
+                    }
                     if let Some(seen) = op.observed().servers.get_mut(&(gateway.clone(), id)) {
                         seen.deleted = true;
                     }
@@ -475,6 +480,11 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 .iter()
                 .filter(|key| observed.servers.get(*key).is_none_or(|s| s.deleted))
                 .map(|(host, id)| format!("acknowledged server {id} is not listed on {host}"))
+                .chain(
+                    gone.iter()
+                        .filter(|key| observed.servers.get(*key).is_some_and(|s| !s.deleted))
+                        .map(|(host, id)| format!("deleted server {id} is still listed on {host}")),
+                )
                 .collect()
         };
         all_settled &= unlisted.is_empty();
