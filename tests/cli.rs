@@ -81,3 +81,22 @@ fn a_failed_check_says_which_and_why_and_exits_1() {
     );
     assert!(stderr.contains("replay: mcpsim run"), "{stderr}");
 }
+
+#[test]
+fn a_data_plane_that_learns_late_fails_the_convergence_check() {
+    // A store that takes 2 s per answer cannot meet one 1 s sync interval.
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/split-reporter.json"),
+    )
+    .unwrap()
+    .replace(
+        r#""stores": [{"host": "db"}]"#,
+        r#""stores": [{"host": "db", "config": {"latency_ms": 2000}}]"#,
+    );
+    assert!(text.contains("latency_ms\": 2000"));
+    let path = temp_file("slow-store.json", &text);
+    let out = mcpsim(&["run", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL converges"), "{stdout}");
+}

@@ -32,7 +32,7 @@ pub struct ServerReport {
     pub last_health_check: Option<String>,
     /// Simulated ms at which the operator first saw it leave `unknown`.
     pub settled_ms: Option<u64>,
-    /// Simulated ms of the first poll that listed it on this gateway.
+    /// Simulated ms at which this gateway first registered it.
     pub first_seen_ms: Option<u64>,
     pub deleted: bool,
 }
@@ -89,7 +89,10 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
             error: s.error.clone(),
             last_health_check: s.last_health_check.clone(),
             settled_ms: s.settled_ms,
-            first_seen_ms: s.first_seen_ms,
+            // The gateway's own record of when it learned the server; the
+            // operator's first poll only bounds it from above.
+            first_seen_ms: trace::first_registered(&outcome.trace, &s.gateway, &s.server_id, 0)
+                .or(s.first_seen_ms),
             deleted: s.deleted,
         })
         .collect();
@@ -124,6 +127,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
         checks::settles(&outcome),
         checks::health_consistent(&outcome),
         checks::no_secrets(scenario, &outcome, &report_text),
+        checks::converges(scenario, &outcome),
         checks::expectations(scenario, &outcome),
     ];
     Ok(report)

@@ -77,6 +77,23 @@ impl Trace {
     }
 }
 
+/// When `host` registered `server_id` (from config, REST or a store sync),
+/// first at or after `since_ms`.
+pub fn first_registered(
+    events: &[TraceEvent],
+    host: &str,
+    server_id: &str,
+    since_ms: u64,
+) -> Option<u64> {
+    events
+        .iter()
+        .filter(|e| e.host == host && e.at_ms >= since_ms)
+        .find(|e| {
+            matches!(&e.what, What::Gateway { event: GatewayEvent::Registered { server_id: id, .. } } if id == server_id)
+        })
+        .map(|e| e.at_ms)
+}
+
 /// Stable hash of a trace: the first 16 hex digits of sha256 over its JSON lines.
 pub fn hash(events: &[TraceEvent]) -> String {
     let mut hasher = Sha256::new();

@@ -83,6 +83,8 @@ pub(crate) struct Observed {
     pub end_ms: u64,
     /// Acknowledged registrations a gateway never listed.
     pub missing: Vec<String>,
+    /// Acknowledged creates: (gateway that took it, server id, simulated ms).
+    pub acked: Vec<(String, String, u64)>,
 }
 
 /// The raw results of a run, before checks.
@@ -405,6 +407,9 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 if let Some((201, row)) = &result {
                     if let Some(id) = row["server_id"].as_str() {
                         created.insert(name.clone(), id.to_string());
+                        op.observed()
+                            .acked
+                            .push((gateway.clone(), id.to_string(), now_ms()));
                         for host in sharing(&gateway) {
                             expected.insert((host, id.to_string()));
                         }
