@@ -41,6 +41,9 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "split-store-partition",
         "split-undecodable-row",
         "split-delete-everywhere",
+        "split-rest-on-data-plane",
+        "split-control-restart",
+        "split-store-restart",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }
