@@ -215,6 +215,13 @@ pub(crate) fn expectations(scenario: &Scenario, outcome: &Outcome) -> Check {
             }
         }
     }
+    for host in &scenario.expect_store_unreachable {
+        if !outcome.observed.store_unreachable_seen.contains_key(host) {
+            findings.push(format!(
+                "{host}: expected its health to say the store is unreachable, it never did"
+            ));
+        }
+    }
     check("expectations", findings)
 }
 

@@ -48,6 +48,10 @@ pub struct Report {
     /// Results of the operator's steps, e.g. `create DatabricksSQL -> 201`.
     pub steps: Vec<String>,
     pub servers: Vec<ServerReport>,
+    /// Per gateway, the first poll at which its health said the store was
+    /// unreachable.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub store_unreachable_seen_ms: std::collections::BTreeMap<String, u64>,
     pub checks: Vec<Check>,
     pub token_servers: std::collections::BTreeMap<String, mcpsim_fakes::TokenStats>,
     pub mcp_servers: std::collections::BTreeMap<String, mcpsim_fakes::McpStats>,
@@ -103,6 +107,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
         deadline_hit: outcome.observed.deadline_hit,
         steps: outcome.observed.steps.clone(),
         servers,
+        store_unreachable_seen_ms: outcome.observed.store_unreachable_seen.clone(),
         checks: Vec::new(),
         token_servers: outcome
             .token_servers

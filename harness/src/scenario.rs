@@ -41,6 +41,10 @@ pub struct Scenario {
     /// Expected outcome per server name, checked at the end.
     #[serde(default)]
     pub expect: BTreeMap<String, Expectation>,
+    /// Gateway hosts whose health must, at some poll, say their store is
+    /// unreachable (while they keep serving what they knew).
+    #[serde(default)]
+    pub expect_store_unreachable: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -83,6 +83,8 @@ pub(crate) struct Observed {
     pub end_ms: u64,
     /// Acknowledged registrations a gateway never listed.
     pub missing: Vec<String>,
+    /// First poll at which a gateway's health said its store is unreachable.
+    pub store_unreachable_seen: BTreeMap<String, u64>,
     /// Acknowledged creates: (gateway that took it, server id, simulated ms).
     pub acked: Vec<(String, String, u64)>,
 }
@@ -456,6 +458,10 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
 
     // Poll every gateway until every server it lists has left `unknown`.
     loop {
+        // Only a round that began after the last fault can say how things
+        // ended: one that began before may have read a host just before it
+        // restarted.
+        let round_start = now_ms();
         let mut all_settled = true;
         for g in &scenario.gateways {
             match op.call(&g.host, "GET", "/v1/mcp/server", None).await {
@@ -478,6 +484,20 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 }
                 _ => all_settled = false,
             }
+            if g.store.is_some() {
+                if let Some((200, Value::Array(items))) =
+                    op.call(&g.host, "GET", "/v1/mcp/server/health", None).await
+                {
+                    let unreachable = items.iter().any(|i| i["store_reachable"] == json!(false));
+                    if unreachable {
+                        let now = now_ms();
+                        op.observed()
+                            .store_unreachable_seen
+                            .entry(g.host.clone())
+                            .or_insert(now);
+                    }
+                }
+            }
         }
         let unlisted: Vec<String> = {
             let observed = op.observed();
@@ -494,7 +514,7 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
         };
         all_settled &= unlisted.is_empty();
         // Settling before the last fault proves nothing about after it.
-        let faults_done = scenario.faults.iter().all(|f| f.at_ms < now_ms())
+        let faults_done = scenario.faults.iter().all(|f| f.at_ms < round_start)
             && now_ms() >= scenario.operator.poll_until_ms;
         if all_settled && faults_done {
             trace.push(
