@@ -44,6 +44,7 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "split-rest-on-data-plane",
         "split-control-restart",
         "split-store-restart",
+        "split-config-on-data-plane",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }
