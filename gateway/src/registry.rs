@@ -156,6 +156,18 @@ impl Registry {
         Ok(())
     }
 
+    /// A new server must have a new id and an alias no other server uses.
+    fn check_new(state: &State, spec: &ServerSpec) -> Result<(), ApiError> {
+        if state.servers.contains_key(&spec.id) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("server_id {} already exists", spec.id),
+            ));
+        }
+        Self::check_unique(state, spec, None)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+    }
+
     fn new_entry(&self, spec: ServerSpec, rest_body: Option<Value>) -> Entry {
         let now = self.deps.clock.now_unix();
         Entry {
@@ -518,14 +530,7 @@ impl Registry {
     ) -> Result<String, ApiError> {
         let (id, name) = {
             let mut state = self.lock();
-            if state.servers.contains_key(&spec.id) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("server_id {} already exists", spec.id),
-                ));
-            }
-            Self::check_unique(&state, &spec, None)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            Self::check_new(&state, &spec)?;
             let (id, name) = (spec.id.clone(), spec.name.clone());
             let mut entry = self.new_entry(spec, Some(raw));
             entry.store_version = store_version;
@@ -631,14 +636,7 @@ impl Registry {
                     .to_string()
             })
             .map_err(ApiError::invalid)?;
-            if state.servers.contains_key(&spec.id) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("server_id {} already exists", spec.id),
-                ));
-            }
-            Self::check_unique(&state, &spec, None)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            Self::check_new(&state, &spec)?;
             spec
         };
         // Acknowledge only what the store has acknowledged.
