@@ -36,6 +36,9 @@ enum Command {
         /// Print the whole report, trace included, as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write the run as a Mermaid sequence diagram to this file.
+        #[arg(long, value_name = "FILE.md")]
+        mermaid: Option<PathBuf>,
         /// Where the catalogue lives (for --all).
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
@@ -55,8 +58,9 @@ fn main() -> ExitCode {
             seed,
             timeline,
             json,
+            mermaid,
             ..
-        } => run_one(&file, seed, timeline, json),
+        } => run_one(&file, seed, timeline, json, mermaid.as_deref()),
         Command::Run {
             all: true,
             seed,
@@ -106,9 +110,19 @@ fn execute(file: &Path, scenario: &Scenario) -> Result<Report, Failure> {
     mcpsim_harness::run(scenario).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))
 }
 
-fn run_one(file: &Path, seed: Option<u64>, timeline: bool, json: bool) -> Result<(), Failure> {
+fn run_one(
+    file: &Path,
+    seed: Option<u64>,
+    timeline: bool,
+    json: bool,
+    mermaid: Option<&Path>,
+) -> Result<(), Failure> {
     let scenario = load(file, seed)?;
     let report = execute(file, &scenario)?;
+    if let Some(path) = mermaid {
+        std::fs::write(path, report.mermaid())
+            .map_err(|e| Failure::Usage(format!("{}: cannot write: {e}", path.display())))?;
+    }
     if json {
         println!(
             "{}",

@@ -100,3 +100,25 @@ fn a_data_plane_that_learns_late_fails_the_convergence_check() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL converges"), "{stdout}");
 }
+
+#[test]
+fn mermaid_writes_a_sequence_diagram_of_the_run() {
+    let path = std::env::temp_dir().join(format!("mcpsim-mermaid-{}.md", std::process::id()));
+    let out = mcpsim(&[
+        "run",
+        "scenarios/mcp-rejects-token.json",
+        "--mermaid",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let diagram = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        diagram.contains("```mermaid\nsequenceDiagram\n"),
+        "{diagram}"
+    );
+    assert!(diagram.contains("participant operator"), "{diagram}");
+    assert!(diagram.contains("gateway->>ws:"), "{diagram}");
+    assert!(diagram.contains("initialize = 401"), "{diagram}");
+    assert!(diagram.contains("invalidated after 401"), "{diagram}");
+    assert!(!diagram.contains("dbx-secret"), "{diagram}");
+}

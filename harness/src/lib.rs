@@ -6,6 +6,7 @@
 //! scenario gives the same report, byte for byte.
 
 mod checks;
+pub mod mermaid;
 pub mod net;
 pub mod scenario;
 pub mod trace;
@@ -68,6 +69,11 @@ impl Report {
 
     pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.passed)
+    }
+
+    /// The trace as a Mermaid sequence diagram in Markdown.
+    pub fn mermaid(&self) -> String {
+        mermaid::sequence_diagram(&self.description, &self.trace)
     }
 
     /// The trace as readable lines.
