@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
-use mcpsim_gateway::store::{Store, StoreError, StoredRow};
+use mcpsim_gateway::store::{Snapshot, Store, StoreError};
 use mcpsim_gateway::{ConfigFile, Deps, Gateway, GatewaySettings, MemorySink, SystemClock};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -181,7 +181,7 @@ impl Store for DownStore {
     fn delete(&self, _: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
-    fn list(&self) -> BoxFuture<'_, Result<Vec<StoredRow>, StoreError>> {
+    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
 }

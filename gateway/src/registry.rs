@@ -80,6 +80,9 @@ struct State {
     store_reachable: bool,
     /// Rows already reported as undecodable, by version.
     skipped: BTreeMap<String, u64>,
+    /// Store version of each delete made here, so an older snapshot cannot
+    /// resurrect the server.
+    tombstones: BTreeMap<String, u64>,
     sync_task: Option<AbortHandle>,
 }
 
@@ -109,10 +112,16 @@ impl Registry {
             state: Mutex::new(State {
                 servers: BTreeMap::new(),
                 next_attempt: 1,
-                ids: ChaCha8Rng::seed_from_u64(settings.id_seed),
+                // A restarted process must not hand out its old ids again,
+                // so the start time joins the seed (simulated time in the
+                // harness, so runs stay reproducible).
+                ids: ChaCha8Rng::seed_from_u64(
+                    settings.id_seed ^ deps.clock.now_unix().as_nanos() as u64,
+                ),
                 started: false,
                 store_reachable: true,
                 skipped: BTreeMap::new(),
+                tombstones: BTreeMap::new(),
                 sync_task: None,
             }),
             settings,
@@ -656,7 +665,20 @@ impl Registry {
             },
             None => None,
         };
-        let id = self.apply_insert(spec, raw, version, AttemptReason::Registered)?;
+        let id = spec.id.clone();
+        match self.apply_insert(spec, raw, version, AttemptReason::Registered) {
+            Ok(_) => {}
+            // The sync read this very write from the store first and
+            // registered it: the create succeeded, say so.
+            Err(_)
+                if version.is_some()
+                    && self
+                        .lock()
+                        .servers
+                        .get(&id)
+                        .is_some_and(|e| e.store_version >= version) => {}
+            Err(e) => return Err(e),
+        }
         Ok(self.row(&id).unwrap_or(Value::Null))
     }
 
@@ -732,8 +754,11 @@ impl Registry {
         }
         if let Some(store) = &self.deps.store {
             match self.within_budget(store.delete(id)).await {
+                Ok(version) => {
+                    self.lock().tombstones.insert(id.to_string(), version);
+                }
                 // Already gone from the store: finish the delete here.
-                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(StoreError::NotFound) => {}
                 Err(e) => return Err(Self::store_unavailable(e)),
             }
         }
@@ -745,8 +770,8 @@ impl Registry {
     /// newer versions supersede, rows gone from the store are removed.
     /// An unreadable store changes nothing; an undecodable row is skipped.
     async fn sync_once(self: &Arc<Self>, store: &dyn Store) {
-        let rows = match self.within_budget(store.list()).await {
-            Ok(rows) => rows,
+        let snapshot = match self.within_budget(store.list()).await {
+            Ok(snapshot) => snapshot,
             Err(error) => {
                 self.lock().store_reachable = false;
                 self.emit(GatewayEvent::SyncFailed {
@@ -757,8 +782,18 @@ impl Registry {
         };
         self.lock().store_reachable = true;
         let mut present = std::collections::BTreeSet::new();
-        for row in &rows {
+        for row in &snapshot.rows {
             present.insert(row.server_id.clone());
+            // Deleted here after this row was written: the snapshot is
+            // older than the delete and must not bring the server back.
+            if self
+                .lock()
+                .tombstones
+                .get(&row.server_id)
+                .is_some_and(|d| *d > row.version)
+            {
+                continue;
+            }
             let local = {
                 let state = self.lock();
                 state
@@ -800,7 +835,11 @@ impl Registry {
             .lock()
             .servers
             .iter()
-            .filter(|(id, e)| e.store_version.is_some() && !present.contains(*id))
+            // Only what this snapshot could have seen: a write newer than
+            // the snapshot is not missing from the store, just from it.
+            .filter(|(id, e)| {
+                e.store_version.is_some_and(|v| v <= snapshot.version) && !present.contains(*id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {

@@ -29,6 +29,14 @@ pub struct StoredRow {
     pub row: Value,
 }
 
+/// Every row at one moment, with the store's version at that moment: a
+/// reader can tell which of its own writes the snapshot already saw.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u64,
+    pub rows: Vec<StoredRow>,
+}
+
 /// Why the store did not do what was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreError {
@@ -60,8 +68,8 @@ pub trait Store: Send + Sync + 'static {
     /// write's version once the store has acknowledged it.
     fn put(&self, id: &str, row: Value, if_absent: bool) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn delete(&self, id: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
-    /// Every row, in id order.
-    fn list(&self) -> BoxFuture<'_, Result<Vec<StoredRow>, StoreError>>;
+    /// Every row, in id order, with the version the store was at.
+    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>>;
 }
 
 /// The row for a REST body.
@@ -175,10 +183,10 @@ impl Store for HttpStore {
         })
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<StoredRow>, StoreError>> {
+    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
         Box::pin(async move {
             let answer = self.exchange(http::Method::GET, "/rows", None).await?;
-            serde_json::from_value(answer["rows"].clone())
+            serde_json::from_value(answer)
                 .map_err(|_| StoreError::Malformed("rows are not in the store's format".into()))
         })
     }
@@ -223,16 +231,13 @@ impl Store for MemoryStore {
         Box::pin(async move { result })
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<StoredRow>, StoreError>> {
-        let rows = self
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .values()
-            .cloned()
-            .collect();
-        Box::pin(async move { Ok(rows) })
+    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = Snapshot {
+            version: inner.0,
+            rows: inner.1.values().cloned().collect(),
+        };
+        Box::pin(async move { Ok(snapshot) })
     }
 }
 
@@ -289,6 +294,6 @@ mod tests {
         assert_eq!(store.put("a", json!({"n": 2}), false).await, Ok(2));
         assert_eq!(store.delete("a").await, Ok(3));
         assert_eq!(store.delete("a").await, Err(StoreError::NotFound));
-        assert!(store.list().await.unwrap().is_empty());
+        assert!(store.list().await.unwrap().rows.is_empty());
     }
 }

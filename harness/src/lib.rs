@@ -6,6 +6,7 @@
 //! scenario gives the same report, byte for byte.
 
 mod checks;
+pub mod generate;
 pub mod mermaid;
 pub mod net;
 pub mod scenario;

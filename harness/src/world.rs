@@ -85,7 +85,8 @@ pub(crate) struct Observed {
     pub missing: Vec<String>,
     /// First poll at which a gateway's health said its store is unreachable.
     pub store_unreachable_seen: BTreeMap<String, u64>,
-    /// Acknowledged creates: (gateway that took it, server id, simulated ms).
+    /// Acknowledged creates: (gateway that took it, server id, simulated ms
+    /// at which the create was sent).
     pub acked: Vec<(String, String, u64)>,
 }
 
@@ -199,9 +200,12 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
                         as Arc<dyn Store>
                 }),
             };
-            let gateway = Gateway::new(settings.clone(), deps, &config, &env);
+            let (settings, config, env) = (settings.clone(), config.clone(), env.clone());
             async move {
-                let gateway = gateway.map_err(|e| e.to_string())?;
+                // Built inside the host's runtime, where simulated time is
+                // readable: a restarted gateway seeds its ids from it.
+                let gateway =
+                    Gateway::new(settings, deps, &config, &env).map_err(|e| e.to_string())?;
                 gateway.start();
                 serve(80, gateway.router()).await
             }
@@ -403,15 +407,18 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
         let (label, result) = match &step.action {
             Action::Create { body } => {
                 let name = body["server_name"].as_str().unwrap_or("?").to_string();
+                let sent_ms = now_ms();
                 let result = op
                     .call(&gateway, "POST", "/v1/mcp/server", Some(body))
                     .await;
                 if let Some((201, row)) = &result {
                     if let Some(id) = row["server_id"].as_str() {
                         created.insert(name.clone(), id.to_string());
+                        // From the moment it was sent: a data plane may sync the
+                        // row before the 201 reaches the operator.
                         op.observed()
                             .acked
-                            .push((gateway.clone(), id.to_string(), now_ms()));
+                            .push((gateway.clone(), id.to_string(), sent_ms));
                         for host in sharing(&gateway) {
                             expected.insert((host, id.to_string()));
                         }

@@ -36,7 +36,7 @@ fn acknowledged_writes_survive_a_bounce_of_the_store_host() {
         assert_eq!(client.delete("b").await, Err(StoreError::NotFound));
         // Give the driving loop below time to bounce the store.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let rows = client.list().await.expect("the store is back");
+        let rows = client.list().await.expect("the store is back").rows;
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].server_id.as_str(), rows[0].version), ("a", 1));
         Ok(())
