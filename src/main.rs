@@ -3,6 +3,8 @@
 //! Exit codes: 0 when every check holds, 1 when one fails, 2 for bad input
 //! or usage.
 
+mod explore;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,6 +45,24 @@ enum Command {
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
     },
+    /// Run generated scenarios in parallel; shrink and write the first failure.
+    Explore {
+        /// How many generated cases to run.
+        #[arg(long, default_value_t = 2_000)]
+        cases: usize,
+        /// Seed of the whole exploration; case i depends only on (seed, i).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (default: all cores); each world stays on one.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only the K-th of N deterministic slices, e.g. 2/4.
+        #[arg(long, value_parser = parse_shard, default_value = "1/1")]
+        shard: (usize, usize),
+        /// Where a shrunk failing scenario is written.
+        #[arg(long, default_value = "explore-out")]
+        out: PathBuf,
+    },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
         #[arg(long, default_value = "scenarios")]
@@ -69,6 +89,31 @@ fn main() -> ExitCode {
         } => run_all(&dir, seed),
         Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
         Command::List { dir } => list(&dir),
+        Command::Explore {
+            cases,
+            seed,
+            jobs,
+            shard,
+            out,
+        } => {
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+            let options = explore::Options {
+                cases,
+                seed,
+                jobs,
+                shard,
+                out,
+            };
+            match explore::explore(&options) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Failure::Checks),
+                Err(message) => Err(Failure::Usage(message)),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,6 +123,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let k: usize = k.parse().map_err(|_| "K is not a number")?;
+    let n: usize = n.parse().map_err(|_| "N is not a number")?;
+    if n == 0 || k == 0 || k > n {
+        return Err("expected 1 <= K <= N".to_string());
+    }
+    Ok((k, n))
 }
 
 enum Failure {
