@@ -58,7 +58,7 @@ fn plan_tree(seed: u64, index: usize) -> impl ValueTree<Value = Plan> {
 }
 
 /// Runs one plan; `Err` names the failed checks.
-fn check(plan: &Plan) -> Result<Report, (Option<Report>, Vec<String>)> {
+fn check(plan: &Plan) -> Result<Report, (Option<Box<Report>>, Vec<String>)> {
     let scenario = plan.to_scenario();
     match mcpsim_harness::run(&scenario) {
         Ok(report) if report.passed() => Ok(report),
@@ -67,7 +67,7 @@ fn check(plan: &Plan) -> Result<Report, (Option<Report>, Vec<String>)> {
                 .failed_checks()
                 .map(|c| format!("{}: {}", c.name, c.findings.join("; ")))
                 .collect();
-            Err((Some(report), failed))
+            Err((Some(Box::new(report)), failed))
         }
         Err(e) => Err((None, vec![format!("run: {e}")])),
     }
@@ -123,7 +123,7 @@ fn run_case(seed: u64, index: usize, sample_determinism: bool) -> CaseResult {
 
 /// Shrinks a failing case with proptest's value tree: simplify while it
 /// still fails, complicate back when a step made it pass.
-fn shrink(seed: u64, index: usize) -> (Plan, Vec<String>, Option<Report>, usize) {
+fn shrink(seed: u64, index: usize) -> (Plan, Vec<String>, Option<Box<Report>>, usize) {
     let mut tree = plan_tree(seed, index);
     let (mut report, mut failed) = match check(&tree.current()) {
         Err(failure) => failure,

@@ -122,3 +122,33 @@ fn mermaid_writes_a_sequence_diagram_of_the_run() {
     assert!(diagram.contains("invalidated after 401"), "{diagram}");
     assert!(!diagram.contains("dbx-secret"), "{diagram}");
 }
+
+#[test]
+fn explore_runs_generated_cases_and_prints_its_tables() {
+    let out_dir = std::env::temp_dir().join(format!("mcpsim-explore-{}", std::process::id()));
+    let out = mcpsim(&[
+        "explore",
+        "--cases",
+        "40",
+        "--seed",
+        "3",
+        "--jobs",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("path"), "{stdout}");
+    assert!(stdout.contains("settles"), "{stdout}");
+    assert!(stdout.contains("determinism"), "{stdout}");
+    assert!(stdout.contains("40 cases in"), "{stdout}");
+
+    // The same cases split over two shards add up to the whole.
+    let first = mcpsim(&[
+        "explore", "--cases", "40", "--seed", "3", "--jobs", "1", "--shard", "1/2",
+    ]);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("20 cases in"));
+    let bad = mcpsim(&["explore", "--shard", "3/2"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
