@@ -88,13 +88,27 @@ fn run_case(seed: u64, index: usize, sample_determinism: bool) -> CaseResult {
                 report.failed_checks().map(|c| c.name.to_string()).collect();
             if sample_determinism {
                 // The same case again must give the same trace.
-                let again = mcpsim_harness::run(&scenario)
-                    .map(|r| r.trace_hash)
-                    .unwrap_or_default();
-                let same = again == report.trace_hash;
+                let again = mcpsim_harness::run(&scenario).ok();
+                let same = again
+                    .as_ref()
+                    .is_some_and(|r| r.trace_hash == report.trace_hash);
                 checks.push(("determinism".to_string(), same));
                 if !same {
-                    failed.push("determinism".to_string());
+                    // Say where the two runs parted, not only that they did.
+                    let second = again.map(|r| r.trace).unwrap_or_default();
+                    let at = report.trace.iter().zip(&second).position(|(a, b)| a != b);
+                    let detail = match at {
+                        Some(i) => format!(
+                            "determinism: runs differ at event {i}: {:?} vs {:?}",
+                            report.trace[i], second[i]
+                        ),
+                        None => format!(
+                            "determinism: one run has {} events, the other {}",
+                            report.trace.len(),
+                            second.len()
+                        ),
+                    };
+                    failed.push(detail);
                 }
             }
             let outcome = report
@@ -254,6 +268,11 @@ pub fn explore(options: &Options) -> Result<bool, String> {
         return Ok(true);
     };
     println!("\ncase {} failed: {}", first.index, first.failed.join(", "));
+    for other in results.iter() {
+        for f in other.failed.iter().filter(|f| f.starts_with("determinism")) {
+            println!("case {}: {f}", other.index);
+        }
+    }
     let (plan, failed, report, steps) = shrink(options.seed, first.index);
     let scenario = plan.to_scenario();
     std::fs::create_dir_all(&options.out)
