@@ -19,6 +19,11 @@ use crate::net::{serve, SimHttpClient};
 use crate::scenario::{Action, Scenario, Verb};
 use crate::trace::{now_ms, Trace, TraceSink, TracingClient, What};
 
+// Every client in the world opens a fresh connection per request: hyper-util's
+// connection pool decides reuse in a way that depended on the thread when two
+// worlds ran at once (found by `mcpsim explore`'s determinism sample), and
+// same seed must mean same run.
+
 /// The simulated wall clock starts here: 2026-01-01T00:00:00Z.
 pub const EPOCH_UNIX_S: u64 = 1_767_225_600;
 
@@ -181,7 +186,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
         sim.host(g.host.as_str(), move || {
             let deps = Deps {
                 http: Arc::new(TracingClient {
-                    inner: SimHttpClient::new(),
+                    inner: SimHttpClient::without_pool(),
                     host: host.clone(),
                     trace: trace.clone(),
                 }),
@@ -192,7 +197,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
                 }),
                 store: store_host.as_ref().map(|store| {
                     let client = TracingClient {
-                        inner: SimHttpClient::new(),
+                        inner: SimHttpClient::without_pool(),
                         host: host.clone(),
                         trace: trace.clone(),
                     };
@@ -371,7 +376,7 @@ impl Operator<'_> {
 async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>) {
     let op = Operator {
         http: TracingClient {
-            inner: SimHttpClient::new(),
+            inner: SimHttpClient::without_pool(),
             host: "operator".to_string(),
             trace: trace.clone(),
         },
