@@ -140,7 +140,7 @@ fn explore_runs_generated_cases_and_prints_its_tables() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("path"), "{stdout}");
-    assert!(stdout.contains("settles"), "{stdout}");
+    assert!(stdout.contains("liveness"), "{stdout}");
     assert!(stdout.contains("determinism"), "{stdout}");
     assert!(stdout.contains("40 cases in"), "{stdout}");
 

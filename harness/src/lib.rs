@@ -136,11 +136,13 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
     };
     let report_text = serde_json::to_string(&report).unwrap_or_default();
     report.checks = vec![
-        checks::settles(&outcome),
-        checks::health_consistent(&outcome),
-        checks::no_secrets(scenario, &outcome, &report_text),
-        checks::converges(scenario, &outcome),
-        checks::expectations(scenario, &outcome),
+        checks::check_liveness(scenario, &outcome),
+        checks::check_consistency(&outcome),
+        checks::check_no_secrets(scenario, &outcome, &report_text),
+        checks::check_converges(scenario, &outcome),
+        checks::check_expectations(scenario, &outcome),
+        checks::check_hygiene(scenario, &outcome),
+        checks::check_tokens(scenario, &outcome),
     ];
     Ok(report)
 }

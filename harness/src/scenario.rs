@@ -125,6 +125,14 @@ pub struct StoreHost {
 #[serde(deny_unknown_fields, default)]
 pub struct Operator {
     pub poll_interval_ms: u64,
+    /// Sent as `Authorization: Bearer <api_key>` with every request, as
+    /// LiteLLM's master key is. A secret: it must never reach an upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// After settling, call the first tool of every healthy server once
+    /// through `POST /mcp-rest/tools/call`, as a client of the gateway would.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub call_tools: bool,
     /// Keep polling at least until this simulated time, so what happens
     /// after the last fault (a recovery) is seen too.
     pub poll_until_ms: u64,
@@ -135,6 +143,8 @@ impl Default for Operator {
     fn default() -> Self {
         Operator {
             poll_interval_ms: 100,
+            api_key: None,
+            call_tools: false,
             poll_until_ms: 0,
             steps: Vec::new(),
         }
@@ -217,6 +227,14 @@ pub struct Step {
     /// Which gateway host to ask; the first when absent.
     #[serde(default)]
     pub gateway: Option<String>,
+    /// Sent together with the previous step, without waiting for its
+    /// answer (two creates racing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_previous: bool,
+    /// The operator's client gives up after this long and drops the
+    /// connection, as a client with a short timeout does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub give_up_after_ms: Option<u64>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -341,6 +359,18 @@ impl Scenario {
             return Err(("operator.poll_interval_ms".into(), "must be above 0".into()));
         }
         for (i, step) in self.operator.steps.iter().enumerate() {
+            if step.with_previous && i == 0 {
+                return Err((
+                    format!("operator.steps[{i}].with_previous"),
+                    "the first step has no previous step".into(),
+                ));
+            }
+            if step.give_up_after_ms == Some(0) {
+                return Err((
+                    format!("operator.steps[{i}].give_up_after_ms"),
+                    "must be above 0".into(),
+                ));
+            }
             if let Some(g) = &step.gateway {
                 if !self.gateways.iter().any(|h| &h.host == g) {
                     return Err((

@@ -69,6 +69,8 @@ pub(crate) struct Seen {
     /// Simulated ms of the first poll that listed it on this gateway.
     pub first_seen_ms: Option<u64>,
     pub deleted: bool,
+    /// The last poll that listed it.
+    pub last_listed_ms: u64,
     pub tools: Vec<String>,
     /// False on a control plane, which serves no MCP traffic.
     pub serves_tools: bool,
@@ -93,6 +95,8 @@ pub(crate) struct Observed {
     /// Acknowledged creates: (gateway that took it, server id, simulated ms
     /// at which the create was sent).
     pub acked: Vec<(String, String, u64)>,
+    /// Ids the operator sent a delete for, answered or not.
+    pub deletes_sent: std::collections::BTreeSet<String>,
 }
 
 /// The raw results of a run, before checks.
@@ -278,6 +282,7 @@ struct Operator<'a> {
     http: TracingClient<SimHttpClient>,
     observed: &'a Mutex<Observed>,
     deadline_ms: u64,
+    api_key: Option<String>,
 }
 
 impl Operator<'_> {
@@ -294,6 +299,20 @@ impl Operator<'_> {
         path: &str,
         body: Option<&Value>,
     ) -> Option<(u16, Value)> {
+        self.call_within(gateway, method, path, body, CALL_TIMEOUT)
+            .await
+    }
+
+    /// [`Operator::call`], giving up (and dropping the connection) after
+    /// `patience`.
+    async fn call_within(
+        &self,
+        gateway: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        patience: Duration,
+    ) -> Option<(u16, Value)> {
         loop {
             let mut request = http::Request::builder()
                 .method(method)
@@ -301,11 +320,14 @@ impl Operator<'_> {
             if body.is_some() {
                 request = request.header("content-type", "application/json");
             }
+            if let Some(key) = &self.api_key {
+                request = request.header("authorization", format!("Bearer {key}"));
+            }
             let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
             let request = request.body(bytes).ok()?;
             // An open connection across a partition hangs: give up on it
             // as a person would, and say so with no answer.
-            let answer = tokio::time::timeout(CALL_TIMEOUT, self.http.send(request)).await;
+            let answer = tokio::time::timeout(patience, self.http.send(request)).await;
             let Ok(answer) = answer else {
                 return None;
             };
@@ -370,7 +392,51 @@ impl Operator<'_> {
         seen.error = error;
         seen.last_health_check = last;
         seen.deleted = false;
+        seen.last_listed_ms = now;
     }
+}
+
+/// Sends one step; gives its label, the gateway asked, when it was sent,
+/// and the answer.
+async fn send_step(
+    op: &Operator<'_>,
+    step: &crate::scenario::Step,
+    first: &str,
+    created: &BTreeMap<String, String>,
+) -> (String, String, u64, Option<(u16, Value)>) {
+    let gateway = step.gateway.clone().unwrap_or_else(|| first.to_string());
+    let patience = step
+        .give_up_after_ms
+        .map_or(CALL_TIMEOUT, Duration::from_millis);
+    let sent_ms = now_ms();
+    let (label, result) = match &step.action {
+        Action::Create { body } => {
+            let name = body["server_name"].as_str().unwrap_or("?");
+            let result = op
+                .call_within(&gateway, "POST", "/v1/mcp/server", Some(body), patience)
+                .await;
+            (format!("create {name}"), result)
+        }
+        Action::Update { server, body } => {
+            let mut body = body.clone();
+            if body.get("server_id").is_none() {
+                body["server_id"] = json!(created.get(server).cloned().unwrap_or_default());
+            }
+            let result = op
+                .call_within(&gateway, "PUT", "/v1/mcp/server", Some(&body), patience)
+                .await;
+            (format!("update {server}"), result)
+        }
+        Action::Delete { server } => {
+            let id = created.get(server).cloned().unwrap_or_default();
+            let path = format!("/v1/mcp/server/{id}");
+            let result = op
+                .call_within(&gateway, "DELETE", &path, None, patience)
+                .await;
+            (format!("delete {server}"), result)
+        }
+    };
+    (label, gateway, sent_ms, result)
 }
 
 async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>) {
@@ -382,6 +448,7 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
         },
         observed,
         deadline_ms: scenario.deadline_ms,
+        api_key: scenario.operator.api_key.clone(),
     };
     let first = scenario.gateways[0].host.clone();
     let mut created: BTreeMap<String, String> = BTreeMap::new();
@@ -403,22 +470,31 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
             .map(|g| g.host.clone())
             .collect()
     };
-    for step in &scenario.operator.steps {
-        let now = now_ms();
-        if step.at_ms > now {
-            tokio::time::sleep(Duration::from_millis(step.at_ms - now)).await;
+    // Steps marked `with_previous` go out together with the step before
+    // them; a group's answers are applied in step order.
+    let steps = &scenario.operator.steps;
+    let mut i = 0;
+    while i < steps.len() {
+        let mut group = vec![&steps[i]];
+        i += 1;
+        while i < steps.len() && steps[i].with_previous {
+            group.push(&steps[i]);
+            i += 1;
         }
-        let gateway = step.gateway.clone().unwrap_or_else(|| first.clone());
-        let (label, result) = match &step.action {
-            Action::Create { body } => {
-                let name = body["server_name"].as_str().unwrap_or("?").to_string();
-                let sent_ms = now_ms();
-                let result = op
-                    .call(&gateway, "POST", "/v1/mcp/server", Some(body))
-                    .await;
-                if let Some((201, row)) = &result {
+        let now = now_ms();
+        if group[0].at_ms > now {
+            tokio::time::sleep(Duration::from_millis(group[0].at_ms - now)).await;
+        }
+        let sends = group
+            .iter()
+            .map(|step| send_step(&op, step, &first, &created));
+        let answers = futures_util::future::join_all(sends).await;
+        for (step, (label, gateway, sent_ms, result)) in group.iter().zip(answers) {
+            match (&step.action, &result) {
+                (Action::Create { body }, Some((201, row))) => {
+                    let name = body["server_name"].as_str().unwrap_or("?").to_string();
                     if let Some(id) = row["server_id"].as_str() {
-                        created.insert(name.clone(), id.to_string());
+                        created.insert(name, id.to_string());
                         // From the moment it was sent: a data plane may sync the
                         // row before the 201 reaches the operator.
                         op.observed()
@@ -429,43 +505,32 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                         }
                     }
                 }
-                (format!("create {name}"), result)
-            }
-            Action::Update { server, body } => {
-                let mut body = body.clone();
-                if body.get("server_id").is_none() {
-                    body["server_id"] = json!(created.get(server).cloned().unwrap_or_default());
-                }
-                let result = op
-                    .call(&gateway, "PUT", "/v1/mcp/server", Some(&body))
-                    .await;
-                (format!("update {server}"), result)
-            }
-            Action::Delete { server } => {
-                let id = created.get(server).cloned().unwrap_or_default();
-                let result = op
-                    .call(&gateway, "DELETE", &format!("/v1/mcp/server/{id}"), None)
-                    .await;
-                if let Some((202, _)) = result {
-                    expected.retain(|(_, e)| e != &id);
-                    for host in sharing(&gateway) {
-                        gone.insert((host, id.clone()));
-                    }
-                    if let Some(seen) = op.observed().servers.get_mut(&(gateway.clone(), id)) {
-                        seen.deleted = true;
+                (Action::Delete { server }, answer) => {
+                    let id = created.get(server).cloned().unwrap_or_default();
+                    // A delete that got no answer may still have landed.
+                    op.observed().deletes_sent.insert(id.clone());
+                    if let Some((202, _)) = answer {
+                        expected.retain(|(_, e)| e != &id);
+                        for host in sharing(&gateway) {
+                            gone.insert((host, id.clone()));
+                        }
+                        if let Some(seen) = op.observed().servers.get_mut(&(gateway.clone(), id)) {
+                            seen.deleted = true;
+                        }
                     }
                 }
-                (format!("delete {server}"), result)
+                _ => {}
             }
-        };
-        let text = match result {
-            Some((status, body)) => match body["detail"]["error"].as_str() {
-                Some(error) => format!("{label} -> {status}: {error}"),
-                None => format!("{label} -> {status}"),
-            },
-            None => format!("{label} -> no answer"),
-        };
-        op.observed().steps.push(text);
+            let text = match result {
+                Some((status, body)) => match body["detail"]["error"].as_str() {
+                    Some(error) => format!("{label} -> {status}: {error}"),
+                    None => format!("{label} -> {status}"),
+                },
+                None if step.give_up_after_ms.is_some() => format!("{label} -> gave up"),
+                None => format!("{label} -> no answer"),
+            };
+            op.observed().steps.push(text);
+        }
     }
 
     // Poll every gateway until every server it lists has left `unknown`.
@@ -488,10 +553,27 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                             all_settled = false;
                         }
                     }
-                    for ((gateway, id), seen) in op.observed().servers.iter_mut() {
-                        if gateway == &g.host && !listed.contains(id) {
-                            seen.deleted = true;
+                    let now = now_ms();
+                    let mut observed = op.observed();
+                    let observed = &mut *observed;
+                    for ((gateway, id), seen) in observed.servers.iter_mut() {
+                        if gateway != &g.host || listed.contains(id) {
+                            continue;
                         }
+                        // A server disappears only by a delete, or for a
+                        // while when its gateway restarts.
+                        let restarted = scenario.faults.iter().any(|f| {
+                            matches!(&f.verb, Verb::Crash { host } | Verb::Bounce { host } if host == gateway)
+                                && f.at_ms >= seen.last_listed_ms
+                                && f.at_ms <= now
+                        });
+                        if !seen.deleted && !restarted && !observed.deletes_sent.contains(id) {
+                            observed.violations.push(format!(
+                                "{gateway}/{id} at {now} ms: listed at {} ms, now gone though nothing deleted it",
+                                seen.last_listed_ms
+                            ));
+                        }
+                        seen.deleted = true;
                     }
                 }
                 _ => all_settled = false,

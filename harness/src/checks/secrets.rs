@@ -1,0 +1,79 @@
+//! No secret in any response, log line, trace or report.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{check, Check};
+use crate::scenario::Scenario;
+use crate::world::Outcome;
+
+/// Collects every secret a scenario hands out, and every token issued.
+fn secrets(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    let secret_key = matches!(
+                        key.as_str(),
+                        "client_secret"
+                            | "auth_value"
+                            | "authentication_token"
+                            | "token"
+                            | "signing_key"
+                    );
+                    match v {
+                        Value::String(s) if secret_key && !s.starts_with("os.environ/") => {
+                            out.push(s.clone())
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &serde_json::to_value(scenario).unwrap_or(Value::Null),
+        &mut out,
+    );
+    for g in &scenario.gateways {
+        // Values the config reads from the environment are secrets too.
+        out.extend(g.env.values().cloned());
+    }
+    for server in outcome.token_servers.values() {
+        out.extend(server.issued_tokens());
+    }
+    out.retain(|s| s.len() >= 4);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// No secret appears in any response, the trace or the report.
+pub(crate) fn check_no_secrets(scenario: &Scenario, outcome: &Outcome, report_text: &str) -> Check {
+    let secrets = secrets(scenario, outcome);
+    let trace_text = serde_json::to_string(&outcome.trace).unwrap_or_default();
+    let mut places: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    places.insert("report", vec![report_text]);
+    places.insert("trace", vec![trace_text.as_str()]);
+    places.insert(
+        "responses",
+        outcome.observed.bodies.iter().map(String::as_str).collect(),
+    );
+    let mut findings = Vec::new();
+    for (i, secret) in secrets.iter().enumerate() {
+        for (place, texts) in &places {
+            if texts.iter().any(|t| t.contains(secret.as_str())) {
+                // Name the secret by its index, never by its value.
+                findings.push(format!(
+                    "secret #{i} ({} characters) appears in the {place}",
+                    secret.len()
+                ));
+            }
+        }
+    }
+    check("no_secrets", findings)
+}
