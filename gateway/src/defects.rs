@@ -19,9 +19,12 @@ pub enum Defect {
     ErrorBecomesCancellation,
     HealthSkipsRuntimeToken,
     ForwardsCallerAuthorization,
+    // kebab-case would give `no-invalidate-on401`.
+    #[serde(rename = "no-invalidate-on-401")]
     NoInvalidateOn401,
     DiscoveryTiedToRequest,
     SharedTimeoutBudget,
+    #[serde(rename = "no-reinitialize-on-404")]
     NoReinitializeOn404,
     FirstPageOnly,
     SupersededResultWins,
