@@ -12,6 +12,10 @@
 //! - a discovery attempt is cancelled only by supersession (update), delete
 //!   or shutdown, and a superseded result never overwrites a newer one;
 //! - no secret appears in a response, an event or a log line.
+//!
+//! [`GatewaySettings::defects`] can switch on known defects of real gateways
+//! ([`Defect`]), each of which breaks one of these on purpose; none is on
+//! unless the code that builds the gateway asks for it.
 
 mod api;
 pub mod clock;
