@@ -12,9 +12,14 @@
 //! - a discovery attempt is cancelled only by supersession (update), delete
 //!   or shutdown, and a superseded result never overwrites a newer one;
 //! - no secret appears in a response, an event or a log line.
+//!
+//! [`GatewaySettings::defects`] can switch on known defects of real gateways
+//! ([`Defect`]), each of which breaks one of these on purpose; none is on
+//! unless the code that builds the gateway asks for it.
 
 mod api;
 pub mod clock;
+mod defects;
 pub mod http_client;
 pub mod mcp_client;
 mod registry;
@@ -29,6 +34,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock};
+pub use defects::{Defect, Defects};
 pub use http_client::{HttpClient, HttpError, ReqwestClient};
 pub use spec::{ConfigFile, Source, SpecError};
 pub use token::ClientAuthMethod;
@@ -48,7 +54,7 @@ pub enum Role {
     Data,
 }
 
-/// Gateway settings; a scenario may set any of them.
+/// Gateway settings; a scenario may set any of them but `defects`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySettings {
@@ -70,6 +76,11 @@ pub struct GatewaySettings {
     pub store_timeout_ms: u64,
     /// Seeds the ids the gateway makes up (server ids of REST registrations).
     pub id_seed: u64,
+    /// Known defects to reproduce; none by default. Never read from JSON:
+    /// a scenario file cannot turn one on, only the code that builds the
+    /// gateway can.
+    #[serde(skip)]
+    pub defects: Defects,
 }
 
 impl Default for GatewaySettings {
@@ -86,6 +97,7 @@ impl Default for GatewaySettings {
             sync_interval_ms: 30_000,
             store_timeout_ms: 5_000,
             id_seed: 0,
+            defects: Defects::none(),
         }
     }
 }

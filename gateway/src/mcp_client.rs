@@ -1,4 +1,4 @@
-//! A Streamable HTTP MCP client that does one thing: list a server's tools.
+//! A Streamable HTTP MCP client that lists a server's tools and calls one.
 //!
 //! One listing is one session, as LiteLLM does it: `initialize` (proposing
 //! our latest revision and accepting any we support), then
@@ -6,6 +6,9 @@
 //! `DELETE` of the session. Replies may be JSON or SSE. A 404 on a session
 //! means the server forgot it: the client starts a new session once and lists
 //! again from the first page, as the spec requires.
+//!
+//! A tool call is one session too: `initialize`, `notifications/initialized`,
+//! `tools/call`, `DELETE`.
 //!
 //! Every failure says the stage it happened in and the upstream's HTTP status
 //! or JSON-RPC code, so that nothing turns into a silent empty list. The
@@ -36,6 +39,8 @@ pub enum Stage {
     Connect,
     Initialize,
     List,
+    /// A `tools/call` made on a caller's behalf.
+    Call,
 }
 
 impl Stage {
@@ -45,6 +50,7 @@ impl Stage {
             Stage::Connect => "connect",
             Stage::Initialize => "initialize",
             Stage::List => "list",
+            Stage::Call => "call",
         }
     }
 
@@ -53,7 +59,8 @@ impl Stage {
             0 => Stage::Token,
             1 => Stage::Connect,
             2 => Stage::Initialize,
-            _ => Stage::List,
+            3 => Stage::List,
+            _ => Stage::Call,
         }
     }
 }
@@ -432,6 +439,50 @@ pub async fn list_tools(
             }
             Err(e) => {
                 let error = at(Stage::List, e);
+                session.close().await;
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Calls one tool in a fresh session and returns the JSON-RPC `result` as
+/// the server sent it (a result with `isError` is still a result).
+pub async fn call_tool(
+    http: &dyn HttpClient,
+    request: &ListRequest<'_>,
+    stage: &StageCell,
+    name: &str,
+    arguments: &Value,
+) -> Result<Value, McpError> {
+    let mut session = Session {
+        http,
+        request,
+        id: None,
+        version: None,
+        next_id: 1,
+    };
+    let mut fresh_sessions_left = if request.quirks.no_reinitialize_on_404 {
+        0
+    } else {
+        1
+    };
+    let params = json!({"name": name, "arguments": arguments});
+    loop {
+        session.initialize(stage).await?;
+        stage.set(Stage::Call);
+        match session.post("tools/call", params.clone(), false).await {
+            Ok((result, _)) => {
+                session.close().await;
+                return Ok(result);
+            }
+            Err(PostError::SessionGone) if fresh_sessions_left > 0 => {
+                // The server forgot the session before the call reached a
+                // tool: start again, without DELETE.
+                fresh_sessions_left -= 1;
+            }
+            Err(e) => {
+                let error = at(Stage::Call, e);
                 session.close().await;
                 return Err(error);
             }

@@ -5,6 +5,10 @@
 //! generation is current, checked under the same lock as the write. An
 //! update or a delete aborts the old task and records the cancellation; the
 //! request that caused it never waits for discovery.
+//!
+//! Known defects ([`crate::Defect`]) are consulted here, each at the place
+//! where the real gateway went wrong; with none switched on, none of those
+//! branches is taken.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,9 +21,12 @@ use serde_json::{json, Value};
 use tokio::task::AbortHandle;
 
 use crate::clock::rfc3339;
-use crate::mcp_client::{self, ClientQuirks, ListRequest, Stage, StageCell, Tool};
+use crate::defects::Defect;
+use crate::mcp_client::{
+    self, ClientQuirks, Failure, ListRequest, McpError, Stage, StageCell, Tool,
+};
 use crate::spec::{self, Auth, ServerSpec, Source, SpecError, Transport, REDACTED};
-use crate::store::{decode_row, encode_row, Store, StoreError};
+use crate::store::{decode_row_with, encode_row, Store, StoreError};
 use crate::token::{TokenCache, TokenError, TokenPolicy, TokenRequest};
 use crate::{AttemptReason, CancelReason, Deps, GatewayEvent, GatewaySettings, Status};
 
@@ -84,6 +91,11 @@ struct State {
     /// resurrect the server.
     tombstones: BTreeMap<String, u64>,
     sync_task: Option<AbortHandle>,
+    /// True once a read of the store has succeeded.
+    loaded: bool,
+    /// Tasks of superseded attempts that were not cancelled (the
+    /// `superseded-result-wins` defect); aborted at shutdown only.
+    orphans: Vec<AbortHandle>,
 }
 
 pub(crate) struct Registry {
@@ -97,6 +109,9 @@ pub(crate) struct Registry {
 enum Outcome {
     Healthy(Vec<Tool>),
     Unhealthy(String),
+    /// An upstream error turned into a cancellation and swallowed into an
+    /// empty list (the `error-becomes-cancellation` defect).
+    Swallowed,
 }
 
 impl Registry {
@@ -123,6 +138,8 @@ impl Registry {
                 skipped: BTreeMap::new(),
                 tombstones: BTreeMap::new(),
                 sync_task: None,
+                loaded: false,
+                orphans: Vec::new(),
             }),
             settings,
             deps,
@@ -139,6 +156,11 @@ impl Registry {
 
     pub fn role(&self) -> crate::Role {
         self.settings.role
+    }
+
+    /// Whether a known defect is switched on.
+    fn has(&self, defect: Defect) -> bool {
+        self.settings.defects.has(defect)
     }
 
     pub fn attempt_budget(&self) -> Duration {
@@ -220,9 +242,14 @@ impl Registry {
             state.servers.keys().cloned().collect()
         };
         for id in ids {
-            self.spawn(&id, AttemptReason::Startup);
+            self.spawn(&id, Some(AttemptReason::Startup));
         }
-        if let Some(store) = self.deps.store.clone() {
+        // Defect data-plane-never-syncs: without database sync a LiteLLM
+        // data plane never reads the store, so it knows only the servers
+        // it wrote itself (issues 12359, 15061, 22325).
+        let never_syncs =
+            self.settings.role == crate::Role::Data && self.has(Defect::DataPlaneNeverSyncs);
+        if let Some(store) = self.deps.store.clone().filter(|_| !never_syncs) {
             let registry = self.clone();
             let task = tokio::spawn(async move { registry.sync_loop(store).await });
             self.lock().sync_task = Some(task.abort_handle());
@@ -235,6 +262,9 @@ impl Registry {
             let mut state = self.lock();
             state.started = false;
             if let Some(task) = state.sync_task.take() {
+                task.abort();
+            }
+            for task in state.orphans.drain(..) {
                 task.abort();
             }
             for (id, entry) in state.servers.iter_mut() {
@@ -255,9 +285,11 @@ impl Registry {
         }
     }
 
-    /// Starts the discovery task of the server's current generation.
-    fn spawn(self: &Arc<Self>, id: &str, reason: AttemptReason) {
-        let mut state = self.lock();
+    /// Starts the discovery task of the server's current generation; with
+    /// no reason, its first attempt waits one check interval.
+    fn spawn(self: &Arc<Self>, id: &str, reason: Option<AttemptReason>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if !state.started {
             return;
         }
@@ -268,11 +300,25 @@ impl Registry {
         let (id, generation, spec) = (id.to_string(), entry.generation, entry.spec.clone());
         let task =
             tokio::spawn(async move { registry.discover(id, generation, spec, reason).await });
-        entry.task = Some(task.abort_handle());
+        if let Some(old) = entry.task.replace(task.abort_handle()) {
+            state.orphans.push(old);
+        }
     }
 
     /// Aborts a server's discovery task, recording the in-flight attempt.
-    fn cancel(&self, entry: &mut Entry, reason: CancelReason) -> Option<GatewayEvent> {
+    fn cancel(
+        &self,
+        orphans: &mut Vec<AbortHandle>,
+        entry: &mut Entry,
+        reason: CancelReason,
+    ) -> Option<GatewayEvent> {
+        // Defect superseded-result-wins: the old attempt is neither
+        // cancelled nor recorded as cancelled; it runs on and writes its
+        // result when it ends, whatever came since.
+        if self.has(Defect::SupersededResultWins) {
+            orphans.extend(entry.task.take());
+            return None;
+        }
         if let Some(task) = entry.task.take() {
             task.abort();
         }
@@ -291,9 +337,15 @@ impl Registry {
         id: String,
         generation: u64,
         spec: Arc<ServerSpec>,
-        first: AttemptReason,
+        first: Option<AttemptReason>,
     ) {
-        let mut reason = first;
+        let mut reason = match first {
+            Some(reason) => reason,
+            None => {
+                tokio::time::sleep(Duration::from_millis(self.settings.check_interval_ms)).await;
+                AttemptReason::Interval
+            }
+        };
         loop {
             let attempt = {
                 let mut state = self.lock();
@@ -313,7 +365,7 @@ impl Registry {
                 reason,
             });
             let outcome = self.attempt(&spec, attempt).await;
-            if !self.finish(&id, generation, attempt, outcome) {
+            if !self.finish(&spec, generation, attempt, outcome) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(self.settings.check_interval_ms)).await;
@@ -321,34 +373,96 @@ impl Registry {
         }
     }
 
-    /// Writes an attempt's result if its generation is still current.
-    fn finish(&self, id: &str, generation: u64, attempt: u64, outcome: Outcome) -> bool {
-        let now = self.deps.clock.now_unix();
-        let (text, status) = match &outcome {
-            Outcome::Healthy(tools) => (format!("healthy: {} tools", tools.len()), Status::Healthy),
-            Outcome::Unhealthy(error) => (format!("unhealthy: {error}"), Status::Unhealthy),
+    /// One attempt awaited by the request that registered or updated the
+    /// server (the `discovery-tied-to-request` defect): if the client gives
+    /// up, the request's future is dropped and the attempt with it, with no
+    /// end recorded. Only a finished attempt hands on to the registry's
+    /// interval task.
+    async fn discover_in_request(self: &Arc<Self>, id: &str, reason: AttemptReason) {
+        let (generation, spec, attempt) = {
+            let mut state = self.lock();
+            if !state.started {
+                return;
+            }
+            let attempt = state.next_attempt;
+            let Some(entry) = state.servers.get(id) else {
+                return;
+            };
+            let (generation, spec) = (entry.generation, entry.spec.clone());
+            state.next_attempt += 1;
+            (generation, spec, attempt)
         };
+        self.emit(GatewayEvent::DiscoveryStarted {
+            server_id: id.to_string(),
+            attempt,
+            reason,
+        });
+        let outcome = self.attempt(&spec, attempt).await;
+        if self.finish(&spec, generation, attempt, outcome) {
+            self.spawn(id, None);
+        }
+    }
+
+    /// Writes an attempt's result if its generation is still current, and
+    /// says whether the task should go on checking.
+    fn finish(&self, spec: &ServerSpec, generation: u64, attempt: u64, outcome: Outcome) -> bool {
+        let id = spec.id.as_str();
+        let now = self.deps.clock.now_unix();
+        let mut text = match &outcome {
+            Outcome::Healthy(tools) => format!("healthy: {} tools", tools.len()),
+            Outcome::Unhealthy(error) => format!("unhealthy: {error}"),
+            Outcome::Swallowed => {
+                "unknown: the upstream error became a cancellation, reported as 0 tools and no \
+                 error"
+                    .to_string()
+            }
+        };
+        let mut health = match outcome {
+            Outcome::Healthy(tools) => Health {
+                status: Some(Status::Healthy),
+                last_health_check: Some(now),
+                error: None,
+                tools,
+            },
+            Outcome::Unhealthy(error) => Health {
+                status: Some(Status::Unhealthy),
+                last_health_check: Some(now),
+                error: Some(error),
+                tools: Vec::new(),
+            },
+            // What LiteLLM shows after the swallowed cancellation: no tools,
+            // no error, a fresh timestamp, a status that says nothing.
+            Outcome::Swallowed => Health {
+                status: Some(Status::Unknown),
+                last_health_check: Some(now),
+                error: None,
+                tools: Vec::new(),
+            },
+        };
+        // Defect health-skips-runtime-token: LiteLLM's health check skips
+        // per-user OAuth servers and every authenticated server without a
+        // static token, and a skipped check still stamps the time (issue
+        // 27635). The tools listed are kept; only the health is lost.
+        if self.has(Defect::HealthSkipsRuntimeToken) && token_at_run_time(spec) {
+            health.status = Some(Status::Unknown);
+            health.error = None;
+            text.push_str(" (health check skipped: status unknown)");
+        }
+        let status = health.status();
         let mut events = Vec::new();
         let applied = {
             let mut state = self.lock();
+            let superseded_wins = self.has(Defect::SupersededResultWins);
             match state.servers.get_mut(id) {
-                Some(entry) if entry.generation == generation => {
+                // Defect superseded-result-wins: LiteLLM writes a result by
+                // server id alone, so an attempt that outlived an update (or
+                // a delete and a new server of the same id) still wins.
+                Some(entry) if entry.generation == generation || superseded_wins => {
                     let from = entry.health.status();
-                    entry.in_flight = None;
-                    entry.health = match outcome {
-                        Outcome::Healthy(tools) => Health {
-                            status: Some(Status::Healthy),
-                            last_health_check: Some(now),
-                            error: None,
-                            tools,
-                        },
-                        Outcome::Unhealthy(error) => Health {
-                            status: Some(Status::Unhealthy),
-                            last_health_check: Some(now),
-                            error: Some(error),
-                            tools: Vec::new(),
-                        },
-                    };
+                    if entry.in_flight == Some(attempt) {
+                        entry.in_flight = None;
+                    }
+                    entry.health = health;
                     events.push(GatewayEvent::DiscoveryFinished {
                         server_id: id.to_string(),
                         attempt,
@@ -361,7 +475,9 @@ impl Registry {
                             to: status,
                         });
                     }
-                    true
+                    // A superseded task that wrote anyway stops here: the
+                    // current generation has its own.
+                    entry.generation == generation
                 }
                 // Superseded or deleted while in flight: the abort may not
                 // have landed yet, and this result must not win.
@@ -374,18 +490,24 @@ impl Registry {
         applied
     }
 
-    async fn attempt(&self, spec: &ServerSpec, attempt: u64) -> Outcome {
+    /// Where a server is and the headers of its own credentials, except the
+    /// token, which is fetched per exchange.
+    #[allow(clippy::type_complexity)]
+    fn upstream(
+        &self,
+        spec: &ServerSpec,
+    ) -> Result<(String, Vec<(HeaderName, HeaderValue)>, Option<TokenRequest>), String> {
         let url = match (spec.transport, &spec.url) {
             (Transport::Http, Some(url)) => url.clone(),
             (Transport::Sse, _) => {
-                return Outcome::Unhealthy(
+                return Err(
                     "connect: the legacy HTTP+SSE transport is not supported by the reference \
                      gateway; register the server with transport http"
                         .to_string(),
                 )
             }
             _ => {
-                return Outcome::Unhealthy(
+                return Err(
                     "connect: stdio servers are not started by the reference gateway".to_string(),
                 )
             }
@@ -399,23 +521,16 @@ impl Registry {
                 headers.push((n, v));
             }
         }
-        let set = |headers: &mut Vec<(HeaderName, HeaderValue)>, name: HeaderName, value: &str| {
-            headers.retain(|(n, _)| n != name);
-            if let Ok(mut v) = HeaderValue::from_str(value) {
-                v.set_sensitive(true);
-                headers.push((name, v));
-            }
-        };
         let token_request = match &spec.auth {
             Auth::None => None,
             Auth::Header { name, value } => {
                 if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-                    set(&mut headers, n, value.expose());
+                    set_secret_header(&mut headers, n, value.expose());
                 }
                 None
             }
             Auth::UserOAuth => {
-                return Outcome::Unhealthy(
+                return Err(
                     "token: per-user OAuth (authorization_code) needs a user's token; the \
                      gateway cannot list tools on its own"
                         .to_string(),
@@ -434,11 +549,63 @@ impl Registry {
                 scopes: scopes.clone(),
             }),
         };
+        Ok((url, headers, token_request))
+    }
+
+    /// The client quirks the switched-on defects ask for.
+    fn quirks(&self) -> ClientQuirks {
+        ClientQuirks {
+            // Defect no-reinitialize-on-404: MCP SDK 1.26 fails the listing
+            // on `404 Session terminated` instead of starting a new session.
+            no_reinitialize_on_404: self.has(Defect::NoReinitializeOn404),
+            // Defect first-page-only: `nextCursor` is ignored.
+            first_page_only: self.has(Defect::FirstPageOnly),
+        }
+    }
+
+    /// After a 401 with a token: forgets the token and says whether to try
+    /// once more with a fresh one.
+    fn invalidate_after_401(&self, server_id: &str, attempt: Option<u64>) -> bool {
+        // Defect no-invalidate-on-401: LiteLLM 1.83.7 keeps the cached token
+        // until its TTL ends, so a revoked token is reused and every
+        // exchange meanwhile ends in 401.
+        if self.has(Defect::NoInvalidateOn401) {
+            return false;
+        }
+        self.tokens.invalidate(server_id);
+        if let Some(attempt) = attempt {
+            self.emit(GatewayEvent::TokenInvalidated {
+                server_id: server_id.to_string(),
+                attempt,
+            });
+        }
+        true
+    }
+
+    async fn attempt(&self, spec: &ServerSpec, attempt: u64) -> Outcome {
+        let (url, mut headers, token_request) = match self.upstream(spec) {
+            Ok(upstream) => upstream,
+            Err(error) => return Outcome::Unhealthy(error),
+        };
+        let list_budget = Duration::from_millis(self.settings.list_timeout_ms);
+        // Defect shared-timeout-budget: one `wait_for` around the token fetch
+        // and the listing together (LiteLLM issue 20715): a slow token
+        // server eats the listing's time.
+        let shared_deadline = self
+            .has(Defect::SharedTimeoutBudget)
+            .then(|| tokio::time::Instant::now() + list_budget);
         let mut retried = false;
         loop {
             if let Some(request) = &token_request {
-                match self.token(request, attempt).await {
-                    Ok(token) => set(
+                let (budget, deadline) = match shared_deadline {
+                    Some(deadline) => (list_budget, deadline),
+                    None => {
+                        let budget = Duration::from_millis(self.settings.token_timeout_ms);
+                        (budget, tokio::time::Instant::now() + budget)
+                    }
+                };
+                match self.token(request, Some(attempt), budget, deadline).await {
+                    Ok(token) => set_secret_header(
                         &mut headers,
                         http::header::AUTHORIZATION,
                         &format!("Bearer {}", token.expose()),
@@ -449,34 +616,44 @@ impl Registry {
             let list = ListRequest {
                 url: &url,
                 headers: &headers,
-                quirks: ClientQuirks::default(),
+                quirks: self.quirks(),
             };
             let stage = StageCell::new(Stage::Connect);
-            let budget = Duration::from_millis(self.settings.list_timeout_ms);
-            let result = tokio::time::timeout(
-                budget,
+            let deadline =
+                shared_deadline.unwrap_or_else(|| tokio::time::Instant::now() + list_budget);
+            let result = tokio::time::timeout_at(
+                deadline,
                 mcp_client::list_tools(self.deps.http.as_ref(), &list, &stage),
             )
             .await;
             match result {
                 Ok(Ok(tools)) => return Outcome::Healthy(tools),
+                // Defect error-becomes-cancellation: MCP SDK 1.26 raises the
+                // HTTP error inside a task group, the waiting task sees only
+                // CancelledError, and `_fetch_tools_with_timeout` swallows it
+                // into `[]` (issue 27635). The status is lost before any
+                // retry could look at it.
                 Ok(Err(error))
-                    if error.status() == Some(401) && token_request.is_some() && !retried =>
+                    if self.has(Defect::ErrorBecomesCancellation)
+                        && surfaces_as_cancellation(&error) =>
                 {
-                    // The token may have been revoked: forget it and try once more.
+                    return Outcome::Swallowed
+                }
+                Ok(Err(error))
+                    if error.status() == Some(401)
+                        && token_request.is_some()
+                        && !retried
+                        && self.invalidate_after_401(&spec.id, Some(attempt)) =>
+                {
+                    // The token may have been revoked: try once more.
                     retried = true;
-                    self.tokens.invalidate(&spec.id);
-                    self.emit(GatewayEvent::TokenInvalidated {
-                        server_id: spec.id.clone(),
-                        attempt,
-                    });
                 }
                 Ok(Err(error)) => return Outcome::Unhealthy(error.to_string()),
                 Err(_) => {
                     return Outcome::Unhealthy(format!(
                         "{}: timed out after {} ms",
                         stage.get().as_str(),
-                        budget.as_millis()
+                        list_budget.as_millis()
                     ))
                 }
             }
@@ -486,12 +663,13 @@ impl Registry {
     async fn token(
         &self,
         request: &TokenRequest,
-        attempt: u64,
+        attempt: Option<u64>,
+        budget: Duration,
+        deadline: tokio::time::Instant,
     ) -> Result<spec::Secret, TokenError2> {
-        let budget = Duration::from_millis(self.settings.token_timeout_ms);
-        match tokio::time::timeout(budget, self.tokens.get(request)).await {
+        match tokio::time::timeout_at(deadline, self.tokens.get(request)).await {
             Ok(Ok(token)) => {
-                if token.fetched {
+                if let (true, Some(attempt)) = (token.fetched, attempt) {
                     self.emit(GatewayEvent::TokenFetched {
                         server_id: request.server_id.clone(),
                         attempt,
@@ -501,6 +679,110 @@ impl Registry {
             }
             Ok(Err(error)) => Err(TokenError2::Failed(error)),
             Err(_) => Err(TokenError2::TimedOut(budget)),
+        }
+    }
+
+    /// Calls one tool, `<alias>-<tool>`, with the server's own credentials,
+    /// on behalf of a caller; `caller_authorization` is the caller's own
+    /// `Authorization` header, which the reference never forwards.
+    pub async fn call_tool(
+        &self,
+        body: &[u8],
+        caller_authorization: Option<HeaderValue>,
+    ) -> Result<Value, ApiError> {
+        let request: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        let Some(name) = request.get("name").and_then(Value::as_str) else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "name: is required and must be a string",
+            ));
+        };
+        let arguments = match request.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::Object(arguments)) => Value::Object(arguments.clone()),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "arguments: must be a JSON object",
+                ))
+            }
+        };
+        let unknown = || ApiError::new(StatusCode::NOT_FOUND, format!("no tool named {name}"));
+        // An alias has no '-', so the first one ends it.
+        let (alias, tool) = name.split_once('-').ok_or_else(unknown)?;
+        let spec = {
+            let state = self.lock();
+            state
+                .servers
+                .values()
+                .find(|e| e.spec.alias == alias)
+                .map(|e| e.spec.clone())
+                .ok_or_else(unknown)?
+        };
+        let failed = |message: String| ApiError::new(StatusCode::BAD_GATEWAY, message);
+        let (url, mut headers, token_request) = self.upstream(&spec).map_err(failed)?;
+        let budget = Duration::from_millis(self.settings.list_timeout_ms);
+        let mut retried = false;
+        loop {
+            if let Some(request) = &token_request {
+                let token_budget = Duration::from_millis(self.settings.token_timeout_ms);
+                let deadline = tokio::time::Instant::now() + token_budget;
+                match self.token(request, None, token_budget, deadline).await {
+                    Ok(token) => set_secret_header(
+                        &mut headers,
+                        http::header::AUTHORIZATION,
+                        &format!("Bearer {}", token.expose()),
+                    ),
+                    Err(error) => return Err(failed(format!("token: {error}"))),
+                }
+            }
+            // Defect forwards-caller-authorization: the caller's own header
+            // is passed through and overrides the server's credentials
+            // (LiteLLM issue 23652, fixed by PR 26871).
+            if let Some(value) = caller_authorization
+                .as_ref()
+                .filter(|_| self.has(Defect::ForwardsCallerAuthorization))
+            {
+                let mut value = value.clone();
+                value.set_sensitive(true);
+                headers.retain(|(n, _)| n != http::header::AUTHORIZATION);
+                headers.push((http::header::AUTHORIZATION, value));
+            }
+            let call = ListRequest {
+                url: &url,
+                headers: &headers,
+                quirks: self.quirks(),
+            };
+            let stage = StageCell::new(Stage::Connect);
+            let result = tokio::time::timeout(
+                budget,
+                mcp_client::call_tool(self.deps.http.as_ref(), &call, &stage, tool, &arguments),
+            )
+            .await;
+            match result {
+                Ok(Ok(result)) => return Ok(result),
+                Ok(Err(error))
+                    if error.status() == Some(401)
+                        && token_request.is_some()
+                        && !retried
+                        && self.invalidate_after_401(&spec.id, None) =>
+                {
+                    retried = true;
+                }
+                Ok(Err(error)) => return Err(failed(error.to_string())),
+                Err(_) => {
+                    return Err(failed(format!(
+                        "{}: timed out after {} ms",
+                        stage.get().as_str(),
+                        budget.as_millis()
+                    )))
+                }
+            }
         }
     }
 
@@ -528,14 +810,15 @@ impl Registry {
         )
     }
 
-    /// Inserts a new server and starts its discovery. Checks again, under
-    /// the lock, what the caller checked before awaiting the store.
+    /// Inserts a new server and starts its discovery (none without a
+    /// reason). Checks again, under the lock, what the caller checked before
+    /// awaiting the store.
     fn apply_insert(
         self: &Arc<Self>,
         spec: ServerSpec,
         raw: Value,
         store_version: Option<u64>,
-        reason: AttemptReason,
+        reason: Option<AttemptReason>,
     ) -> Result<String, ApiError> {
         let (id, name) = {
             let mut state = self.lock();
@@ -551,23 +834,27 @@ impl Registry {
             name,
             source: Source::Rest,
         });
-        self.spawn(&id, reason);
+        if reason.is_some() {
+            self.spawn(&id, reason);
+        }
         Ok(id)
     }
 
-    /// Replaces a server's definition: the running attempt is superseded.
+    /// Replaces a server's definition: the running attempt is superseded,
+    /// and a new one starts when there is a reason.
     fn apply_replace(
         self: &Arc<Self>,
         spec: ServerSpec,
         merged: Value,
         store_version: Option<u64>,
-        reason: AttemptReason,
+        reason: Option<AttemptReason>,
     ) -> Result<(), ApiError> {
         let id = spec.id.clone();
         let mut events = Vec::new();
         {
-            let mut state = self.lock();
-            Self::check_unique(&state, &spec, Some(&id))
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            Self::check_unique(state, &spec, Some(&id))
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
             let now = self.deps.clock.now_unix();
             let Some(entry) = state.servers.get_mut(&id) else {
@@ -576,7 +863,7 @@ impl Registry {
                     format!("no server with server_id {id}"),
                 ));
             };
-            events.extend(self.cancel(entry, CancelReason::Superseded));
+            events.extend(self.cancel(&mut state.orphans, entry, CancelReason::Superseded));
             let from = entry.health.status();
             entry.spec = Arc::new(spec);
             entry.rest_body = Some(merged);
@@ -599,18 +886,21 @@ impl Registry {
         for event in events {
             self.emit(event);
         }
-        self.spawn(&id, reason);
+        if reason.is_some() {
+            self.spawn(&id, reason);
+        }
         Ok(())
     }
 
     /// Removes a server and cancels its discovery.
     fn apply_remove(&self, id: &str) {
         let event = {
-            let mut state = self.lock();
+            let mut guard = self.lock();
+            let state = &mut *guard;
             let Some(mut entry) = state.servers.remove(id) else {
                 return;
             };
-            self.cancel(&mut entry, CancelReason::Deleted)
+            self.cancel(&mut state.orphans, &mut entry, CancelReason::Deleted)
         };
         self.tokens.invalidate(id);
         if let Some(event) = event {
@@ -637,13 +927,17 @@ impl Registry {
         let parsed = spec::parse_rest_body(body).map_err(ApiError::invalid)?;
         let spec = {
             let mut state = self.lock();
-            let spec = spec::from_rest(&parsed, || {
-                let mut bytes = [0u8; 16];
-                state.ids.fill_bytes(&mut bytes);
-                uuid::Builder::from_random_bytes(bytes)
-                    .into_uuid()
-                    .to_string()
-            })
+            let spec = spec::from_rest_with(
+                &parsed,
+                || {
+                    let mut bytes = [0u8; 16];
+                    state.ids.fill_bytes(&mut bytes);
+                    uuid::Builder::from_random_bytes(bytes)
+                        .into_uuid()
+                        .to_string()
+                },
+                self.settings.defects,
+            )
             .map_err(ApiError::invalid)?;
             Self::check_new(&state, &spec)?;
             spec
@@ -666,7 +960,15 @@ impl Registry {
             None => None,
         };
         let id = spec.id.clone();
-        match self.apply_insert(spec, raw, version, AttemptReason::Registered) {
+        // Defect discovery-tied-to-request: LiteLLM awaits the first listing
+        // inside the handler, so the registry gets no task to own it.
+        let in_request = self.has(Defect::DiscoveryTiedToRequest);
+        let reason = (!in_request).then_some(AttemptReason::Registered);
+        match self.apply_insert(spec, raw, version, reason) {
+            Ok(_) if in_request => {
+                self.discover_in_request(&id, AttemptReason::Registered)
+                    .await
+            }
             Ok(_) => {}
             // The sync read this very write from the store first and
             // registered it: the create succeeded, say so.
@@ -716,7 +1018,8 @@ impl Registry {
             let merged = spec::merge_rest_bodies(stored, &update);
             let bytes = merged.to_string().into_bytes();
             let parsed = spec::parse_rest_body(&bytes).map_err(ApiError::invalid)?;
-            let spec = spec::from_rest(&parsed, || id.clone()).map_err(ApiError::invalid)?;
+            let spec = spec::from_rest_with(&parsed, || id.clone(), self.settings.defects)
+                .map_err(ApiError::invalid)?;
             Self::check_unique(&state, &spec, Some(&id))
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
             (spec, merged)
@@ -729,7 +1032,13 @@ impl Registry {
             ),
             None => None,
         };
-        self.apply_replace(spec, merged, version, AttemptReason::Updated)?;
+        // Defect discovery-tied-to-request: as in create.
+        let in_request = self.has(Defect::DiscoveryTiedToRequest);
+        let reason = (!in_request).then_some(AttemptReason::Updated);
+        self.apply_replace(spec, merged, version, reason)?;
+        if in_request {
+            self.discover_in_request(&id, AttemptReason::Updated).await;
+        }
         Ok(self.row(&id).unwrap_or(Value::Null))
     }
 
@@ -777,10 +1086,35 @@ impl Registry {
                 self.emit(GatewayEvent::SyncFailed {
                     error: error.to_string(),
                 });
+                // Defect store-outage-drops-servers: the data plane rebuilds
+                // its registry from the failed read as if it were empty; the
+                // servers come back with the next good read.
+                if self.settings.role == crate::Role::Data
+                    && self.has(Defect::StoreOutageDropsServers)
+                {
+                    let learned: Vec<String> = self
+                        .lock()
+                        .servers
+                        .iter()
+                        .filter(|(_, e)| e.spec.source == Source::Rest)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in learned {
+                        self.apply_remove(&id);
+                    }
+                }
                 return;
             }
         };
-        self.lock().store_reachable = true;
+        // Defect no-rediscovery-after-restart: the rows a restarted LiteLLM
+        // loads at startup are registered but never discovered until an
+        // update or a changed row touches them (issues 31775, 32575).
+        let loading = {
+            let mut state = self.lock();
+            state.store_reachable = true;
+            !std::mem::replace(&mut state.loaded, true)
+        };
+        let discover_new = !(loading && self.has(Defect::NoRediscoveryAfterRestart));
         let mut present = std::collections::BTreeSet::new();
         for row in &snapshot.rows {
             present.insert(row.server_id.clone());
@@ -807,12 +1141,13 @@ impl Registry {
                 // Up to date, or a config server of the same id (config wins).
                 Some(_) => continue,
             };
-            let decoded = decode_row(row).and_then(|(spec, body)| {
+            let decoded = decode_row_with(row, self.settings.defects).and_then(|(spec, body)| {
                 let result = if fresh {
-                    self.apply_insert(spec, body, Some(row.version), AttemptReason::Synced)
+                    let reason = discover_new.then_some(AttemptReason::Synced);
+                    self.apply_insert(spec, body, Some(row.version), reason)
                         .map(|_| ())
                 } else {
-                    self.apply_replace(spec, body, Some(row.version), AttemptReason::Synced)
+                    self.apply_replace(spec, body, Some(row.version), Some(AttemptReason::Synced))
                 };
                 result.map_err(|e| e.message)
             });
@@ -924,6 +1259,36 @@ impl std::fmt::Display for TokenError2 {
             TokenError2::Failed(e) => write!(f, "{e}"),
             TokenError2::TimedOut(budget) => write!(f, "timed out after {} ms", budget.as_millis()),
         }
+    }
+}
+
+/// Sets a header, replacing any of the same name, marked sensitive.
+fn set_secret_header(headers: &mut Vec<(HeaderName, HeaderValue)>, name: HeaderName, value: &str) {
+    headers.retain(|(n, _)| n != name);
+    if let Ok(mut v) = HeaderValue::from_str(value) {
+        v.set_sensitive(true);
+        headers.push((name, v));
+    }
+}
+
+/// Whether LiteLLM's health check would skip this server: per-user OAuth,
+/// or authenticated without a static token.
+fn token_at_run_time(spec: &ServerSpec) -> bool {
+    match &spec.auth {
+        Auth::ClientCredentials { .. } | Auth::UserOAuth => true,
+        Auth::Header { .. } => false,
+        // An OAuth2 server that lost its flow on the REST path.
+        Auth::None => spec.auth_type.as_deref() == Some("oauth2"),
+    }
+}
+
+/// Whether MCP SDK 1.26 turns this failure into a cancellation: an HTTP
+/// error status (a 404 fails the session instead) or a refused connection.
+fn surfaces_as_cancellation(error: &McpError) -> bool {
+    match &error.failure {
+        Failure::Status { status } => *status != 404,
+        Failure::Transport(crate::HttpError::Connect(_)) => true,
+        _ => false,
     }
 }
 

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::defects::{Defect, Defects};
+
 /// A secret string: its `Debug` never shows the value and it has no `Serialize`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -256,6 +258,9 @@ struct Fields {
     command: Option<String>,
     /// Prefix for field names in errors: `credentials.` for REST.
     credential_prefix: &'static str,
+    /// Only an explicit `oauth2_flow` enables client credentials (the
+    /// `rest-drops-oauth2-flow` defect; never set by the reference).
+    explicit_flow_only: bool,
 }
 
 /// Parses a REST body: JSON errors name the path and the kind of mistake.
@@ -295,6 +300,19 @@ pub fn from_rest(
     body: &RestServerBody,
     generate_id: impl FnOnce() -> String,
 ) -> Result<ServerSpec, SpecError> {
+    from_rest_with(body, generate_id, Defects::none())
+}
+
+/// [`from_rest`], with the defects of the REST/database path switched on.
+pub(crate) fn from_rest_with(
+    body: &RestServerBody,
+    generate_id: impl FnOnce() -> String,
+    defects: Defects,
+) -> Result<ServerSpec, SpecError> {
+    // Defect rest-drops-oauth2-flow: LiteLLM's database has no column for
+    // `oauth2_flow`, so the REST path loses it, and only an explicit flow
+    // turns on client credentials (issue 27635).
+    let drops_flow = defects.has(Defect::RestDropsOauth2Flow);
     let credentials = body.credentials.clone().unwrap_or_default();
     let transport = match &body.transport {
         Some(t) => Transport::parse(t)?,
@@ -308,7 +326,11 @@ pub fn from_rest(
         transport,
         url: body.url.clone(),
         auth_type: body.auth_type.clone(),
-        oauth2_flow: body.oauth2_flow.clone(),
+        oauth2_flow: if drops_flow {
+            None
+        } else {
+            body.oauth2_flow.clone()
+        },
         auth_value: credentials.auth_value,
         client_id: credentials.client_id,
         client_secret: credentials.client_secret,
@@ -319,6 +341,7 @@ pub fn from_rest(
         extra_headers: body.extra_headers.clone().unwrap_or_default(),
         command: body.command.clone(),
         credential_prefix: "credentials.",
+        explicit_flow_only: drops_flow,
     };
     let id = match &body.server_id {
         Some(id) => {
@@ -378,6 +401,7 @@ pub fn from_config(
         extra_headers: entry.extra_headers.clone().unwrap_or_default(),
         command: entry.command.clone(),
         credential_prefix: "",
+        explicit_flow_only: false,
     };
     let id = config_server_id(
         name,
@@ -538,6 +562,16 @@ fn normalise_auth(f: &Fields) -> Result<Auth, SpecError> {
             ))
         }
     };
+    // Defect rest-drops-oauth2-flow: without a flow nothing is inferred. An
+    // OAuth2 server becomes what LiteLLM calls per-user OAuth and still
+    // lists tools, with no token and no Authorization header; `Auth::None`
+    // is that here (the reference refuses to list `Auth::UserOAuth`).
+    if f.explicit_flow_only
+        && flow.is_none()
+        && matches!(f.auth_type.as_deref(), None | Some("none") | Some("oauth2"))
+    {
+        return Ok(Auth::None);
+    }
     let cc_fields = [
         ("token_url", f.token_url.is_some()),
         ("client_id", f.client_id.is_some()),

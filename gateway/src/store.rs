@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::defects::Defects;
 use crate::http_client::{BoxFuture, HttpClient, HttpError};
 use crate::spec::{self, ServerSpec};
 
@@ -80,6 +81,14 @@ pub fn encode_row(body: &Value) -> Value {
 /// The server a row describes, or why it cannot be read. The reason names
 /// fields, never values.
 pub fn decode_row(row: &StoredRow) -> Result<(ServerSpec, Value), String> {
+    decode_row_with(row, Defects::none())
+}
+
+/// [`decode_row`], with the defects of the REST/database path switched on.
+pub(crate) fn decode_row_with(
+    row: &StoredRow,
+    defects: Defects,
+) -> Result<(ServerSpec, Value), String> {
     match row.row.get("schema").and_then(Value::as_u64) {
         Some(ROW_SCHEMA) => {}
         Some(other) => {
@@ -96,8 +105,8 @@ pub fn decode_row(row: &StoredRow) -> Result<(ServerSpec, Value), String> {
         .ok_or_else(|| "row has no body object".to_string())?;
     let bytes = body.to_string().into_bytes();
     let parsed = spec::parse_rest_body(&bytes).map_err(|e| format!("row body: {e}"))?;
-    let spec =
-        spec::from_rest(&parsed, || row.server_id.clone()).map_err(|e| format!("row body: {e}"))?;
+    let spec = spec::from_rest_with(&parsed, || row.server_id.clone(), defects)
+        .map_err(|e| format!("row body: {e}"))?;
     if spec.id != row.server_id {
         return Err("row body names another server_id than its key".to_string());
     }

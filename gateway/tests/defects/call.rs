@@ -1,0 +1,223 @@
+//! `POST /mcp-rest/tools/call` and the forwarded-header defect.
+
+use mcpsim_gateway::{Defect, GatewaySettings, Role};
+use serde_json::{json, Value};
+
+use crate::rig::*;
+
+const CALLER: &str = "Bearer c4ller-own-t0ken";
+
+fn call_body(name: &str) -> Value {
+    json!({"name": name, "arguments": {"city": "Paris"}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_uses_the_servers_own_credentials() {
+    let world = World::with(&[
+        (
+            "db",
+            Mcp {
+                accept: tokens(1),
+                ..Mcp::default()
+            },
+        ),
+        (
+            "static",
+            Mcp {
+                accept: Some([format!("Bearer {STATIC_TOKEN}")].into()),
+                ..Mcp::default()
+            },
+        ),
+    ]);
+    let rig = rig(settings(&[]), &world, json!({}), None);
+    rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+        .await;
+    rig.call("POST", "/v1/mcp/server", bearer_body("st1", "static"))
+        .await;
+    pass(1_000).await;
+    for (name, host) in [("db1-tool0", "db"), ("st1-tool2", "static")] {
+        // The caller's own header is never forwarded.
+        let (status, text) = rig
+            .call_text(
+                "POST",
+                "/mcp-rest/tools/call",
+                call_body(name),
+                Some(CALLER),
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let result: Value = serde_json::from_str(&text).unwrap();
+        let tool = name.split_once('-').unwrap().1;
+        assert_eq!(
+            result["content"][0]["text"],
+            format!("{tool} on {host}: {{\"city\":\"Paris\"}}")
+        );
+        assert!(!text.contains(SECRET) && !text.contains(STATIC_TOKEN) && !text.contains("tok0"));
+        assert!(!world
+            .auth_seen(host)
+            .iter()
+            .any(|a| a.as_deref() == Some(CALLER)));
+    }
+    // The call reused the cached token.
+    assert_eq!(
+        world.token_calls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_refreshes_a_revoked_token_once() {
+    let world = World::with(&[(
+        "db",
+        Mcp {
+            accept: tokens(1),
+            ..Mcp::default()
+        },
+    )]);
+    let rig = rig(settings(&[]), &world, json!({}), None);
+    rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+        .await;
+    pass(1_000).await;
+    world.set("db", |m| {
+        m.accept = Some(["Bearer tok1".to_string()].into())
+    });
+    let (status, answer) = rig
+        .call("POST", "/mcp-rest/tools/call", call_body("db1-tool0"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        world.token_calls.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_calls_are_refused_without_secrets() {
+    let world = World::with(&[
+        (
+            "broken",
+            Mcp {
+                status: Some(500),
+                ..Mcp::default()
+            },
+        ),
+        ("static", Mcp::default()),
+    ]);
+    let rig = rig(settings(&[]), &world, json!({}), None);
+    rig.call("POST", "/v1/mcp/server", bearer_body("b1", "broken"))
+        .await;
+    rig.call("POST", "/v1/mcp/server", bearer_body("st1", "static"))
+        .await;
+    rig.call("POST", "/v1/mcp/server", bearer_body("r1", "down"))
+        .await;
+    rig.call("POST", "/v1/mcp/server", oauth_body("o1", "static"))
+        .await;
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (call_body("nobody-tool0"), 404, "no tool named"),
+        (call_body("notool"), 404, "no tool named"),
+        (call_body("b1-tool0"), 502, "HTTP 500"),
+        (call_body("r1-tool0"), 502, "connect"),
+        (json!("{not json"), 422, "malformed JSON"),
+        (json!({"arguments": {}}), 422, "name"),
+        (json!({"name": 7}), 422, "name"),
+        (
+            json!({"name": "st1-tool0", "arguments": [1]}),
+            422,
+            "arguments",
+        ),
+    ];
+    for (body, expected, says) in cases {
+        let (status, text) = rig
+            .call_text("POST", "/mcp-rest/tools/call", body.clone(), Some(CALLER))
+            .await;
+        assert_eq!(status, expected, "{body} -> {text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(says), "{body}: {error}");
+        assert_eq!(answer["detail"]["error"], error);
+        for secret in [SECRET, STATIC_TOKEN, CALLER] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+    // A token endpoint that does not answer in time is a 502 too.
+    world
+        .token_delay_ms
+        .store(60_000, std::sync::atomic::Ordering::SeqCst);
+    let (status, answer) = rig
+        .call("POST", "/mcp-rest/tools/call", call_body("o1-tool0"))
+        .await;
+    assert_eq!(status, 502);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("token: timed out"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_control_plane_serves_no_calls() {
+    let world = World::with(&[("static", Mcp::default())]);
+    let settings = GatewaySettings {
+        role: Role::Control,
+        ..settings(&[])
+    };
+    let rig = rig(settings, &world, json!({}), None);
+    rig.call("POST", "/v1/mcp/server", bearer_body("st1", "static"))
+        .await;
+    let (status, _) = rig
+        .call("POST", "/mcp-rest/tools/call", call_body("st1-tool0"))
+        .await;
+    assert_eq!(status, 404);
+    assert!(world.auth_seen("static").iter().all(|a| a.is_some()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn forwards_caller_authorization() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                accept: tokens(5),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::ForwardsCallerAuthorization]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        pass(1_000).await;
+        let (status, text) = rig
+            .call_text(
+                "POST",
+                "/mcp-rest/tools/call",
+                call_body("db1-tool0"),
+                Some(CALLER),
+            )
+            .await;
+        let forwarded = world
+            .auth_seen("db")
+            .iter()
+            .any(|a| a.as_deref() == Some(CALLER));
+        assert!(!text.contains(CALLER) && !text.contains(SECRET), "{text}");
+        if on {
+            // The caller's header overrides the server's token: 401, 502.
+            assert!(forwarded);
+            assert_eq!(status, 502, "{text}");
+            assert!(text.contains("401"), "{text}");
+        } else {
+            assert!(!forwarded);
+            assert_eq!(status, 200, "{text}");
+        }
+        // Without a header of its own, the caller gets the server's token.
+        let (status, _) = rig
+            .call("POST", "/mcp-rest/tools/call", call_body("db1-tool0"))
+            .await;
+        assert_eq!(status, 200);
+    }
+}

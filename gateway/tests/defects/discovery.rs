@@ -1,0 +1,449 @@
+//! Defects of discovery: normalisation, error handling, health, tokens,
+//! timeouts, sessions, paging and supersession.
+
+use mcpsim_gateway::{Defect, GatewayEvent, GatewaySettings};
+use serde_json::{json, Value};
+
+use crate::rig::*;
+
+fn finished(e: &GatewayEvent) -> bool {
+    matches!(e, GatewayEvent::DiscoveryFinished { .. })
+}
+
+fn cancelled(e: &GatewayEvent) -> bool {
+    matches!(e, GatewayEvent::DiscoveryCancelled { .. })
+}
+
+#[tokio::test(start_paused = true)]
+async fn rest_drops_oauth2_flow() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                accept: tokens(1),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::RestDropsOauth2Flow]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        let (status, row) = rig
+            .call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        assert_eq!(status, 201, "{row}");
+        pass(1_000).await;
+        let row = rig.row("db1").await;
+        if on {
+            // No token, no header, a 401.
+            assert_eq!(row["oauth2_flow"], Value::Null);
+            assert_eq!(row["status"], "unhealthy");
+            assert!(
+                row["health_check_error"].as_str().unwrap().contains("401"),
+                "{row}"
+            );
+            assert_eq!(
+                world.token_calls.load(std::sync::atomic::Ordering::SeqCst),
+                0
+            );
+            assert_eq!(world.auth_seen("db"), vec![None]);
+        } else {
+            assert_eq!(row["oauth2_flow"], "client_credentials");
+            assert_eq!(row["status"], "healthy", "{row}");
+            assert_eq!(rig.tool_count("db1").await, 3);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rest_drops_oauth2_flow_leaves_the_config_path_alone() {
+    let world = World::with(&[(
+        "db",
+        Mcp {
+            accept: tokens(1),
+            ..Mcp::default()
+        },
+    )]);
+    let config = json!({"db": {"url": "http://db/mcp", "auth_type": "oauth2", "oauth2_flow": "client_credentials",
+        "token_url": "http://auth/token", "client_id": "gateway", "client_secret": SECRET}});
+    let rig = rig(
+        settings(&[Defect::RestDropsOauth2Flow]),
+        &world,
+        config,
+        None,
+    );
+    pass(1_000).await;
+    let (_, rows) = rig.call("GET", "/v1/mcp/server", Value::Null).await;
+    assert_eq!(rows[0]["status"], "healthy", "{rows}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_becomes_cancellation() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "broken",
+            Mcp {
+                status: Some(500),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::ErrorBecomesCancellation]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", bearer_body("b1", "broken"))
+            .await;
+        rig.call("POST", "/v1/mcp/server", bearer_body("r1", "down"))
+            .await;
+        pass(1_000).await;
+        for id in ["b1", "r1"] {
+            let row = rig.row(id).await;
+            assert!(row["last_health_check"].is_string(), "{row}");
+            assert_eq!(rig.tool_count(id).await, 0);
+            if on {
+                // LiteLLM's triple: unknown, no error, a fresh timestamp.
+                assert_eq!(row["status"], "unknown", "{row}");
+                assert_eq!(row["health_check_error"], Value::Null, "{row}");
+            } else {
+                assert_eq!(row["status"], "unhealthy", "{row}");
+                let error = row["health_check_error"].as_str().unwrap();
+                assert!(
+                    error.contains("HTTP 500") || error.contains("connect"),
+                    "{error}"
+                );
+            }
+        }
+        // The swallowing is the bug; the attempt still ends on record.
+        assert_eq!(rig.count(finished), 2);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_skips_runtime_token() {
+    for on in [false, true] {
+        let world = World::with(&[("db", Mcp::default()), ("static", Mcp::default())]);
+        let defects = if on {
+            vec![Defect::HealthSkipsRuntimeToken]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        rig.call("POST", "/v1/mcp/server", bearer_body("st1", "static"))
+            .await;
+        pass(1_000).await;
+        let row = rig.row("db1").await;
+        // The listing works either way; only the health says otherwise.
+        assert_eq!(rig.tool_count("db1").await, 3);
+        assert!(row["last_health_check"].is_string());
+        assert_eq!(row["health_check_error"], Value::Null);
+        assert_eq!(
+            row["status"],
+            if on { "unknown" } else { "healthy" },
+            "{row}"
+        );
+        // A server with a static token is checked.
+        assert_eq!(rig.row("st1").await["status"], "healthy");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_invalidate_on_401() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                accept: tokens(1),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::NoInvalidateOn401]
+        } else {
+            vec![]
+        };
+        let settings = GatewaySettings {
+            check_interval_ms: 10_000,
+            ..settings(&defects)
+        };
+        let rig = rig(settings, &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        pass(1_000).await;
+        assert_eq!(rig.row("db1").await["status"], "healthy");
+        // The upstream revokes tok0 and will take tok1.
+        world.set("db", |m| {
+            m.accept = Some(["Bearer tok1".to_string()].into())
+        });
+        pass(10_000).await;
+        let row = rig.row("db1").await;
+        let fetched = world.token_calls.load(std::sync::atomic::Ordering::SeqCst);
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert!(row["health_check_error"].as_str().unwrap().contains("401"));
+            assert_eq!(fetched, 1);
+            assert_eq!(
+                rig.count(|e| matches!(e, GatewayEvent::TokenInvalidated { .. })),
+                0
+            );
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+            assert_eq!(fetched, 2);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn discovery_tied_to_request() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "slow",
+            Mcp {
+                delay_ms: 2_000,
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::DiscoveryTiedToRequest]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        // The operator gives up after one second: the request is dropped.
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(1_000),
+            rig.call("POST", "/v1/mcp/server", bearer_body("s1", "slow")),
+        )
+        .await;
+        assert_eq!(gave_up.is_err(), on, "the reference answers at once");
+        pass(120_000).await;
+        let started = rig.count(|e| matches!(e, GatewayEvent::DiscoveryStarted { .. }));
+        assert!(started >= 1);
+        let row = rig.row("s1").await;
+        if on {
+            // Registered, but the attempt died with the request: no end on
+            // record, no status, and no task left to try again.
+            assert_eq!(started, 1);
+            assert_eq!(rig.count(finished) + rig.count(cancelled), 0);
+            assert_eq!(row["status"], "unknown");
+            assert_eq!(row["last_health_check"], Value::Null);
+        } else {
+            assert!(rig.count(finished) >= 1);
+            assert_eq!(row["status"], "healthy");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn discovery_tied_to_request_answers_after_the_listing() {
+    let world = World::with(&[(
+        "slow",
+        Mcp {
+            delay_ms: 2_000,
+            ..Mcp::default()
+        },
+    )]);
+    let rig = rig(
+        settings(&[Defect::DiscoveryTiedToRequest]),
+        &world,
+        json!({}),
+        None,
+    );
+    let (status, row) = rig
+        .call("POST", "/v1/mcp/server", bearer_body("s1", "slow"))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(row["status"], "healthy", "{row}");
+    // The registry's task takes over for the interval checks.
+    pass(70_000).await;
+    assert!(rig.count(finished) >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_timeout_budget() {
+    for on in [false, true] {
+        // 7 s for the token, 4 requests of 1 s for the listing, 10 s each.
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                delay_ms: 1_000,
+                ..Mcp::default()
+            },
+        )]);
+        world
+            .token_delay_ms
+            .store(7_000, std::sync::atomic::Ordering::SeqCst);
+        let defects = if on {
+            vec![Defect::SharedTimeoutBudget]
+        } else {
+            vec![]
+        };
+        let settings = GatewaySettings {
+            token_timeout_ms: 10_000,
+            list_timeout_ms: 10_000,
+            ..settings(&defects)
+        };
+        let rig = rig(settings, &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        pass(30_000).await;
+        let row = rig.row("db1").await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert!(row["health_check_error"]
+                .as_str()
+                .unwrap()
+                .contains("timed out"));
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_reinitialize_on_404() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "forgetful",
+            Mcp {
+                forget_once: true,
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::NoReinitializeOn404]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", bearer_body("f1", "forgetful"))
+            .await;
+        pass(1_000).await;
+        let row = rig.row("f1").await;
+        if on {
+            assert_eq!(row["status"], "unhealthy");
+            assert_eq!(row["health_check_error"], "list: HTTP 404 Not Found");
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+            assert_eq!(rig.tool_count("f1").await, 3);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_page_only() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "paged",
+            Mcp {
+                tools: 5,
+                page_size: 2,
+                ..Mcp::default()
+            },
+        )]);
+        let defects = if on {
+            vec![Defect::FirstPageOnly]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", bearer_body("p1", "paged"))
+            .await;
+        pass(1_000).await;
+        assert_eq!(rig.row("p1").await["status"], "healthy");
+        assert_eq!(rig.tool_count("p1").await, if on { 2 } else { 5 });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn superseded_result_wins() {
+    for on in [false, true] {
+        // The old definition is slow and has 2 tools, the new one fast with 5.
+        let world = World::with(&[
+            (
+                "old",
+                Mcp {
+                    tools: 2,
+                    delay_ms: 5_000,
+                    ..Mcp::default()
+                },
+            ),
+            (
+                "new",
+                Mcp {
+                    tools: 5,
+                    ..Mcp::default()
+                },
+            ),
+        ]);
+        let defects = if on {
+            vec![Defect::SupersededResultWins]
+        } else {
+            vec![]
+        };
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", bearer_body("s1", "old"))
+            .await;
+        pass(1_000).await;
+        let (status, _) = rig
+            .call(
+                "PUT",
+                "/v1/mcp/server",
+                json!({"server_id": "s1", "url": "http://new/mcp"}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        pass(1_000).await;
+        assert_eq!(rig.tool_count("s1").await, 5);
+        pass(30_000).await;
+        let row = rig.row("s1").await;
+        assert_eq!(row["url"], "http://new/mcp");
+        if on {
+            // The old listing finished last and wrote over the new one.
+            assert_eq!(rig.tool_count("s1").await, 2);
+            assert_eq!(rig.count(cancelled), 0);
+        } else {
+            assert_eq!(rig.tool_count("s1").await, 5);
+            assert_eq!(rig.count(cancelled), 1);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn superseded_result_wins_cannot_resurrect_a_deleted_server() {
+    let world = World::with(&[(
+        "old",
+        Mcp {
+            delay_ms: 5_000,
+            ..Mcp::default()
+        },
+    )]);
+    let rig = rig(
+        settings(&[Defect::SupersededResultWins]),
+        &world,
+        json!({}),
+        None,
+    );
+    rig.call("POST", "/v1/mcp/server", bearer_body("s1", "old"))
+        .await;
+    pass(1_000).await;
+    assert_eq!(
+        rig.call("DELETE", "/v1/mcp/server/s1", Value::Null).await.0,
+        202
+    );
+    pass(60_000).await;
+    // The attempt ran on, uncancelled, but has nowhere to write.
+    assert_eq!(rig.count(cancelled), 0);
+    assert_eq!(rig.count(finished), 0);
+    assert_eq!(
+        rig.call("GET", "/v1/mcp/server/s1", Value::Null).await.0,
+        404
+    );
+    assert!(!world.auth_seen("old").is_empty());
+    rig.gateway.shutdown();
+}

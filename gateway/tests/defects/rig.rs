@@ -1,0 +1,342 @@
+//! A tiny world: an MCP server per host, a token server at `auth`, a host
+//! `down` that refuses connections; and a gateway wired to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
+use mcpsim_gateway::store::Store;
+use mcpsim_gateway::{
+    Clock, ConfigFile, Defect, Defects, Deps, Gateway, GatewayEvent, GatewaySettings, MemorySink,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const SECRET: &str = "cl1ent-s3cret-value";
+pub const STATIC_TOKEN: &str = "st4tic-t0ken-value";
+
+/// One MCP server's behaviour.
+#[derive(Clone, Debug)]
+pub struct Mcp {
+    pub tools: usize,
+    pub page_size: usize,
+    pub delay_ms: u64,
+    /// Answer every POST with this status.
+    pub status: Option<u16>,
+    /// Forget the session at the first `tools/list` that carries one.
+    pub forget_once: bool,
+    /// `Authorization` values accepted; `None` accepts anything.
+    pub accept: Option<BTreeSet<String>>,
+}
+
+impl Default for Mcp {
+    fn default() -> Self {
+        Mcp {
+            tools: 3,
+            page_size: 100,
+            delay_ms: 0,
+            status: None,
+            forget_once: false,
+            accept: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct World {
+    pub mcp: Mutex<BTreeMap<String, Mcp>>,
+    pub token_delay_ms: AtomicU64,
+    pub token_calls: AtomicU64,
+    /// `(host, Authorization)` of every MCP POST.
+    pub seen: Mutex<Vec<(String, Option<String>)>>,
+    sessions: AtomicU64,
+}
+
+impl World {
+    pub fn with(servers: &[(&str, Mcp)]) -> Arc<World> {
+        let world = World::default();
+        for (host, mcp) in servers {
+            world
+                .mcp
+                .lock()
+                .unwrap()
+                .insert(host.to_string(), mcp.clone());
+        }
+        Arc::new(world)
+    }
+
+    pub fn set(&self, host: &str, change: impl FnOnce(&mut Mcp)) {
+        change(self.mcp.lock().unwrap().get_mut(host).unwrap());
+    }
+
+    pub fn auth_seen(&self, host: &str) -> Vec<Option<String>> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(h, _)| h == host)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    fn token(&self) -> http::Response<Vec<u8>> {
+        let n = self.token_calls.fetch_add(1, Ordering::SeqCst);
+        let body =
+            json!({"access_token": format!("tok{n}"), "token_type": "Bearer", "expires_in": 3600});
+        json_response(200, &body)
+    }
+
+    fn mcp(&self, host: &str, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let mut servers = self.mcp.lock().unwrap();
+        let Some(mcp) = servers.get_mut(host) else {
+            return json_response(404, &json!({}));
+        };
+        let auth = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        if request.method() == http::Method::DELETE {
+            return json_response(200, &json!({}));
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .push((host.to_string(), auth.clone()));
+        if let Some(accept) = &mcp.accept {
+            if !auth.is_some_and(|a| accept.contains(&a)) {
+                return json_response(401, &json!({"error": "invalid_token"}));
+            }
+        }
+        if let Some(status) = mcp.status {
+            return json_response(status, &json!({}));
+        }
+        let message: Value = serde_json::from_slice(request.body()).unwrap();
+        let id = message["id"].clone();
+        let reply = |result: Value| {
+            json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        };
+        match message["method"].as_str().unwrap() {
+            "initialize" => {
+                let n = self.sessions.fetch_add(1, Ordering::SeqCst);
+                let mut response = reply(
+                    json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "mock", "version": "1"}}),
+                );
+                response
+                    .headers_mut()
+                    .insert("mcp-session-id", format!("s{n}").parse().unwrap());
+                response
+            }
+            "notifications/initialized" => json_response(202, &json!({})),
+            "tools/list" => {
+                if mcp.forget_once && request.headers().contains_key("mcp-session-id") {
+                    mcp.forget_once = false;
+                    return json_response(404, &json!({}));
+                }
+                let start: usize = message["params"]["cursor"]
+                    .as_str()
+                    .map(|c| c.parse().unwrap())
+                    .unwrap_or(0);
+                let end = (start + mcp.page_size).min(mcp.tools);
+                let tools: Vec<Value> = (start..end)
+                    .map(|i| json!({"name": format!("tool{i}"), "inputSchema": {"type": "object"}}))
+                    .collect();
+                let mut result = json!({"tools": tools});
+                if end < mcp.tools {
+                    result["nextCursor"] = json!(end.to_string());
+                }
+                reply(result)
+            }
+            "tools/call" => {
+                let name = message["params"]["name"].as_str().unwrap_or("");
+                let arguments = message["params"]["arguments"].clone();
+                reply(
+                    json!({"content": [{"type": "text", "text": format!("{name} on {host}: {arguments}")}],
+                    "isError": false}),
+                )
+            }
+            _ => json_response(400, &json!({})),
+        }
+    }
+}
+
+fn json_response(status: u16, body: &Value) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap()
+}
+
+impl HttpClient for World {
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
+        Box::pin(async move {
+            let host = request.uri().host().unwrap_or("").to_string();
+            match host.as_str() {
+                "down" => Err(HttpError::Connect("connection refused".into())),
+                "auth" => {
+                    let delay = self.token_delay_ms.load(Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    Ok(self.token())
+                }
+                _ => {
+                    let delay = self
+                        .mcp
+                        .lock()
+                        .unwrap()
+                        .get(&host)
+                        .map_or(0, |m| m.delay_ms);
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    Ok(self.mcp(&host, &request))
+                }
+            }
+        })
+    }
+}
+
+/// Unix time on tokio's (paused) clock.
+struct TokioClock(tokio::time::Instant);
+
+impl Clock for TokioClock {
+    fn now_unix(&self) -> Duration {
+        Duration::from_secs(1_767_225_600) + self.0.elapsed()
+    }
+}
+
+pub struct Rig {
+    pub events: Arc<MemorySink>,
+    pub gateway: Gateway,
+    pub router: axum::Router,
+}
+
+pub fn settings(defects: &[Defect]) -> GatewaySettings {
+    GatewaySettings {
+        defects: defects.iter().copied().collect::<Defects>(),
+        ..GatewaySettings::default()
+    }
+}
+
+/// A started gateway over `world`.
+pub fn rig(
+    settings: GatewaySettings,
+    world: &Arc<World>,
+    config: Value,
+    store: Option<Arc<dyn Store>>,
+) -> Rig {
+    let events = Arc::new(MemorySink::default());
+    let deps = Deps {
+        http: world.clone(),
+        clock: Arc::new(TokioClock(tokio::time::Instant::now())),
+        events: events.clone(),
+        store,
+    };
+    let config: ConfigFile = serde_json::from_value(json!({"mcp_servers": config})).unwrap();
+    let gateway = Gateway::new(settings, deps, &config, &BTreeMap::new()).unwrap();
+    gateway.start();
+    let router = gateway.router();
+    Rig {
+        events,
+        gateway,
+        router,
+    }
+}
+
+impl Rig {
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call_as(method, path, body, None).await
+    }
+
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        authorization: Option<&str>,
+    ) -> (u16, Value) {
+        let (status, text) = self.call_text(method, path, body, authorization).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn call_text(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        authorization: Option<&str>,
+    ) -> (u16, String) {
+        let body = if body.is_null() {
+            String::new()
+        } else if let Some(raw) = body.as_str() {
+            raw.to_string()
+        } else {
+            body.to_string()
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json");
+        if let Some(auth) = authorization {
+            request = request.header("authorization", auth);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+
+    pub async fn row(&self, id: &str) -> Value {
+        let (status, row) = self
+            .call("GET", &format!("/v1/mcp/server/{id}"), Value::Null)
+            .await;
+        assert_eq!(status, 200, "{row}");
+        row
+    }
+
+    pub async fn tool_count(&self, id: &str) -> usize {
+        let (_, tools) = self
+            .call("GET", &format!("/v1/mcp/tools?server_id={id}"), Value::Null)
+            .await;
+        tools["tools"].as_array().map_or(0, Vec::len)
+    }
+
+    pub fn events(&self) -> Vec<GatewayEvent> {
+        self.events.0.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, what: impl Fn(&GatewayEvent) -> bool) -> usize {
+        self.events().iter().filter(|e| what(e)).count()
+    }
+}
+
+/// Lets simulated time pass (the clock is paused and advances itself).
+pub async fn pass(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// A REST body for a server at `http://<host>/mcp`.
+pub fn bearer_body(id: &str, host: &str) -> Value {
+    json!({"server_id": id, "server_name": id, "transport": "http", "url": format!("http://{host}/mcp"),
+        "auth_type": "bearer_token", "credentials": {"auth_value": STATIC_TOKEN}})
+}
+
+/// The reporter's body of issue 27635: OAuth2 client credentials, no flow.
+pub fn oauth_body(id: &str, host: &str) -> Value {
+    json!({"server_id": id, "server_name": id, "transport": "http", "url": format!("http://{host}/mcp"),
+        "auth_type": "oauth2", "token_url": "http://auth/token",
+        "credentials": {"client_id": "gateway", "client_secret": SECRET}})
+}
+
+/// Accepts the first `n` tokens the token server hands out.
+pub fn tokens(n: u64) -> Option<BTreeSet<String>> {
+    Some((0..n).map(|i| format!("Bearer tok{i}")).collect())
+}

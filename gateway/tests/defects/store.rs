@@ -1,0 +1,236 @@
+//! Defects of the store path: restart, data-plane sync, store outages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mcpsim_gateway::http_client::BoxFuture;
+use mcpsim_gateway::store::{MemoryStore, Snapshot, Store, StoreError};
+use mcpsim_gateway::{Defect, GatewayEvent, GatewaySettings, Role};
+use serde_json::{json, Value};
+
+use crate::rig::*;
+
+/// A memory store whose reads can be made to fail.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    down: AtomicBool,
+}
+
+impl Store for FlakyStore {
+    fn put(&self, id: &str, row: Value, if_absent: bool) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.put(id, row, if_absent)
+    }
+    fn delete(&self, id: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.delete(id)
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
+        if self.down.load(Ordering::SeqCst) {
+            Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        } else {
+            self.inner.list()
+        }
+    }
+}
+
+fn started_for(rig: &Rig, id: &str) -> usize {
+    rig.count(|e| matches!(e, GatewayEvent::DiscoveryStarted { server_id, .. } if server_id == id))
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_rediscovery_after_restart() {
+    for on in [false, true] {
+        let world = World::with(&[("rest", Mcp::default()), ("conf", Mcp::default())]);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let defects = if on {
+            vec![Defect::NoRediscoveryAfterRestart]
+        } else {
+            vec![]
+        };
+        let settings = GatewaySettings {
+            check_interval_ms: 5_000,
+            ..settings(&defects)
+        };
+        let config = json!({"conf": {"url": "http://conf/mcp"}});
+        let first = rig(
+            settings.clone(),
+            &world,
+            config.clone(),
+            Some(store.clone()),
+        );
+        first
+            .call("POST", "/v1/mcp/server", bearer_body("r1", "rest"))
+            .await;
+        pass(1_000).await;
+        assert_eq!(first.row("r1").await["status"], "healthy");
+        first.gateway.shutdown();
+
+        // The restart: a new process on the same store.
+        let second = rig(settings, &world, config, Some(store));
+        pass(20_000).await;
+        let (_, rows) = second.call("GET", "/v1/mcp/server", Value::Null).await;
+        let conf = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"] == "config")
+            .unwrap();
+        assert_eq!(conf["status"], "healthy");
+        let row = second.row("r1").await;
+        if on {
+            // Registered, never discovered, not even by the interval.
+            assert_eq!(row["status"], "unknown");
+            assert_eq!(started_for(&second, "r1"), 0);
+            // Touching it discovers it.
+            let (status, _) = second
+                .call(
+                    "PUT",
+                    "/v1/mcp/server",
+                    json!({"server_id": "r1", "description": "touched"}),
+                )
+                .await;
+            assert_eq!(status, 202);
+            pass(1_000).await;
+            assert_eq!(second.row("r1").await["status"], "healthy");
+        } else {
+            assert_eq!(row["status"], "healthy");
+            assert!(started_for(&second, "r1") >= 2);
+        }
+        second.gateway.shutdown();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn data_plane_never_syncs() {
+    for on in [false, true] {
+        let world = World::with(&[("a", Mcp::default()), ("b", Mcp::default())]);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let defects = if on {
+            vec![Defect::DataPlaneNeverSyncs]
+        } else {
+            vec![]
+        };
+        let control = rig(
+            GatewaySettings {
+                role: Role::Control,
+                ..settings(&defects)
+            },
+            &world,
+            json!({}),
+            Some(store.clone()),
+        );
+        let data = rig(
+            GatewaySettings {
+                role: Role::Data,
+                ..settings(&defects)
+            },
+            &world,
+            json!({"conf": {"url": "http://a/mcp"}}),
+            Some(store.clone()),
+        );
+        assert_eq!(
+            control
+                .call("POST", "/v1/mcp/server", bearer_body("c1", "a"))
+                .await
+                .0,
+            201
+        );
+        // Its own writes still work.
+        assert_eq!(
+            data.call("POST", "/v1/mcp/server", bearer_body("d1", "b"))
+                .await
+                .0,
+            201
+        );
+        pass(60_000).await;
+        let (status, _) = data.call("GET", "/v1/mcp/server/c1", Value::Null).await;
+        assert_eq!(status, if on { 404 } else { 200 });
+        assert_eq!(data.row("d1").await["status"], "healthy");
+        let (_, rows) = data.call("GET", "/v1/mcp/server", Value::Null).await;
+        let conf = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"] == "config")
+            .unwrap();
+        assert_eq!(conf["status"], "healthy");
+        // A control plane reads the store whatever the switch says.
+        assert_eq!(
+            control
+                .call("GET", "/v1/mcp/server/d1", Value::Null)
+                .await
+                .0,
+            200
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn store_outage_drops_servers() {
+    for on in [false, true] {
+        let world = World::with(&[("a", Mcp::default())]);
+        let store = Arc::new(FlakyStore::default());
+        let defects = if on {
+            vec![Defect::StoreOutageDropsServers]
+        } else {
+            vec![]
+        };
+        let data = rig(
+            GatewaySettings {
+                role: Role::Data,
+                sync_interval_ms: 10_000,
+                ..settings(&defects)
+            },
+            &world,
+            json!({"conf": {"url": "http://a/mcp"}}),
+            Some(store.clone()),
+        );
+        assert_eq!(
+            data.call("POST", "/v1/mcp/server", bearer_body("r1", "a"))
+                .await
+                .0,
+            201
+        );
+        pass(11_000).await;
+        assert_eq!(data.row("r1").await["status"], "healthy");
+        store.down.store(true, Ordering::SeqCst);
+        pass(10_000).await;
+        assert!(data.count(|e| matches!(e, GatewayEvent::SyncFailed { .. })) >= 1);
+        let (status, _) = data.call("GET", "/v1/mcp/server/r1", Value::Null).await;
+        assert_eq!(status, if on { 404 } else { 200 });
+        // The config server is never dropped.
+        let (_, rows) = data.call("GET", "/v1/mcp/server", Value::Null).await;
+        assert!(rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["source"] == "config"));
+        // The next good read brings it back.
+        store.down.store(false, Ordering::SeqCst);
+        pass(11_000).await;
+        assert_eq!(data.row("r1").await["status"], "healthy");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn store_outage_drops_servers_only_on_a_data_plane() {
+    let world = World::with(&[("a", Mcp::default())]);
+    let store = Arc::new(FlakyStore::default());
+    let rig = rig(
+        GatewaySettings {
+            sync_interval_ms: 10_000,
+            ..settings(&[Defect::StoreOutageDropsServers])
+        },
+        &world,
+        json!({}),
+        Some(store.clone()),
+    );
+    rig.call("POST", "/v1/mcp/server", bearer_body("r1", "a"))
+        .await;
+    store.down.store(true, Ordering::SeqCst);
+    pass(25_000).await;
+    assert_eq!(
+        rig.call("GET", "/v1/mcp/server/r1", Value::Null).await.0,
+        200
+    );
+}
