@@ -1,7 +1,8 @@
 //! A fake MCP server speaking Streamable HTTP (revisions 2025-03-26, 2025-06-18, 2025-11-25).
 //!
 //! It implements the lifecycle (`initialize`, sessions, `DELETE`), `tools/list` with opaque
-//! cursors, `ping`, bearer-token checks as an OAuth resource server, and injected failures.
+//! cursors, `tools/call` (every listed tool answers that it was called), `ping`, bearer-token
+//! checks as an OAuth resource server, and injected failures.
 //! Invariants: answers depend only on the request, the configuration, the injected clock and
 //! per-method request ordinals; session ids come from a counter; sessions and counters live in
 //! the [`McpServer`] value (ordered collections only), so a router rebuilt after a host restart
@@ -396,6 +397,7 @@ async fn post(inner: &Inner, request: Request) -> Response {
     let result = match method {
         "ping" => Ok(json!({})),
         "tools/list" => list_tools(inner, message.get("params")),
+        "tools/call" => call_tool(inner, message.get("params")),
         _ => Err((METHOD_NOT_FOUND, "Method not found")),
     };
     let response = match result {
@@ -466,6 +468,23 @@ fn list_tools(inner: &Inner, params: Option<&Value>) -> Result<Value, (i64, &'st
         result["nextCursor"] = encode_cursor(end).into();
     }
     Ok(result)
+}
+
+/// Answers a call of a listed tool with one text item naming it; the arguments are not looked at.
+fn call_tool(inner: &Inner, params: Option<&Value>) -> Result<Value, (i64, &'static str)> {
+    let name = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .ok_or((INVALID_PARAMS, "Tool name is required"))?;
+    let tool = inner
+        .tools
+        .iter()
+        .find(|tool| tool.name == name)
+        .ok_or((INVALID_PARAMS, "Unknown tool"))?;
+    Ok(json!({
+        "content": [{"type": "text", "text": format!("{} called", tool.name)}],
+        "isError": false,
+    }))
 }
 
 fn encode_cursor(offset: usize) -> String {

@@ -8,7 +8,7 @@ use axum::Router;
 use mcpsim_fakes::access_token::{self, Claims};
 use mcpsim_fakes::{
     ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats,
-    ReplyMode, TokenServer, TokenServerConfig,
+    ReplyMode, TokenServer, TokenServerConfig, ToolSpec,
 };
 use serde_json::{json, Value};
 
@@ -52,6 +52,11 @@ fn initialize_msg(version: &str) -> Value {
 fn list_msg(id: u64, cursor: Option<&str>) -> Value {
     let params = cursor.map_or(json!({}), |c| json!({ "cursor": c }));
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params})
+}
+
+fn call_msg(id: u64, tool: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": tool, "arguments": {}}})
 }
 
 fn initialized_msg() -> Value {
@@ -241,6 +246,81 @@ async fn sse_reply_parses() {
     let message: Value = serde_json::from_str(data).unwrap();
     assert_eq!(message["id"], 7);
     assert_eq!(message["result"]["tools"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn tools_call_answers_listed_tools_only() {
+    let config = McpServerConfig {
+        tool_count: Some(2),
+        latency_ms: [("tools/call".to_string(), 20)].into(),
+        failures: vec![rule(
+            "tools/call",
+            McpFailure::Http { status: 503 },
+            2,
+            Some(1),
+        )],
+        ..McpServerConfig::default()
+    };
+    let (server, router, _time) = server(config);
+    let session = open(&router).await;
+    let s = Some(session.as_str());
+
+    let started = tokio::time::Instant::now();
+    let reply = send(&router, post(call_msg(1, "tool_001"), s, None)).await;
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "content": [{"type": "text", "text": "tool_001 called"}], "isError": false}})
+    );
+    let reply = send(&router, post(call_msg(2, "no_such_tool"), s, None)).await;
+    assert_eq!((reply.status, error_code(&reply)), (StatusCode::OK, -32602));
+    assert_eq!(reply.json()["id"], 2);
+    let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let nameless = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {}});
+    assert_eq!(
+        error_code(&send(&router, post(nameless, s, None)).await),
+        -32602
+    );
+    // Without its session a call is refused like any other request.
+    let reply = send(&router, post(call_msg(5, "tool_000"), None, None)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(server.stats().by_method.get("tools/call"), Some(&5));
+}
+
+#[tokio::test]
+async fn tools_call_in_sse_mode() {
+    let config = McpServerConfig {
+        reply: ReplyMode::Sse,
+        tools: vec![ToolSpec {
+            name: "get_weather".into(),
+            description: None,
+            input_schema: json!({"type": "object"}),
+        }],
+        ..McpServerConfig::default()
+    };
+    let (_server, router, _time) = server(config);
+    let reply = send(&router, post(initialize_msg("2025-11-25"), None, None)).await;
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let reply = send(
+        &router,
+        post(call_msg(9, "get_weather"), Some(&session), None),
+    )
+    .await;
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let data = reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix("data: "))
+        .unwrap();
+    let message: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(message["id"], 9);
+    assert_eq!(
+        message["result"]["content"][0]["text"],
+        "get_weather called"
+    );
 }
 
 #[tokio::test]
