@@ -176,8 +176,17 @@ pub struct McpStats {
     pub by_method: BTreeMap<String, u64>,
     /// Requests refused by the bearer-token check (401 or 403).
     pub unauthorized: u64,
+    /// The part of `unauthorized` that presented a bearer token and had it refused. The tokens
+    /// themselves are kept out of the stats (see [`McpServer::rejected_bearers`]); the count is
+    /// left out of the serialized form while zero, so reports that never see one do not change.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bearer_rejected: u64,
     pub sessions_opened: u64,
     pub sessions_deleted: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// The fake MCP server; cheap to clone, all clones share state.
@@ -200,6 +209,8 @@ struct McpState {
     next_session: u64,
     /// Requests seen per method name, plus `"*"` for all; failure rules count these.
     ordinals: BTreeMap<String, u64>,
+    /// Every bearer token value refused by the auth check. Secret by nature, so never in stats.
+    rejected_bearers: BTreeSet<String>,
 }
 
 impl McpServer {
@@ -236,6 +247,13 @@ impl McpServer {
 
     pub fn stats(&self) -> McpStats {
         self.inner.lock().stats.clone()
+    }
+
+    /// Every distinct bearer token this server refused (401 or 403), sorted. These are
+    /// credentials, so they stay out of [`McpStats`] and thus out of reports; a checker uses
+    /// them to ask whether a gateway ever sent a caller's own key upstream.
+    pub fn rejected_bearers(&self) -> Vec<String> {
+        self.inner.lock().rejected_bearers.iter().cloned().collect()
     }
 
     pub fn tool_names(&self) -> Vec<String> {
@@ -279,7 +297,12 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     }
     inner.lock().stats.requests += 1;
     if let Some(refusal) = auth_refusal(&inner, request.headers()) {
-        inner.lock().stats.unauthorized += 1;
+        let mut state = inner.lock();
+        state.stats.unauthorized += 1;
+        if let Some(token) = bearer(request.headers()) {
+            state.stats.bearer_rejected += 1;
+            state.rejected_bearers.insert(token.to_owned());
+        }
         return refusal;
     }
     let session = header_str(request.headers(), &SESSION_HEADER).map(str::to_owned);
@@ -603,10 +626,7 @@ async fn gate(inner: &Inner, call: Call<'_>) -> Option<Response> {
 
 /// Checks the bearer token when auth is configured; a refusal carries the challenge.
 fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
-    let presented = header_str(headers, &header::AUTHORIZATION).and_then(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
+    let presented = bearer(headers);
     let challenge = |status: StatusCode, params: String| {
         let value = HeaderValue::from_str(&format!("Bearer {params}"))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
@@ -663,6 +683,13 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             }
         }
     }
+}
+
+/// The token of an `Authorization: Bearer` header, `None` when absent or of another scheme.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, &header::AUTHORIZATION)?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// RFC 9728 protected-resource metadata, served without auth so clients can discover the

@@ -575,6 +575,56 @@ async fn static_bearer_token() {
     );
 }
 
+#[tokio::test]
+async fn rejected_bearers_are_kept_out_of_the_stats() {
+    let (server, router, _time) = server(oauth_config(Some("mcp")));
+    let serialized = |server: &McpServer| serde_json::to_value(server.stats()).unwrap();
+    assert!(serialized(&server).get("bearer_rejected").is_none());
+
+    let narrow = access_token::mint(KEY, &claims("read", 2_000_000));
+    for token in ["caller-key", "other-key", "caller-key", narrow.as_str()] {
+        let reply = send(&router, init_with(Some(token))).await;
+        assert!(reply.status.is_client_error());
+    }
+    // No credentials, or credentials of another scheme, are refused but leave nothing to keep.
+    send(&router, init_with(None)).await;
+    let basic = Request::post("/mcp")
+        .header("authorization", "Basic Z3c6cw==")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&router, basic).await.status, StatusCode::UNAUTHORIZED);
+    let good = access_token::mint(KEY, &claims("mcp", 2_000_000));
+    assert_eq!(
+        send(&router, init_with(Some(&good))).await.status,
+        StatusCode::OK
+    );
+
+    let mut expected = vec!["caller-key".to_string(), "other-key".into(), narrow];
+    expected.sort();
+    assert_eq!(server.rejected_bearers(), expected);
+    let stats = server.stats();
+    assert_eq!((stats.unauthorized, stats.bearer_rejected), (6, 4));
+    let text = serialized(&server).to_string();
+    assert!(text.contains("\"bearer_rejected\":4"), "{text}");
+    for token in server.rejected_bearers() {
+        assert!(!text.contains(&token));
+    }
+}
+
+#[tokio::test]
+async fn static_bearer_records_the_wrong_key() {
+    let config = McpServerConfig {
+        auth: McpAuth::Bearer {
+            token: "api-key".into(),
+        },
+        ..McpServerConfig::default()
+    };
+    let (server, router, _time) = server(config);
+    send(&router, init_with(Some("sk-caller"))).await;
+    send(&router, init_with(Some("api-key"))).await;
+    assert_eq!(server.rejected_bearers(), ["sk-caller"]);
+}
+
 fn rule(method: &str, kind: McpFailure, after: u32, count: Option<u32>) -> McpFailureRule {
     McpFailureRule {
         method: method.into(),
@@ -650,6 +700,7 @@ async fn session_terminated_forces_a_new_session() {
             requests: 6,
             by_method: [("initialize".into(), 2), ("tools/list".into(), 4)].into(),
             unauthorized: 0,
+            bearer_rejected: 0,
             sessions_opened: 2,
             sessions_deleted: 0,
         }
