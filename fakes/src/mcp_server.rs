@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
@@ -22,7 +23,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{access_token, rule_hits, sleep_ms, Clock};
+use crate::{access_token, rule_hits, sleep_ms, Clock, SIM_EPOCH_UNIX_S};
 
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -118,6 +119,11 @@ pub enum McpAuth {
         signing_key: String,
         #[serde(default)]
         required_scope: Option<String>,
+        /// Milliseconds of simulated time after the run's start ([`crate::SIM_EPOCH_UNIX_S`]) at
+        /// which every token issued earlier is revoked: from then on such a token gets 401
+        /// `error="invalid_token"`, while tokens issued at or after the instant pass.
+        #[serde(default)]
+        revoke_at_ms: Option<u64>,
     },
 }
 
@@ -130,12 +136,14 @@ impl fmt::Debug for McpAuth {
             McpAuth::Oauth {
                 issuer,
                 required_scope,
+                revoke_at_ms,
                 ..
             } => f
                 .debug_struct("Oauth")
                 .field("issuer", issuer)
                 .field("signing_key", &"<redacted>")
                 .field("required_scope", required_scope)
+                .field("revoke_at_ms", revoke_at_ms)
                 .finish(),
         }
     }
@@ -181,6 +189,10 @@ pub struct McpStats {
     /// left out of the serialized form while zero, so reports that never see one do not change.
     #[serde(skip_serializing_if = "is_zero")]
     pub bearer_rejected: u64,
+    /// The part of `bearer_rejected` refused only because the token was issued before
+    /// `revoke_at_ms`; left out of the serialized form while zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub revoked_refused: u64,
     pub sessions_opened: u64,
     pub sessions_deleted: u64,
 }
@@ -658,6 +670,7 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             issuer,
             signing_key,
             required_scope,
+            revoke_at_ms,
         } => {
             let mut params = format!("resource_metadata=\"http://{}{WELL_KNOWN}\"", host(headers));
             if let Some(scope) = required_scope {
@@ -667,13 +680,19 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             let Some(token) = presented else {
                 return Some(challenge(StatusCode::UNAUTHORIZED, params));
             };
-            let claims = access_token::verify(signing_key, token, (inner.clock)())
+            let now = (inner.clock)();
+            let claims = access_token::verify(signing_key, token, now)
                 .ok()
                 .filter(|claims| &claims.iss == issuer);
             let Some(claims) = claims else {
                 params.push_str(", error=\"invalid_token\"");
                 return Some(challenge(StatusCode::UNAUTHORIZED, params));
             };
+            if revoke_at_ms.is_some_and(|at_ms| revoked(&claims, at_ms, now)) {
+                inner.lock().stats.revoked_refused += 1;
+                params.push_str(", error=\"invalid_token\"");
+                return Some(challenge(StatusCode::UNAUTHORIZED, params));
+            }
             match required_scope {
                 Some(scope) if !claims.has_scope(scope) => {
                     params.push_str(", error=\"insufficient_scope\"");
@@ -683,6 +702,13 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             }
         }
     }
+}
+
+/// Whether a revocation at `revoke_at_ms` after the simulation epoch has taken effect by `now`
+/// and covers this token. A token without an issue time counts as issued at the unix epoch.
+fn revoked(claims: &access_token::Claims, revoke_at_ms: u64, now: Duration) -> bool {
+    let revoke_unix_ms = (SIM_EPOCH_UNIX_S * 1000).saturating_add(revoke_at_ms);
+    now.as_millis() >= u128::from(revoke_unix_ms) && claims.iat_ms.unwrap_or(0) < revoke_unix_ms
 }
 
 /// The token of an `Authorization: Bearer` header, `None` when absent or of another scheme.

@@ -8,7 +8,7 @@ use axum::Router;
 use mcpsim_fakes::access_token::{self, Claims};
 use mcpsim_fakes::{
     ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats,
-    ReplyMode, TokenServer, TokenServerConfig, ToolSpec,
+    ReplyMode, TokenServer, TokenServerConfig, ToolSpec, SIM_EPOCH_UNIX_S,
 };
 use serde_json::{json, Value};
 
@@ -419,6 +419,7 @@ fn oauth_config(required_scope: Option<&str>) -> McpServerConfig {
             issuer: "auth.sim".into(),
             signing_key: KEY.into(),
             required_scope: required_scope.map(String::from),
+            revoke_at_ms: None,
         },
         tool_count: Some(1),
         ..McpServerConfig::default()
@@ -431,6 +432,7 @@ fn claims(scope: &str, exp_ms: u64) -> Claims {
         sub: "gw".into(),
         scope: scope.into(),
         exp_ms,
+        iat_ms: None,
         jti: 1,
     }
 }
@@ -519,6 +521,108 @@ async fn token_from_the_token_server_is_accepted() {
         .unwrap()
         .contains("error=\"invalid_token\""));
     assert!(!reply.body.contains(&token));
+}
+
+fn token_server(clock: mcpsim_fakes::Clock) -> TokenServer {
+    TokenServer::new(
+        TokenServerConfig {
+            issuer: "auth.sim".into(),
+            signing_key: KEY.into(),
+            clients: vec![ClientRegistration {
+                client_id: "gw".into(),
+                client_secret: "s".into(),
+                scopes: vec![],
+            }],
+            ..TokenServerConfig::default()
+        },
+        clock,
+    )
+}
+
+async fn fetch_token(tokens: &TokenServer) -> String {
+    let grant = Request::post("/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "grant_type=client_credentials&client_id=gw&client_secret=s",
+        ))
+        .unwrap();
+    let body = send(&tokens.router(), grant).await.json();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tokens_issued_before_the_revocation_are_refused_from_then_on() {
+    // The clock starts where a simulated run starts, so `revoke_at_ms` is time into the run.
+    let (time, clock) = TestClock::new(SIM_EPOCH_UNIX_S * 1000);
+    let tokens = token_server(clock.clone());
+    let mut config = oauth_config(None);
+    config.auth = serde_json::from_value(json!({"type": "oauth", "issuer": "auth.sim",
+        "signing_key": KEY, "revoke_at_ms": 5_000}))
+    .unwrap();
+    let mcp = McpServer::new(config, clock);
+    let router = mcp.router();
+    let list = |token: &str, session: &str| {
+        post_with(
+            list_msg(1, None).to_string(),
+            Some(session),
+            None,
+            Some(token),
+        )
+    };
+
+    let cached = fetch_token(&tokens).await;
+    let reply = send(&router, init_with(Some(&cached))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    time.advance(Duration::from_millis(4_999));
+    assert_eq!(
+        send(&router, list(&cached, &session)).await.status,
+        StatusCode::OK
+    );
+
+    // From the revocation instant on the cached token is refused as the spec says for a token
+    // the authorization server no longer honours, although it has not expired.
+    time.advance(Duration::from_millis(1));
+    let reply = send(&router, list(&cached, &session)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let without_issue_time = access_token::mint(KEY, &claims("", u64::MAX));
+    assert_eq!(
+        send(&router, list(&without_issue_time, &session))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A token fetched at or after the instant is honoured, on the same session.
+    let fresh = fetch_token(&tokens).await;
+    assert_ne!(fresh, cached);
+    assert_eq!(
+        send(&router, list(&fresh, &session)).await.status,
+        StatusCode::OK
+    );
+    time.advance(Duration::from_secs(10));
+    assert_eq!(
+        send(&router, list(&fresh, &session)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&router, list(&cached, &session)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let stats = mcp.stats();
+    assert_eq!(
+        (
+            stats.unauthorized,
+            stats.bearer_rejected,
+            stats.revoked_refused
+        ),
+        (3, 3, 3)
+    );
+    assert!(mcp.rejected_bearers().contains(&cached));
+    assert!(!serde_json::to_string(&stats).unwrap().contains(&cached));
 }
 
 #[tokio::test]
@@ -701,6 +805,7 @@ async fn session_terminated_forces_a_new_session() {
             by_method: [("initialize".into(), 2), ("tools/list".into(), 4)].into(),
             unauthorized: 0,
             bearer_rejected: 0,
+            revoked_refused: 0,
             sessions_opened: 2,
             sessions_deleted: 0,
         }
@@ -726,7 +831,8 @@ fn config_reads_from_json() {
         "tool_count": 250,
         "page_size": 100,
         "reply": "sse",
-        "auth": {"type": "oauth", "issuer": "auth.sim", "signing_key": "k", "required_scope": "mcp"},
+        "auth": {"type": "oauth", "issuer": "auth.sim", "signing_key": "k", "required_scope": "mcp",
+                 "revoke_at_ms": 1500},
         "sessions": true,
         "latency_ms": {"tools/list": 20, "*": 1},
         "failures": [
@@ -738,6 +844,7 @@ fn config_reads_from_json() {
     }))
     .unwrap();
     assert_eq!(config.reply, ReplyMode::Sse);
+    assert!(format!("{:?}", config.auth).contains("revoke_at_ms: Some(1500)"));
     assert_eq!(config.failures[0].kind, McpFailure::Http { status: 503 });
     assert_eq!(
         McpServer::new(config, std::sync::Arc::new(|| Duration::ZERO))

@@ -219,6 +219,7 @@ async fn omitted_expiry_means_a_day() {
     let token = body["access_token"].as_str().unwrap();
     let claims = access_token::verify("mcpsim-signing-key", token, Duration::ZERO).unwrap();
     assert_eq!(claims.exp_ms, 5_000 + 86_400_000);
+    assert_eq!(claims.iat_ms, Some(5_000));
 }
 
 #[tokio::test]
