@@ -184,13 +184,10 @@ pub struct McpStats {
     pub by_method: BTreeMap<String, u64>,
     /// Requests refused by the bearer-token check (401 or 403).
     pub unauthorized: u64,
-    /// The part of `unauthorized` that presented a bearer token and had it refused. The tokens
-    /// themselves are kept out of the stats (see [`McpServer::rejected_bearers`]); the count is
-    /// left out of the serialized form while zero, so reports that never see one do not change.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub bearer_rejected: u64,
-    /// The part of `bearer_rejected` refused only because the token was issued before
-    /// `revoke_at_ms`; left out of the serialized form while zero.
+    /// The part of `unauthorized` refused only because the token was issued before the oauth
+    /// `revoke_at_ms`. Left out of the serialized form while zero, so that reports of scenarios
+    /// without a revocation stay as they were. The refused tokens themselves are never in the
+    /// stats (see [`McpServer::rejected_bearers`]).
     #[serde(skip_serializing_if = "is_zero")]
     pub revoked_refused: u64,
     pub sessions_opened: u64,
@@ -312,7 +309,6 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         let mut state = inner.lock();
         state.stats.unauthorized += 1;
         if let Some(token) = bearer(request.headers()) {
-            state.stats.bearer_rejected += 1;
             state.rejected_bearers.insert(token.to_owned());
         }
         return refusal;
