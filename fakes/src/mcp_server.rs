@@ -10,16 +10,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::to_bytes;
+use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -31,6 +34,12 @@ const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// The revision a client speaks when it sends no `MCP-Protocol-Version` header.
 const FALLBACK_VERSION: &str = "2025-03-26";
 const BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// The first event of every SSE answer: an id with empty data, as 2025-11-25 servers send.
+const PRIMING_EVENT: &str = "id: 0\ndata:\n\n";
+const SSE_HEADERS: [(HeaderName, &str); 2] = [
+    (header::CONTENT_TYPE, "text/event-stream"),
+    (header::CACHE_CONTROL, "no-cache"),
+];
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -174,6 +183,10 @@ pub enum McpFailure {
     Hang,
     /// 404, and the request's session is forgotten, as after a server restart.
     SessionTerminated,
+    /// 200, then the connection breaks mid-answer: in `sse` mode after the priming event and
+    /// before the message event, in `json` mode after half of a response body. The body ends
+    /// with an error, so the server aborts the connection rather than ending the message.
+    CutStream,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -623,6 +636,7 @@ async fn gate(inner: &Inner, call: Call<'_>) -> Option<Response> {
             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         McpFailure::Hang => std::future::pending().await,
+        McpFailure::CutStream => cut_stream(inner.config.reply, call.id),
         McpFailure::SessionTerminated => {
             if let Some(session) = call.session {
                 inner.lock().sessions.remove(session);
@@ -773,6 +787,39 @@ fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Respons
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A 200 whose body stops with an error after a first part, so that hyper aborts the connection
+/// (an HTTP/1.1 chunked body without its last chunk) and the client sees a truncated answer.
+fn cut_stream(mode: ReplyMode, id: Value) -> Response {
+    let sent = match mode {
+        ReplyMode::Json => {
+            let full = json!({"jsonrpc": "2.0", "id": id, "result": {}}).to_string();
+            let full = Bytes::from(full);
+            full.slice(..full.len() / 2)
+        }
+        ReplyMode::Sse => Bytes::from_static(PRIMING_EVENT.as_bytes()),
+    };
+    let cut = async {
+        // Pending once before the error lets hyper flush the first part to the socket; an
+        // error right behind it would drop the part with the connection.
+        tokio::task::yield_now().await;
+        Err::<Bytes, _>(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "injected cut_stream",
+        ))
+    };
+    let body = stream::once(async { Ok(sent) }).chain(stream::once(cut));
+    let body = Body::from_stream(body);
+    match mode {
+        ReplyMode::Json => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        ReplyMode::Sse => (StatusCode::OK, SSE_HEADERS, body).into_response(),
+    }
+}
+
 /// Frames one JSON-RPC response in the configured reply mode.
 fn reply(mode: ReplyMode, message: &Value) -> Response {
     match mode {
@@ -786,11 +833,8 @@ fn reply(mode: ReplyMode, message: &Value) -> Response {
         // the stream then ends with the response, so no resumption is ever needed.
         ReplyMode::Sse => (
             StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            format!("id: 0\ndata:\n\nevent: message\nid: 1\ndata: {message}\n\n"),
+            SSE_HEADERS,
+            format!("{PRIMING_EVENT}event: message\nid: 1\ndata: {message}\n\n"),
         )
             .into_response(),
     }

@@ -12,6 +12,9 @@ use mcpsim_fakes::{
 };
 use serde_json::{json, Value};
 
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
 use crate::{assert_hangs, send, Reply, TestClock};
 
 const KEY: &str = "shared-key";
@@ -768,6 +771,79 @@ async fn failure_rules_count_per_method() {
 
     let ping = json!({"jsonrpc": "2.0", "id": 6, "method": "ping"});
     assert_hangs(&router, post(ping, s, None)).await;
+}
+
+/// Sends and reads the body frame by frame; returns the status, the content type and what
+/// arrived before the body failed. Panics if the body ends cleanly instead.
+async fn send_cut(router: &Router, request: Request<Body>) -> (StatusCode, String, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => received.extend_from_slice(frame.data_ref().unwrap()),
+            Some(Err(_)) => break,
+            None => panic!(
+                "the body ended cleanly: {}",
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    (status, content_type, String::from_utf8(received).unwrap())
+}
+
+#[tokio::test]
+async fn cut_stream_in_sse_mode_stops_after_the_priming_event() {
+    let config = McpServerConfig {
+        reply: ReplyMode::Sse,
+        tool_count: Some(1),
+        failures: vec![rule("tools/call", McpFailure::CutStream, 1, Some(1))],
+        ..McpServerConfig::default()
+    };
+    let (server, router, _time) = server(config);
+    let reply = send(&router, post(initialize_msg("2025-11-25"), None, None)).await;
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let s = Some(session.as_str());
+
+    let reply = send(&router, post(call_msg(1, "tool_000"), s, None)).await;
+    assert!(reply.body.contains("tool_000 called"));
+    let (status, content_type, received) =
+        send_cut(&router, post(call_msg(2, "tool_000"), s, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/event-stream");
+    assert_eq!(received, "id: 0\ndata:\n\n");
+    // The rule cut one answer; the next is whole again.
+    let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
+    assert!(reply.body.contains("tool_000 called"));
+    assert_eq!(server.stats().by_method.get("tools/call"), Some(&3));
+}
+
+#[tokio::test]
+async fn cut_stream_in_json_mode_stops_mid_body() {
+    let config: McpServerConfig = serde_json::from_value(json!({
+        "tool_count": 1,
+        "failures": [{"method": "*", "kind": {"type": "cut_stream"}, "after": 1, "count": 2}],
+    }))
+    .unwrap();
+    let (_server, router, _time) = server(config);
+    let session = open(&router).await;
+    let s = Some(session.as_str());
+    let (status, content_type, received) =
+        send_cut(&router, post(list_msg(7, None), s, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    assert!(!received.is_empty());
+    assert!(r#"{"id":7,"jsonrpc":"2.0","result":{}}"#.starts_with(&received));
+    assert!(serde_json::from_str::<Value>(&received).is_err());
+    let (status, _, _) = send_cut(&router, plain("/mcp", "GET", s)).await;
+    assert_eq!(status, StatusCode::OK);
+    let reply = send(&router, post(list_msg(8, None), s, None)).await;
+    assert!(reply.json()["result"]["tools"].is_array());
 }
 
 #[tokio::test]
