@@ -27,6 +27,11 @@ pub struct Claims {
     pub scope: String,
     /// Expiry as unix milliseconds; the token is rejected from this instant on.
     pub exp_ms: u64,
+    /// Issue time as unix milliseconds, by the issuer's clock. Optional so that payloads from
+    /// before this claim existed still verify; a resource server that revokes by issue time
+    /// must treat a token without it as issued at the unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<u64>,
     /// Serial number of the token at its issuer.
     pub jti: u64,
 }
@@ -107,6 +112,7 @@ mod tests {
             sub: "gateway".into(),
             scope: "mcp read".into(),
             exp_ms: 10_000,
+            iat_ms: Some(4_000),
             jti: 1,
         }
     }
@@ -141,6 +147,18 @@ mod tests {
             verify("k", "mcpsim.abc.zz", now),
             Err(TokenRejection::Malformed)
         );
+    }
+
+    #[test]
+    fn payload_without_issue_time_still_verifies() {
+        let mut old = claims();
+        old.iat_ms = None;
+        let token = mint("k", &old);
+        let payload = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
+        assert!(!String::from_utf8(payload).unwrap().contains("iat_ms"));
+        assert_eq!(verify("k", &token, Duration::ZERO), Ok(old));
     }
 
     #[test]

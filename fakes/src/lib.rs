@@ -13,7 +13,14 @@ pub mod store_server;
 pub mod token_server;
 
 /// Time since the unix epoch, as the simulation (or a live test) defines it.
+///
+/// In the simulation the clock starts at [`SIM_EPOCH_UNIX_S`] when the run starts.
 pub type Clock = std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+
+/// The unix time (2026-01-01T00:00:00Z) at which a simulated run's clock starts. Config fields
+/// that name an instant of the run, such as the MCP server's `revoke_at_ms`, count simulated
+/// milliseconds from here, so the harness must start its simulation at this epoch.
+pub const SIM_EPOCH_UNIX_S: u64 = 1_767_225_600;
 
 pub use mcp_server::{
     McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, ReplyMode, ToolSpec,

@@ -1,7 +1,8 @@
 //! A fake MCP server speaking Streamable HTTP (revisions 2025-03-26, 2025-06-18, 2025-11-25).
 //!
 //! It implements the lifecycle (`initialize`, sessions, `DELETE`), `tools/list` with opaque
-//! cursors, `ping`, bearer-token checks as an OAuth resource server, and injected failures.
+//! cursors, `tools/call` (every listed tool answers that it was called), `ping`, bearer-token
+//! checks as an OAuth resource server, and injected failures.
 //! Invariants: answers depend only on the request, the configuration, the injected clock and
 //! per-method request ordinals; session ids come from a counter; sessions and counters live in
 //! the [`McpServer`] value (ordered collections only), so a router rebuilt after a host restart
@@ -9,19 +10,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use axum::body::to_bytes;
+use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{access_token, rule_hits, sleep_ms, Clock};
+use crate::{access_token, rule_hits, sleep_ms, Clock, SIM_EPOCH_UNIX_S};
 
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -29,6 +34,12 @@ const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// The revision a client speaks when it sends no `MCP-Protocol-Version` header.
 const FALLBACK_VERSION: &str = "2025-03-26";
 const BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// The first event of every SSE answer: an id with empty data, as 2025-11-25 servers send.
+const PRIMING_EVENT: &str = "id: 0\ndata:\n\n";
+const SSE_HEADERS: [(HeaderName, &str); 2] = [
+    (header::CONTENT_TYPE, "text/event-stream"),
+    (header::CACHE_CONTROL, "no-cache"),
+];
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -117,6 +128,11 @@ pub enum McpAuth {
         signing_key: String,
         #[serde(default)]
         required_scope: Option<String>,
+        /// Milliseconds of simulated time after the run's start ([`crate::SIM_EPOCH_UNIX_S`]) at
+        /// which every token issued earlier is revoked: from then on such a token gets 401
+        /// `error="invalid_token"`, while tokens issued at or after the instant pass.
+        #[serde(default)]
+        revoke_at_ms: Option<u64>,
     },
 }
 
@@ -129,12 +145,14 @@ impl fmt::Debug for McpAuth {
             McpAuth::Oauth {
                 issuer,
                 required_scope,
+                revoke_at_ms,
                 ..
             } => f
                 .debug_struct("Oauth")
                 .field("issuer", issuer)
                 .field("signing_key", &"<redacted>")
                 .field("required_scope", required_scope)
+                .field("revoke_at_ms", revoke_at_ms)
                 .finish(),
         }
     }
@@ -165,6 +183,10 @@ pub enum McpFailure {
     Hang,
     /// 404, and the request's session is forgotten, as after a server restart.
     SessionTerminated,
+    /// 200, then the connection breaks mid-answer: in `sse` mode after the priming event and
+    /// before the message event, in `json` mode after half of a response body. The body ends
+    /// with an error, so the server aborts the connection rather than ending the message.
+    CutStream,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -175,8 +197,18 @@ pub struct McpStats {
     pub by_method: BTreeMap<String, u64>,
     /// Requests refused by the bearer-token check (401 or 403).
     pub unauthorized: u64,
+    /// The part of `unauthorized` refused only because the token was issued before the oauth
+    /// `revoke_at_ms`. Left out of the serialized form while zero, so that reports of scenarios
+    /// without a revocation stay as they were. The refused tokens themselves are never in the
+    /// stats (see [`McpServer::rejected_bearers`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub revoked_refused: u64,
     pub sessions_opened: u64,
     pub sessions_deleted: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// The fake MCP server; cheap to clone, all clones share state.
@@ -199,6 +231,8 @@ struct McpState {
     next_session: u64,
     /// Requests seen per method name, plus `"*"` for all; failure rules count these.
     ordinals: BTreeMap<String, u64>,
+    /// Every bearer token value refused by the auth check. Secret by nature, so never in stats.
+    rejected_bearers: BTreeSet<String>,
 }
 
 impl McpServer {
@@ -235,6 +269,13 @@ impl McpServer {
 
     pub fn stats(&self) -> McpStats {
         self.inner.lock().stats.clone()
+    }
+
+    /// Every distinct bearer token this server refused (401 or 403), sorted. These are
+    /// credentials, so they stay out of [`McpStats`] and thus out of reports; a checker uses
+    /// them to ask whether a gateway ever sent a caller's own key upstream.
+    pub fn rejected_bearers(&self) -> Vec<String> {
+        self.inner.lock().rejected_bearers.iter().cloned().collect()
     }
 
     pub fn tool_names(&self) -> Vec<String> {
@@ -278,7 +319,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     }
     inner.lock().stats.requests += 1;
     if let Some(refusal) = auth_refusal(&inner, request.headers()) {
-        inner.lock().stats.unauthorized += 1;
+        let mut state = inner.lock();
+        state.stats.unauthorized += 1;
+        if let Some(token) = bearer(request.headers()) {
+            state.rejected_bearers.insert(token.to_owned());
+        }
         return refusal;
     }
     let session = header_str(request.headers(), &SESSION_HEADER).map(str::to_owned);
@@ -396,6 +441,7 @@ async fn post(inner: &Inner, request: Request) -> Response {
     let result = match method {
         "ping" => Ok(json!({})),
         "tools/list" => list_tools(inner, message.get("params")),
+        "tools/call" => call_tool(inner, message.get("params")),
         _ => Err((METHOD_NOT_FOUND, "Method not found")),
     };
     let response = match result {
@@ -466,6 +512,23 @@ fn list_tools(inner: &Inner, params: Option<&Value>) -> Result<Value, (i64, &'st
         result["nextCursor"] = encode_cursor(end).into();
     }
     Ok(result)
+}
+
+/// Answers a call of a listed tool with one text item naming it; the arguments are not looked at.
+fn call_tool(inner: &Inner, params: Option<&Value>) -> Result<Value, (i64, &'static str)> {
+    let name = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .ok_or((INVALID_PARAMS, "Tool name is required"))?;
+    let tool = inner
+        .tools
+        .iter()
+        .find(|tool| tool.name == name)
+        .ok_or((INVALID_PARAMS, "Unknown tool"))?;
+    Ok(json!({
+        "content": [{"type": "text", "text": format!("{} called", tool.name)}],
+        "isError": false,
+    }))
 }
 
 fn encode_cursor(offset: usize) -> String {
@@ -573,6 +636,7 @@ async fn gate(inner: &Inner, call: Call<'_>) -> Option<Response> {
             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         McpFailure::Hang => std::future::pending().await,
+        McpFailure::CutStream => cut_stream(inner.config.reply, call.id),
         McpFailure::SessionTerminated => {
             if let Some(session) = call.session {
                 inner.lock().sessions.remove(session);
@@ -584,10 +648,7 @@ async fn gate(inner: &Inner, call: Call<'_>) -> Option<Response> {
 
 /// Checks the bearer token when auth is configured; a refusal carries the challenge.
 fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
-    let presented = header_str(headers, &header::AUTHORIZATION).and_then(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
+    let presented = bearer(headers);
     let challenge = |status: StatusCode, params: String| {
         let value = HeaderValue::from_str(&format!("Bearer {params}"))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
@@ -619,6 +680,7 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             issuer,
             signing_key,
             required_scope,
+            revoke_at_ms,
         } => {
             let mut params = format!("resource_metadata=\"http://{}{WELL_KNOWN}\"", host(headers));
             if let Some(scope) = required_scope {
@@ -628,13 +690,19 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             let Some(token) = presented else {
                 return Some(challenge(StatusCode::UNAUTHORIZED, params));
             };
-            let claims = access_token::verify(signing_key, token, (inner.clock)())
+            let now = (inner.clock)();
+            let claims = access_token::verify(signing_key, token, now)
                 .ok()
                 .filter(|claims| &claims.iss == issuer);
             let Some(claims) = claims else {
                 params.push_str(", error=\"invalid_token\"");
                 return Some(challenge(StatusCode::UNAUTHORIZED, params));
             };
+            if revoke_at_ms.is_some_and(|at_ms| revoked(&claims, at_ms, now)) {
+                inner.lock().stats.revoked_refused += 1;
+                params.push_str(", error=\"invalid_token\"");
+                return Some(challenge(StatusCode::UNAUTHORIZED, params));
+            }
             match required_scope {
                 Some(scope) if !claims.has_scope(scope) => {
                     params.push_str(", error=\"insufficient_scope\"");
@@ -644,6 +712,20 @@ fn auth_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
             }
         }
     }
+}
+
+/// Whether a revocation at `revoke_at_ms` after the simulation epoch has taken effect by `now`
+/// and covers this token. A token without an issue time counts as issued at the unix epoch.
+fn revoked(claims: &access_token::Claims, revoke_at_ms: u64, now: Duration) -> bool {
+    let revoke_unix_ms = (SIM_EPOCH_UNIX_S * 1000).saturating_add(revoke_at_ms);
+    now.as_millis() >= u128::from(revoke_unix_ms) && claims.iat_ms.unwrap_or(0) < revoke_unix_ms
+}
+
+/// The token of an `Authorization: Bearer` header, `None` when absent or of another scheme.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, &header::AUTHORIZATION)?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// RFC 9728 protected-resource metadata, served without auth so clients can discover the
@@ -705,6 +787,39 @@ fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Respons
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A 200 whose body stops with an error after a first part, so that hyper aborts the connection
+/// (an HTTP/1.1 chunked body without its last chunk) and the client sees a truncated answer.
+fn cut_stream(mode: ReplyMode, id: Value) -> Response {
+    let sent = match mode {
+        ReplyMode::Json => {
+            let full = json!({"jsonrpc": "2.0", "id": id, "result": {}}).to_string();
+            let full = Bytes::from(full);
+            full.slice(..full.len() / 2)
+        }
+        ReplyMode::Sse => Bytes::from_static(PRIMING_EVENT.as_bytes()),
+    };
+    let cut = async {
+        // Pending once before the error lets hyper flush the first part to the socket; an
+        // error right behind it would drop the part with the connection.
+        tokio::task::yield_now().await;
+        Err::<Bytes, _>(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "injected cut_stream",
+        ))
+    };
+    let body = stream::once(async { Ok(sent) }).chain(stream::once(cut));
+    let body = Body::from_stream(body);
+    match mode {
+        ReplyMode::Json => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        ReplyMode::Sse => (StatusCode::OK, SSE_HEADERS, body).into_response(),
+    }
+}
+
 /// Frames one JSON-RPC response in the configured reply mode.
 fn reply(mode: ReplyMode, message: &Value) -> Response {
     match mode {
@@ -718,11 +833,8 @@ fn reply(mode: ReplyMode, message: &Value) -> Response {
         // the stream then ends with the response, so no resumption is ever needed.
         ReplyMode::Sse => (
             StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            format!("id: 0\ndata:\n\nevent: message\nid: 1\ndata: {message}\n\n"),
+            SSE_HEADERS,
+            format!("{PRIMING_EVENT}event: message\nid: 1\ndata: {message}\n\n"),
         )
             .into_response(),
     }

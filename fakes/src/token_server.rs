@@ -380,6 +380,7 @@ fn issue(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Response, OA
         sub: client.client_id.clone(),
         scope: scope.clone(),
         exp_ms,
+        iat_ms: Some(now_ms),
         jti: state.stats.issued,
     };
     let token = access_token::mint(&inner.config.signing_key, &claims);

@@ -5,6 +5,7 @@
 
 mod mcp_server;
 mod token_server;
+mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -8,9 +8,12 @@ use axum::Router;
 use mcpsim_fakes::access_token::{self, Claims};
 use mcpsim_fakes::{
     ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats,
-    ReplyMode, TokenServer, TokenServerConfig,
+    ReplyMode, TokenServer, TokenServerConfig, ToolSpec, SIM_EPOCH_UNIX_S,
 };
 use serde_json::{json, Value};
+
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
 
 use crate::{assert_hangs, send, Reply, TestClock};
 
@@ -52,6 +55,11 @@ fn initialize_msg(version: &str) -> Value {
 fn list_msg(id: u64, cursor: Option<&str>) -> Value {
     let params = cursor.map_or(json!({}), |c| json!({ "cursor": c }));
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params})
+}
+
+fn call_msg(id: u64, tool: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": tool, "arguments": {}}})
 }
 
 fn initialized_msg() -> Value {
@@ -244,6 +252,81 @@ async fn sse_reply_parses() {
 }
 
 #[tokio::test]
+async fn tools_call_answers_listed_tools_only() {
+    let config = McpServerConfig {
+        tool_count: Some(2),
+        latency_ms: [("tools/call".to_string(), 20)].into(),
+        failures: vec![rule(
+            "tools/call",
+            McpFailure::Http { status: 503 },
+            2,
+            Some(1),
+        )],
+        ..McpServerConfig::default()
+    };
+    let (server, router, _time) = server(config);
+    let session = open(&router).await;
+    let s = Some(session.as_str());
+
+    let started = tokio::time::Instant::now();
+    let reply = send(&router, post(call_msg(1, "tool_001"), s, None)).await;
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "content": [{"type": "text", "text": "tool_001 called"}], "isError": false}})
+    );
+    let reply = send(&router, post(call_msg(2, "no_such_tool"), s, None)).await;
+    assert_eq!((reply.status, error_code(&reply)), (StatusCode::OK, -32602));
+    assert_eq!(reply.json()["id"], 2);
+    let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let nameless = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {}});
+    assert_eq!(
+        error_code(&send(&router, post(nameless, s, None)).await),
+        -32602
+    );
+    // Without its session a call is refused like any other request.
+    let reply = send(&router, post(call_msg(5, "tool_000"), None, None)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(server.stats().by_method.get("tools/call"), Some(&5));
+}
+
+#[tokio::test]
+async fn tools_call_in_sse_mode() {
+    let config = McpServerConfig {
+        reply: ReplyMode::Sse,
+        tools: vec![ToolSpec {
+            name: "get_weather".into(),
+            description: None,
+            input_schema: json!({"type": "object"}),
+        }],
+        ..McpServerConfig::default()
+    };
+    let (_server, router, _time) = server(config);
+    let reply = send(&router, post(initialize_msg("2025-11-25"), None, None)).await;
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let reply = send(
+        &router,
+        post(call_msg(9, "get_weather"), Some(&session), None),
+    )
+    .await;
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let data = reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix("data: "))
+        .unwrap();
+    let message: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(message["id"], 9);
+    assert_eq!(
+        message["result"]["content"][0]["text"],
+        "get_weather called"
+    );
+}
+
+#[tokio::test]
 async fn version_negotiation() {
     let (_server, router, _time) = server(McpServerConfig::default());
     for (asked, answered) in [
@@ -339,6 +422,7 @@ fn oauth_config(required_scope: Option<&str>) -> McpServerConfig {
             issuer: "auth.sim".into(),
             signing_key: KEY.into(),
             required_scope: required_scope.map(String::from),
+            revoke_at_ms: None,
         },
         tool_count: Some(1),
         ..McpServerConfig::default()
@@ -351,6 +435,7 @@ fn claims(scope: &str, exp_ms: u64) -> Claims {
         sub: "gw".into(),
         scope: scope.into(),
         exp_ms,
+        iat_ms: None,
         jti: 1,
     }
 }
@@ -441,6 +526,103 @@ async fn token_from_the_token_server_is_accepted() {
     assert!(!reply.body.contains(&token));
 }
 
+fn token_server(clock: mcpsim_fakes::Clock) -> TokenServer {
+    TokenServer::new(
+        TokenServerConfig {
+            issuer: "auth.sim".into(),
+            signing_key: KEY.into(),
+            clients: vec![ClientRegistration {
+                client_id: "gw".into(),
+                client_secret: "s".into(),
+                scopes: vec![],
+            }],
+            ..TokenServerConfig::default()
+        },
+        clock,
+    )
+}
+
+async fn fetch_token(tokens: &TokenServer) -> String {
+    let grant = Request::post("/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "grant_type=client_credentials&client_id=gw&client_secret=s",
+        ))
+        .unwrap();
+    let body = send(&tokens.router(), grant).await.json();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tokens_issued_before_the_revocation_are_refused_from_then_on() {
+    // The clock starts where a simulated run starts, so `revoke_at_ms` is time into the run.
+    let (time, clock) = TestClock::new(SIM_EPOCH_UNIX_S * 1000);
+    let tokens = token_server(clock.clone());
+    let mut config = oauth_config(None);
+    config.auth = serde_json::from_value(json!({"type": "oauth", "issuer": "auth.sim",
+        "signing_key": KEY, "revoke_at_ms": 5_000}))
+    .unwrap();
+    let mcp = McpServer::new(config, clock);
+    let router = mcp.router();
+    let list = |token: &str, session: &str| {
+        post_with(
+            list_msg(1, None).to_string(),
+            Some(session),
+            None,
+            Some(token),
+        )
+    };
+
+    let cached = fetch_token(&tokens).await;
+    let reply = send(&router, init_with(Some(&cached))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    time.advance(Duration::from_millis(4_999));
+    assert_eq!(
+        send(&router, list(&cached, &session)).await.status,
+        StatusCode::OK
+    );
+
+    // From the revocation instant on the cached token is refused as the spec says for a token
+    // the authorization server no longer honours, although it has not expired.
+    time.advance(Duration::from_millis(1));
+    let reply = send(&router, list(&cached, &session)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let without_issue_time = access_token::mint(KEY, &claims("", u64::MAX));
+    assert_eq!(
+        send(&router, list(&without_issue_time, &session))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A token fetched at or after the instant is honoured, on the same session.
+    let fresh = fetch_token(&tokens).await;
+    assert_ne!(fresh, cached);
+    assert_eq!(
+        send(&router, list(&fresh, &session)).await.status,
+        StatusCode::OK
+    );
+    time.advance(Duration::from_secs(10));
+    assert_eq!(
+        send(&router, list(&fresh, &session)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&router, list(&cached, &session)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let stats = mcp.stats();
+    assert_eq!((stats.unauthorized, stats.revoked_refused), (3, 3));
+    assert!(mcp.rejected_bearers().contains(&cached));
+    let text = serde_json::to_string(&stats).unwrap();
+    assert!(text.contains("\"revoked_refused\":3"), "{text}");
+    assert!(!text.contains(&cached));
+}
+
 #[tokio::test]
 async fn expired_wrong_issuer_and_insufficient_scope_are_refused() {
     let (server, router, _time) = server(oauth_config(Some("mcp")));
@@ -495,6 +677,54 @@ async fn static_bearer_token() {
     );
 }
 
+#[tokio::test]
+async fn rejected_bearers_are_kept_out_of_the_stats() {
+    let (server, router, _time) = server(oauth_config(Some("mcp")));
+    let serialized = |server: &McpServer| serde_json::to_value(server.stats()).unwrap();
+    assert!(serialized(&server).get("revoked_refused").is_none());
+
+    let narrow = access_token::mint(KEY, &claims("read", 2_000_000));
+    for token in ["caller-key", "other-key", "caller-key", narrow.as_str()] {
+        let reply = send(&router, init_with(Some(token))).await;
+        assert!(reply.status.is_client_error());
+    }
+    // No credentials, or credentials of another scheme, are refused but leave nothing to keep.
+    send(&router, init_with(None)).await;
+    let basic = Request::post("/mcp")
+        .header("authorization", "Basic Z3c6cw==")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&router, basic).await.status, StatusCode::UNAUTHORIZED);
+    let good = access_token::mint(KEY, &claims("mcp", 2_000_000));
+    assert_eq!(
+        send(&router, init_with(Some(&good))).await.status,
+        StatusCode::OK
+    );
+
+    let mut expected = vec!["caller-key".to_string(), "other-key".into(), narrow];
+    expected.sort();
+    assert_eq!(server.rejected_bearers(), expected);
+    assert_eq!(server.stats().unauthorized, 6);
+    let text = serialized(&server).to_string();
+    for token in server.rejected_bearers() {
+        assert!(!text.contains(&token));
+    }
+}
+
+#[tokio::test]
+async fn static_bearer_records_the_wrong_key() {
+    let config = McpServerConfig {
+        auth: McpAuth::Bearer {
+            token: "api-key".into(),
+        },
+        ..McpServerConfig::default()
+    };
+    let (server, router, _time) = server(config);
+    send(&router, init_with(Some("sk-caller"))).await;
+    send(&router, init_with(Some("api-key"))).await;
+    assert_eq!(server.rejected_bearers(), ["sk-caller"]);
+}
+
 fn rule(method: &str, kind: McpFailure, after: u32, count: Option<u32>) -> McpFailureRule {
     McpFailureRule {
         method: method.into(),
@@ -543,6 +773,79 @@ async fn failure_rules_count_per_method() {
     assert_hangs(&router, post(ping, s, None)).await;
 }
 
+/// Sends and reads the body frame by frame; returns the status, the content type and what
+/// arrived before the body failed. Panics if the body ends cleanly instead.
+async fn send_cut(router: &Router, request: Request<Body>) -> (StatusCode, String, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => received.extend_from_slice(frame.data_ref().unwrap()),
+            Some(Err(_)) => break,
+            None => panic!(
+                "the body ended cleanly: {}",
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    (status, content_type, String::from_utf8(received).unwrap())
+}
+
+#[tokio::test]
+async fn cut_stream_in_sse_mode_stops_after_the_priming_event() {
+    let config = McpServerConfig {
+        reply: ReplyMode::Sse,
+        tool_count: Some(1),
+        failures: vec![rule("tools/call", McpFailure::CutStream, 1, Some(1))],
+        ..McpServerConfig::default()
+    };
+    let (server, router, _time) = server(config);
+    let reply = send(&router, post(initialize_msg("2025-11-25"), None, None)).await;
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let s = Some(session.as_str());
+
+    let reply = send(&router, post(call_msg(1, "tool_000"), s, None)).await;
+    assert!(reply.body.contains("tool_000 called"));
+    let (status, content_type, received) =
+        send_cut(&router, post(call_msg(2, "tool_000"), s, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/event-stream");
+    assert_eq!(received, "id: 0\ndata:\n\n");
+    // The rule cut one answer; the next is whole again.
+    let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
+    assert!(reply.body.contains("tool_000 called"));
+    assert_eq!(server.stats().by_method.get("tools/call"), Some(&3));
+}
+
+#[tokio::test]
+async fn cut_stream_in_json_mode_stops_mid_body() {
+    let config: McpServerConfig = serde_json::from_value(json!({
+        "tool_count": 1,
+        "failures": [{"method": "*", "kind": {"type": "cut_stream"}, "after": 1, "count": 2}],
+    }))
+    .unwrap();
+    let (_server, router, _time) = server(config);
+    let session = open(&router).await;
+    let s = Some(session.as_str());
+    let (status, content_type, received) =
+        send_cut(&router, post(list_msg(7, None), s, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    assert!(!received.is_empty());
+    assert!(r#"{"id":7,"jsonrpc":"2.0","result":{}}"#.starts_with(&received));
+    assert!(serde_json::from_str::<Value>(&received).is_err());
+    let (status, _, _) = send_cut(&router, plain("/mcp", "GET", s)).await;
+    assert_eq!(status, StatusCode::OK);
+    let reply = send(&router, post(list_msg(8, None), s, None)).await;
+    assert!(reply.json()["result"]["tools"].is_array());
+}
+
 #[tokio::test]
 async fn session_terminated_forces_a_new_session() {
     let config = McpServerConfig {
@@ -570,6 +873,7 @@ async fn session_terminated_forces_a_new_session() {
             requests: 6,
             by_method: [("initialize".into(), 2), ("tools/list".into(), 4)].into(),
             unauthorized: 0,
+            revoked_refused: 0,
             sessions_opened: 2,
             sessions_deleted: 0,
         }
@@ -595,7 +899,8 @@ fn config_reads_from_json() {
         "tool_count": 250,
         "page_size": 100,
         "reply": "sse",
-        "auth": {"type": "oauth", "issuer": "auth.sim", "signing_key": "k", "required_scope": "mcp"},
+        "auth": {"type": "oauth", "issuer": "auth.sim", "signing_key": "k", "required_scope": "mcp",
+                 "revoke_at_ms": 1500},
         "sessions": true,
         "latency_ms": {"tools/list": 20, "*": 1},
         "failures": [
@@ -607,6 +912,7 @@ fn config_reads_from_json() {
     }))
     .unwrap();
     assert_eq!(config.reply, ReplyMode::Sse);
+    assert!(format!("{:?}", config.auth).contains("revoke_at_ms: Some(1500)"));
     assert_eq!(config.failures[0].kind, McpFailure::Http { status: 503 });
     assert_eq!(
         McpServer::new(config, std::sync::Arc::new(|| Duration::ZERO))

@@ -219,6 +219,7 @@ async fn omitted_expiry_means_a_day() {
     let token = body["access_token"].as_str().unwrap();
     let claims = access_token::verify("mcpsim-signing-key", token, Duration::ZERO).unwrap();
     assert_eq!(claims.exp_ms, 5_000 + 86_400_000);
+    assert_eq!(claims.iat_ms, Some(5_000));
 }
 
 #[tokio::test]
@@ -255,6 +256,35 @@ async fn failure_rules_fail_then_recover() {
             failed_injected: 3,
         }
     );
+}
+
+#[tokio::test]
+async fn token_server_fails_the_first_two_requests_then_issues() {
+    // `after` defaults to 0, so this is "down for two requests, then recovered".
+    let mut config: TokenServerConfig = serde_json::from_value(serde_json::json!({
+        "failures": [{"kind": "server_error", "count": 2}],
+    }))
+    .unwrap();
+    config.clients = self::config().clients;
+    let (_time, clock) = TestClock::new(0);
+    let server = TokenServer::new(config, clock);
+    let router = server.router();
+    for _ in 0..2 {
+        assert_error(
+            &send(&router, grant()).await,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+        );
+    }
+    assert!(server.issued_tokens().is_empty());
+    for _ in 0..3 {
+        let reply = send(&router, grant()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let token = reply.json()["access_token"].as_str().unwrap().to_string();
+        assert!(access_token::verify("mcpsim-signing-key", &token, Duration::ZERO).is_ok());
+    }
+    let stats = server.stats();
+    assert_eq!((stats.failed_injected, stats.issued), (2, 3));
 }
 
 #[tokio::test]
