@@ -3,12 +3,14 @@
 //! Exit codes: 0 when every check holds, 1 when one fails, 2 for bad input
 //! or usage.
 
+mod bench;
 mod explore;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mcpsim_gateway::{Defect, Defects};
 use mcpsim_harness::{Report, Scenario};
 
 /// Deterministic simulation tests for MCP gateways.
@@ -44,6 +46,9 @@ enum Command {
         /// Where the catalogue lives (for --all).
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
+        /// Switch a known defect on in every gateway (see `mcpsim defects`).
+        #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
+        defects: Vec<Defect>,
     },
     /// Run generated scenarios in parallel; shrink and write the first failure.
     Explore {
@@ -62,6 +67,33 @@ enum Command {
         /// Where a shrunk failing scenario is written.
         #[arg(long, default_value = "explore-out")]
         out: PathBuf,
+        /// Switch a known defect on in every gateway (see `mcpsim defects`).
+        #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
+        defects: Vec<Defect>,
+    },
+    /// List the gateway's switchable known defects.
+    Defects,
+    /// Measure throughput (release builds): runs/s of a catalogue scenario
+    /// on one thread, generated cases/s on 1 and on all cores; with
+    /// --defects, the table of how fast each known defect is caught.
+    Bench {
+        #[arg(long, default_value = "scenarios/reporter-rest-oauth2.json")]
+        scenario: PathBuf,
+        #[arg(long, default_value_t = 3_000)]
+        runs: usize,
+        #[arg(long, default_value_t = 2_000)]
+        cases: usize,
+        /// Worker threads for the parallel figures (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Hunt every known defect instead, over seeds 1..=--seeds.
+        #[arg(long)]
+        defects: bool,
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Cases allowed per defect hunt.
+        #[arg(long, default_value_t = 1_000)]
+        budget: usize,
     },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
@@ -79,14 +111,48 @@ fn main() -> ExitCode {
             timeline,
             json,
             mermaid,
+            defects,
             ..
-        } => run_one(&file, seed, timeline, json, mermaid.as_deref()),
+        } => run_one(
+            &file,
+            seed,
+            timeline,
+            json,
+            mermaid.as_deref(),
+            defects.into_iter().collect(),
+        ),
         Command::Run {
             all: true,
             seed,
             dir,
+            defects,
             ..
-        } => run_all(&dir, seed),
+        } => run_all(&dir, seed, defects.into_iter().collect()),
+        Command::Bench {
+            scenario,
+            runs,
+            cases,
+            jobs,
+            defects,
+            seeds,
+            budget,
+        } => bench::bench(&bench::BenchOptions {
+            scenario: &scenario,
+            runs,
+            cases,
+            jobs: jobs.unwrap_or_else(cores),
+            defects,
+            seeds,
+            budget,
+        })
+        .map_err(Failure::Usage),
+        Command::Defects => {
+            for d in Defect::ALL {
+                println!("{:<30} {}", d.name(), d.description());
+                println!("{:<30} seen in: {}", "", d.seen_in());
+            }
+            Ok(())
+        }
         Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
         Command::List { dir } => list(&dir),
         Command::Explore {
@@ -95,18 +161,17 @@ fn main() -> ExitCode {
             jobs,
             shard,
             out,
+            defects,
         } => {
-            let jobs = jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            });
+            let jobs = jobs.unwrap_or_else(cores);
             let options = explore::Options {
                 cases,
                 seed,
                 jobs,
                 shard,
                 out,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                defects: defects.into_iter().collect(),
             };
             match explore::explore(&options) {
                 Ok(true) => Ok(()),
@@ -123,6 +188,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// A defect by its name.
+fn parse_defect(text: &str) -> Result<Defect, String> {
+    Defect::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = Defect::ALL.iter().map(|d| d.name()).collect();
+        format!("no defect {text:?}; known: {}", names.join(", "))
+    })
 }
 
 /// `K/N` with 1 <= K <= N.
@@ -162,8 +241,17 @@ fn load(file: &Path, seed: Option<u64>) -> Result<Scenario, Failure> {
     Ok(scenario)
 }
 
-fn execute(file: &Path, scenario: &Scenario) -> Result<Report, Failure> {
-    mcpsim_harness::run(scenario).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))
+fn execute(file: &Path, scenario: &Scenario, defects: Defects) -> Result<Report, Failure> {
+    mcpsim_harness::run_with_defects(scenario, defects)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))
+}
+
+/// ` --defect NAME` for each defect, for replay lines.
+fn defect_flags(defects: Defects) -> String {
+    defects
+        .iter()
+        .map(|d| format!(" --defect {}", d.name()))
+        .collect()
 }
 
 fn run_one(
@@ -172,9 +260,10 @@ fn run_one(
     timeline: bool,
     json: bool,
     mermaid: Option<&Path>,
+    defects: Defects,
 ) -> Result<(), Failure> {
     let scenario = load(file, seed)?;
-    let report = execute(file, &scenario)?;
+    let report = execute(file, &scenario, defects)?;
     if let Some(path) = mermaid {
         std::fs::write(path, report.mermaid())
             .map_err(|e| Failure::Usage(format!("{}: cannot write: {e}", path.display())))?;
@@ -199,9 +288,10 @@ fn run_one(
             }
         }
         eprintln!(
-            "replay: mcpsim run {} --seed {} --timeline",
+            "replay: mcpsim run {} --seed {} --timeline{}",
             file.display(),
-            report.seed
+            report.seed,
+            defect_flags(defects)
         );
         Err(Failure::Checks)
     }
@@ -221,6 +311,9 @@ fn print_report(file: &Path, report: &Report) {
     );
     for step in &report.steps {
         println!("  step: {step}");
+    }
+    for call in &report.tool_calls {
+        println!("  tool call: {call}");
     }
     println!();
     println!(
@@ -262,7 +355,7 @@ fn print_report(file: &Path, report: &Report) {
     println!("trace hash {}", report.trace_hash);
 }
 
-fn run_all(dir: &Path, seed: Option<u64>) -> Result<(), Failure> {
+fn run_all(dir: &Path, seed: Option<u64>, defects: Defects) -> Result<(), Failure> {
     let files = catalogue(dir)?;
     let mut failed = 0;
     println!(
@@ -271,7 +364,7 @@ fn run_all(dir: &Path, seed: Option<u64>) -> Result<(), Failure> {
     );
     for file in &files {
         let scenario = load(file, seed)?;
-        let report = execute(file, &scenario)?;
+        let report = execute(file, &scenario, defects)?;
         let servers: Vec<String> = report
             .servers
             .iter()
@@ -296,9 +389,10 @@ fn run_all(dir: &Path, seed: Option<u64>) -> Result<(), Failure> {
                 println!("    {} failed: {}", check.name, check.findings.join("; "));
             }
             println!(
-                "    replay: mcpsim run {} --seed {} --timeline",
+                "    replay: mcpsim run {} --seed {} --timeline{}",
                 file.display(),
-                report.seed
+                report.seed,
+                defect_flags(defects)
             );
         }
     }

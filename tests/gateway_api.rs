@@ -175,7 +175,13 @@ async fn updates_deletes_and_reads_of_unknown_or_config_servers_are_refused() {
 struct DownStore;
 
 impl Store for DownStore {
-    fn put(&self, _: &str, _: Value, _: bool) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn put(
+        &self,
+        _: &str,
+        _: Value,
+        _: bool,
+        _: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
     fn delete(&self, _: &str) -> BoxFuture<'_, Result<u64, StoreError>> {

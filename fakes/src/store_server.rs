@@ -59,6 +59,8 @@ pub struct StoreStats {
 #[derive(Default)]
 struct Inner {
     rows: BTreeMap<String, StoredRow>,
+    /// id -> the unique key its row claims
+    unique: BTreeMap<String, String>,
     version: u64,
     stats: StoreStats,
 }
@@ -74,6 +76,9 @@ pub struct StoreServer {
 struct PutQuery {
     #[serde(default)]
     if_absent: bool,
+    /// A unique key the row claims (a unique index on the server name).
+    #[serde(default)]
+    unique: Option<String>,
 }
 
 impl StoreServer {
@@ -122,6 +127,15 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
+/// 409, saying whether the id or the unique key was taken.
+fn conflict(what: &str, message: &str) -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"error": message, "conflict": what})),
+    )
+        .into_response()
+}
+
 async fn list(State(store): State<StoreServer>) -> Response {
     sleep_ms(store.config.latency_ms).await;
     let mut inner = store.lock();
@@ -143,8 +157,18 @@ async fn write(
     let mut inner = store.lock();
     if query.if_absent && inner.rows.contains_key(&id) {
         inner.stats.conflicts += 1;
-        return error(StatusCode::CONFLICT, "a row with this id exists");
+        return conflict("id", "a row with this id exists");
     }
+    if let Some(key) = &query.unique {
+        if inner.unique.iter().any(|(i, k)| i != &id && k == key) {
+            inner.stats.conflicts += 1;
+            return conflict("unique", "another row holds this unique key");
+        }
+    }
+    match query.unique {
+        Some(key) => inner.unique.insert(id.clone(), key),
+        None => inner.unique.remove(&id),
+    };
     inner.version += 1;
     inner.stats.writes += 1;
     let version = inner.version;
@@ -165,6 +189,7 @@ async fn remove(State(store): State<StoreServer>, Path(id): Path<String>) -> Res
     if inner.rows.remove(&id).is_none() {
         return error(StatusCode::NOT_FOUND, "no row with this id");
     }
+    inner.unique.remove(&id);
     inner.version += 1;
     inner.stats.deletes += 1;
     Json(json!({"version": inner.version})).into_response()

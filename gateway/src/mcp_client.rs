@@ -439,7 +439,12 @@ pub async fn list_tools(
             }
             Err(e) => {
                 let error = at(Stage::List, e);
-                session.close().await;
+                // A 401 must reach the caller at once, so it can drop the
+                // token: a DELETE with rejected credentials would only be
+                // refused too, and a budget could run out while it waits.
+                if error.status() != Some(401) {
+                    session.close().await;
+                }
                 return Err(error);
             }
         }

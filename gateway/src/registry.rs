@@ -90,6 +90,10 @@ struct State {
     /// Store version of each delete made here, so an older snapshot cannot
     /// resurrect the server.
     tombstones: BTreeMap<String, u64>,
+    /// Creates between their uniqueness check and their insert (the store
+    /// write lies between): id -> alias. Two creates of one name that race
+    /// would both pass the check otherwise, and both rows would be stored.
+    pending: BTreeMap<String, String>,
     sync_task: Option<AbortHandle>,
     /// True once a read of the store has succeeded.
     loaded: bool,
@@ -137,6 +141,7 @@ impl Registry {
                 store_reachable: true,
                 skipped: BTreeMap::new(),
                 tombstones: BTreeMap::new(),
+                pending: BTreeMap::new(),
                 sync_task: None,
                 loaded: false,
                 orphans: Vec::new(),
@@ -189,10 +194,16 @@ impl Registry {
 
     /// A new server must have a new id and an alias no other server uses.
     fn check_new(state: &State, spec: &ServerSpec) -> Result<(), ApiError> {
-        if state.servers.contains_key(&spec.id) {
+        if state.servers.contains_key(&spec.id) || state.pending.contains_key(&spec.id) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("server_id {} already exists", spec.id),
+            ));
+        }
+        if let Some((id, _)) = state.pending.iter().find(|(_, a)| **a == spec.alias) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("alias: {} is already used by server {id}", spec.alias),
             ));
         }
         Self::check_unique(state, spec, None)
@@ -822,6 +833,9 @@ impl Registry {
     ) -> Result<String, ApiError> {
         let (id, name) = {
             let mut state = self.lock();
+            // A create's own reservation ends here, under the same lock as
+            // its insert (the guard's later release finds nothing).
+            state.pending.remove(&spec.id);
             Self::check_new(&state, &spec)?;
             let (id, name) = (spec.id.clone(), spec.name.clone());
             let mut entry = self.new_entry(spec, Some(raw));
@@ -940,20 +954,36 @@ impl Registry {
             )
             .map_err(ApiError::invalid)?;
             Self::check_new(&state, &spec)?;
+            state.pending.insert(spec.id.clone(), spec.alias.clone());
             spec
+        };
+        // Released however the create ends, a dropped request included.
+        let _reservation = Reservation {
+            registry: self.clone(),
+            id: spec.id.clone(),
         };
         // Acknowledge only what the store has acknowledged.
         let version = match &self.deps.store {
             Some(store) => match self
-                .within_budget(store.put(&spec.id, encode_row(&raw), true))
+                .within_budget(store.put(&spec.id, encode_row(&raw), true, Some(&spec.alias)))
                 .await
             {
                 Ok(version) => Some(version),
-                Err(StoreError::Conflict) => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("server_id {} already exists", spec.id),
-                    ))
+                Err(error @ (StoreError::Conflict | StoreError::Taken)) => {
+                    // The store has a row this gateway has not read yet (a
+                    // client that gave up and retried, or another gateway):
+                    // read it now, so that "already exists" is also listed.
+                    let never_syncs = self.settings.role == crate::Role::Data
+                        && self.has(Defect::DataPlaneNeverSyncs);
+                    if !never_syncs {
+                        self.sync_once(store.as_ref()).await;
+                    }
+                    let message = if error == StoreError::Taken {
+                        format!("alias: {} is already used by another server", spec.alias)
+                    } else {
+                        format!("server_id {} already exists", spec.id)
+                    };
+                    return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
                 }
                 Err(e) => return Err(Self::store_unavailable(e)),
             },
@@ -1026,9 +1056,15 @@ impl Registry {
         };
         let version = match &self.deps.store {
             Some(store) => Some(
-                self.within_budget(store.put(&id, encode_row(&merged), false))
+                self.within_budget(store.put(&id, encode_row(&merged), false, Some(&spec.alias)))
                     .await
-                    .map_err(Self::store_unavailable)?,
+                    .map_err(|e| match e {
+                        StoreError::Taken => ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("alias: {} is already used by another server", spec.alias),
+                        ),
+                        e => Self::store_unavailable(e),
+                    })?,
             ),
             None => None,
         };
@@ -1336,4 +1372,16 @@ fn render_row(entry: &Entry) -> Value {
         "created_at": rfc3339(entry.created_at),
         "updated_at": rfc3339(entry.updated_at),
     })
+}
+
+/// A create's claim on its id and alias while it waits for the store.
+struct Reservation {
+    registry: Arc<Registry>,
+    id: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.registry.lock().pending.remove(&self.id);
+    }
 }

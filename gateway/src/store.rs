@@ -45,6 +45,8 @@ pub enum StoreError {
     Unavailable(String),
     /// `if_absent` and the id exists.
     Conflict,
+    /// Another row holds the unique key (the alias) this write claims.
+    Taken,
     NotFound,
     /// It answered something that is not the store's protocol.
     Malformed(String),
@@ -55,6 +57,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
             StoreError::Conflict => write!(f, "store: the id already exists"),
+            StoreError::Taken => write!(f, "store: another row holds this alias"),
             StoreError::NotFound => write!(f, "store: no such row"),
             StoreError::Malformed(why) => write!(f, "store answered something unexpected: {why}"),
         }
@@ -65,9 +68,17 @@ impl std::error::Error for StoreError {}
 
 /// Durable storage of REST registrations. Versions grow with every write.
 pub trait Store: Send + Sync + 'static {
-    /// Writes a row; with `if_absent`, refuses an existing id. Returns the
-    /// write's version once the store has acknowledged it.
-    fn put(&self, id: &str, row: Value, if_absent: bool) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Writes a row; with `if_absent`, refuses an existing id; with
+    /// `unique`, refuses a key another row holds (a unique index, as on
+    /// LiteLLM's server name). Returns the write's version once the store
+    /// has acknowledged it.
+    fn put(
+        &self,
+        id: &str,
+        row: Value,
+        if_absent: bool,
+        unique: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn delete(&self, id: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Every row, in id order, with the version the store was at.
     fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>>;
@@ -149,7 +160,14 @@ impl HttpStore {
             200 => serde_json::from_slice(response.body())
                 .map_err(|_| StoreError::Malformed("body is not JSON".into())),
             404 => Err(StoreError::NotFound),
-            409 => Err(StoreError::Conflict),
+            409 => {
+                let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+                if answer["conflict"] == "unique" {
+                    Err(StoreError::Taken)
+                } else {
+                    Err(StoreError::Conflict)
+                }
+            }
             status => Err(StoreError::Unavailable(format!("HTTP {status}"))),
         }
     }
@@ -159,6 +177,19 @@ fn version_of(answer: &Value) -> Result<u64, StoreError> {
     answer["version"]
         .as_u64()
         .ok_or_else(|| StoreError::Malformed("no version in the answer".into()))
+}
+
+/// A query value: every byte but ASCII letters and digits as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Ids go into a path segment; keep them to the characters `spec` allows.
@@ -175,10 +206,28 @@ fn path_id(id: &str) -> Result<&str, StoreError> {
 }
 
 impl Store for HttpStore {
-    fn put(&self, id: &str, row: Value, if_absent: bool) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn put(
+        &self,
+        id: &str,
+        row: Value,
+        if_absent: bool,
+        unique: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let id = id.to_string();
+        let unique = unique.map(str::to_string);
         Box::pin(async move {
-            let query = if if_absent { "?if_absent=true" } else { "" };
+            let mut query = vec![];
+            if if_absent {
+                query.push("if_absent=true".to_string());
+            }
+            if let Some(key) = &unique {
+                query.push(format!("unique={}", percent_encode(key)));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
             let path = format!("/rows/{}{query}", path_id(&id)?);
             version_of(&self.exchange(http::Method::PUT, &path, Some(&row)).await?)
         })
@@ -205,14 +254,30 @@ impl Store for HttpStore {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<(u64, BTreeMap<String, StoredRow>)>,
+    /// id -> unique key
+    unique: Mutex<BTreeMap<String, String>>,
 }
 
 impl Store for MemoryStore {
-    fn put(&self, id: &str, row: Value, if_absent: bool) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn put(
+        &self,
+        id: &str,
+        row: Value,
+        if_absent: bool,
+        unique: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = self.unique.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = unique.is_some_and(|u| keys.iter().any(|(i, k)| i != id && k == u));
         let result = if if_absent && inner.1.contains_key(id) {
             Err(StoreError::Conflict)
+        } else if taken {
+            Err(StoreError::Taken)
         } else {
+            match unique {
+                Some(u) => keys.insert(id.to_string(), u.to_string()),
+                None => keys.remove(id),
+            };
             inner.0 += 1;
             let version = inner.0;
             inner.1.insert(
@@ -229,6 +294,10 @@ impl Store for MemoryStore {
     }
 
     fn delete(&self, id: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.unique
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let result = match inner.1.remove(id) {
             Some(_) => {
@@ -295,12 +364,12 @@ mod tests {
     #[tokio::test]
     async fn the_memory_store_versions_conflicts_and_deletes() {
         let store = MemoryStore::default();
-        assert_eq!(store.put("a", json!({}), true).await, Ok(1));
+        assert_eq!(store.put("a", json!({}), true, None).await, Ok(1));
         assert_eq!(
-            store.put("a", json!({}), true).await,
+            store.put("a", json!({}), true, None).await,
             Err(StoreError::Conflict)
         );
-        assert_eq!(store.put("a", json!({"n": 2}), false).await, Ok(2));
+        assert_eq!(store.put("a", json!({"n": 2}), false, None).await, Ok(2));
         assert_eq!(store.delete("a").await, Ok(3));
         assert_eq!(store.delete("a").await, Err(StoreError::NotFound));
         assert!(store.list().await.unwrap().rows.is_empty());

@@ -88,6 +88,98 @@ pub enum RestartTarget {
     /// The control plane (split deployments) or the gateway.
     Control,
     Store,
+    /// The token server.
+    Auth,
+    /// The MCP server.
+    Mcp,
+}
+
+/// Which link a partition or a hold cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The asked gateway and the MCP server.
+    Upstream,
+    /// The asked gateway and the token server.
+    Token,
+    /// The asked gateway and the store.
+    Store,
+}
+
+/// A partition or a hold: which link, when, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub link: Link,
+    pub at_ms: u64,
+    pub for_ms: u64,
+}
+
+/// How the token server fails before it recovers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFlake {
+    ServerError,
+    Hang,
+    RateLimited,
+}
+
+/// Swarm switches: each case turns whole fault kinds on or off, so rare
+/// combinations get room. A kind that is off contributes nothing, whatever
+/// its parameters; shrinking turns kinds off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swarm {
+    pub restart: bool,
+    /// The operator's client gives up on the create and retries it.
+    pub give_up: bool,
+    pub partition: bool,
+    pub hold: bool,
+    /// The first `tools/list` answer is cut mid-stream.
+    pub stream_cut: bool,
+    /// Tokens issued so far are revoked while the gateway caches one.
+    pub revoke: bool,
+    /// The token server fails, then recovers.
+    pub token_flaky: bool,
+    /// The MCP server forgets the session mid-listing (404).
+    pub session_drop: bool,
+    /// Two creates of the same name race.
+    pub twin_create: bool,
+    /// A short re-check interval races registration and updates.
+    pub recheck_race: bool,
+    /// Token answers slow, just under or over the token budget.
+    pub slow_token: bool,
+}
+
+impl Swarm {
+    /// The names of the kinds that are on.
+    pub fn names(&self) -> Vec<&'static str> {
+        let all = [
+            (self.restart, "restart"),
+            (self.give_up, "give-up"),
+            (self.partition, "partition"),
+            (self.hold, "hold"),
+            (self.stream_cut, "stream-cut"),
+            (self.revoke, "revoke"),
+            (self.token_flaky, "token-flaky"),
+            (self.session_drop, "session-drop"),
+            (self.twin_create, "twin-create"),
+            (self.recheck_race, "recheck-race"),
+            (self.slow_token, "slow-token"),
+        ];
+        all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
+    }
+}
+
+/// The parameters of every fault kind, used only where its switch is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Faults {
+    pub give_up_after_ms: u64,
+    pub partition: Cut,
+    pub hold: Cut,
+    /// How many `tools/list` requests pass before the cut or the 404.
+    pub list_after: u32,
+    pub revoke_at_ms: u64,
+    pub token_flake: TokenFlake,
+    pub token_failures: u32,
+    pub check_interval_ms: u64,
+    pub token_latency_ms: u64,
 }
 
 /// Every choice of one generated case.
@@ -103,12 +195,18 @@ pub struct Plan {
     pub page_size: Option<usize>,
     pub sse: bool,
     pub restart: Option<(RestartTarget, u64)>,
+    pub swarm: Swarm,
+    pub faults: Faults,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
 pub const LIST_TIMEOUT_MS: u64 = 1_500;
 pub const TOKEN_TIMEOUT_MS: u64 = 1_000;
 const SYNC_INTERVAL_MS: u64 = 500;
+/// The re-check interval unless `recheck-race` shortens it.
+const CHECK_INTERVAL_MS: u64 = 2_000;
+/// The operator polls this often in generated cases.
+const POLL_INTERVAL_MS: u64 = 200;
 /// The operator's last step is sent at 200 ms; allow it to complete.
 const STEPS_DONE_MS: u64 = 400;
 
@@ -131,6 +229,89 @@ fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     ]
 }
 
+fn swarm_strategy() -> impl Strategy<Value = Swarm> {
+    // About one kind in four is on: most cases get two or three kinds, and
+    // every kind alone or in a pair comes up often.
+    let on = || proptest::bool::weighted(0.25);
+    (
+        (on(), on(), on(), on(), on(), on()),
+        (on(), on(), on(), on(), on()),
+    )
+        .prop_map(
+            |(
+                (restart, give_up, partition, hold, stream_cut, revoke),
+                (token_flaky, session_drop, twin_create, recheck_race, slow_token),
+            )| Swarm {
+                restart,
+                give_up,
+                partition,
+                hold,
+                stream_cut,
+                revoke,
+                token_flaky,
+                session_drop,
+                twin_create,
+                recheck_race,
+                slow_token,
+            },
+        )
+}
+
+fn cut_strategy() -> impl Strategy<Value = Cut> {
+    (
+        prop_oneof![Just(Link::Upstream), Just(Link::Token), Just(Link::Store)],
+        prop_oneof![Just(10u64), Just(100u64), Just(300u64)],
+        prop_oneof![Just(300u64), Just(1_200u64), Just(2_500u64)],
+    )
+        .prop_map(|(link, at_ms, for_ms)| Cut {
+            link,
+            at_ms,
+            for_ms,
+        })
+}
+
+fn faults_strategy() -> impl Strategy<Value = Faults> {
+    (
+        (
+            prop_oneof![Just(5u64), Just(40u64), Just(150u64)],
+            cut_strategy(),
+            cut_strategy(),
+            0u32..=1,
+        ),
+        (
+            prop_oneof![Just(600u64), Just(1_500u64)],
+            prop_oneof![
+                Just(TokenFlake::ServerError),
+                Just(TokenFlake::Hang),
+                Just(TokenFlake::RateLimited)
+            ],
+            1u32..=2,
+            prop_oneof![Just(150u64), Just(400u64)],
+            prop_oneof![
+                Just(400u64),
+                Just(TOKEN_TIMEOUT_MS - 100),
+                Just(TOKEN_TIMEOUT_MS + 100)
+            ],
+        ),
+    )
+        .prop_map(
+            |(
+                (give_up_after_ms, partition, hold, list_after),
+                (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
+            )| Faults {
+                give_up_after_ms,
+                partition,
+                hold,
+                list_after,
+                revoke_at_ms,
+                token_flake,
+                token_failures,
+                check_interval_ms,
+                token_latency_ms,
+            },
+        )
+}
+
 /// Plans with the defaults of `mcpsim explore`.
 pub fn plan_strategy() -> impl Strategy<Value = Plan> {
     let latency = prop_oneof![
@@ -143,7 +324,13 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
     let restart = prop_oneof![
         3 => Just(None),
         1 => (
-            prop_oneof![Just(RestartTarget::Gateway), Just(RestartTarget::Control), Just(RestartTarget::Store)],
+            prop_oneof![
+                Just(RestartTarget::Gateway),
+                Just(RestartTarget::Control),
+                Just(RestartTarget::Store),
+                Just(RestartTarget::Auth),
+                Just(RestartTarget::Mcp)
+            ],
             prop_oneof![Just(20u64), Just(150u64), Just(900u64)],
         )
             .prop_map(Some),
@@ -158,6 +345,8 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         prop_oneof![Just(None), (1usize..=3).prop_map(Some)],
         any::<bool>(),
         restart,
+        swarm_strategy(),
+        faults_strategy(),
     )
         .prop_map(
             |(
@@ -170,6 +359,8 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 page_size,
                 sse,
                 restart,
+                swarm,
+                faults,
             )| Plan {
                 seed,
                 path,
@@ -179,13 +370,17 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 tool_count,
                 page_size,
                 sse,
-                restart,
+                restart: if swarm.restart { restart } else { None },
+                swarm,
+                faults,
             },
         )
 }
 
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
 const BEARER: &str = "gen-bearer-token-4711";
+/// The operator's own key (LiteLLM's master key): it must never go upstream.
+const OPERATOR_KEY: &str = "sk-gen-operator-4711";
 
 impl Plan {
     /// How many `tools/list` pages the listing takes.
@@ -196,6 +391,74 @@ impl Plan {
         }
     }
 
+    fn client_credentials(&self) -> bool {
+        matches!(self.auth, AuthPlan::ClientCredentials { .. })
+    }
+
+    fn check_interval_ms(&self) -> u64 {
+        if self.swarm.recheck_race {
+            self.faults.check_interval_ms
+        } else {
+            CHECK_INTERVAL_MS
+        }
+    }
+
+    fn token_latency_ms(&self) -> u64 {
+        if self.swarm.slow_token {
+            self.faults.token_latency_ms
+        } else {
+            0
+        }
+    }
+
+    /// Which cuts apply: a cut of the token link needs a token server.
+    fn cuts(&self) -> Vec<(&'static str, Cut)> {
+        let mut cuts = Vec::new();
+        for (on, verb, cut) in [
+            (self.swarm.partition, "partition", self.faults.partition),
+            (self.swarm.hold, "hold", self.faults.hold),
+        ] {
+            if on && (cut.link != Link::Token || self.client_credentials()) {
+                let mut cut = cut;
+                if cut.link == Link::Store {
+                    // Cut the store once the operator's writes are through:
+                    // a write during the cut is refused (503), by design, and
+                    // what matters is what the gateway does with what it knew.
+                    cut.at_ms += STEPS_DONE_MS;
+                }
+                cuts.push((verb, cut));
+            }
+        }
+        cuts
+    }
+
+    /// Until when transient faults may disturb discovery: after that, one
+    /// re-check with working upstreams must bring the server to its steady
+    /// status.
+    fn disturbed_until_ms(&self) -> Option<u64> {
+        let cycle = self.check_interval_ms() + TOKEN_TIMEOUT_MS + LIST_TIMEOUT_MS;
+        let mut until: Vec<u64> = Vec::new();
+        if let Some((target, at_ms)) = self.restart {
+            until.push(at_ms);
+            if matches!(target, RestartTarget::Auth | RestartTarget::Mcp) {
+                until.push(at_ms + cycle);
+            }
+        }
+        for (_, cut) in self.cuts() {
+            until.push(cut.at_ms + cut.for_ms + cycle);
+        }
+        if self.swarm.stream_cut {
+            until.push(STEPS_DONE_MS + u64::from(self.faults.list_after + 1) * cycle);
+        }
+        if self.swarm.token_flaky && self.client_credentials() {
+            until.push(STEPS_DONE_MS + u64::from(self.faults.token_failures) * cycle);
+        }
+        if self.swarm.revoke && self.client_credentials() {
+            until.push(self.faults.revoke_at_ms + cycle);
+        }
+        until.into_iter().max()
+    }
+
     /// What the server must end as, when the plan makes it certain. A
     /// restart while the operator's steps are in flight can cut a request
     /// whose outcome the operator then never learns (as a person would
@@ -204,12 +467,45 @@ impl Plan {
         if self.restart.is_some_and(|(_, at_ms)| at_ms < STEPS_DONE_MS) {
             return None;
         }
-        let listing = self.pages() * self.list_latency_ms;
+        if self.client_credentials() {
+            let token = self.token_latency_ms();
+            if token > TOKEN_TIMEOUT_MS {
+                return Some("unhealthy");
+            }
+            // A token request on a new connection is about six messages.
+            if token + 6 * self.latency_ms_max + 50 >= TOKEN_TIMEOUT_MS {
+                return None;
+            }
+        }
+        // A dropped session costs a listing the refused request and a new
+        // start from the first page. When later attempts count (transient
+        // faults) they list once; in a split deployment the drop hits
+        // whichever plane lists first, so only the worst case is known.
+        let pages = self.pages();
+        let mut worst = pages;
+        let mut best = pages;
+        let after = u64::from(self.faults.list_after);
+        if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
+            // Only one listing of one gateway reaches the MCP server before
+            // the operator settles, or the drop may land on any of several.
+            let one_lister = matches!(
+                self.path,
+                RegistrationPath::Config
+                    | RegistrationPath::Rest
+                    | RegistrationPath::RestThenUpdate
+            ) && !self.swarm.twin_create;
+            if one_lister && after < pages {
+                worst = pages + after + 1;
+                best = worst;
+            } else if !one_lister {
+                worst = pages + after + 1;
+            }
+        }
         // Each page and the session around it cost a few message latencies.
-        let overhead = (self.pages() + 4) * 3 * self.latency_ms_max;
-        if listing + overhead + 50 < LIST_TIMEOUT_MS {
+        let overhead = (worst + 6) * 3 * self.latency_ms_max;
+        if worst * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
             Some("healthy")
-        } else if listing > LIST_TIMEOUT_MS {
+        } else if best * self.list_latency_ms > LIST_TIMEOUT_MS {
             Some("unhealthy")
         } else {
             None
@@ -218,6 +514,10 @@ impl Plan {
 
     fn rest_body(&self, url: &str) -> Value {
         let mut body = json!({"server_name": "srv", "transport": "http", "url": url});
+        if self.swarm.give_up && self.single_create() {
+            // A client that retries must name the server it meant.
+            body["server_id"] = json!("srv-given-up");
+        }
         match self.auth {
             AuthPlan::None => {}
             AuthPlan::Bearer => {
@@ -258,6 +558,15 @@ impl Plan {
         json!({"mcp_servers": {"srv": entry}})
     }
 
+    /// Paths that register with one create (give-up and twin creates
+    /// apply to them).
+    fn single_create(&self) -> bool {
+        matches!(
+            self.path,
+            RegistrationPath::Rest | RegistrationPath::RestOnControl | RegistrationPath::RestOnData
+        )
+    }
+
     /// The plan as a catalogue-format scenario.
     pub fn to_scenario(&self) -> Scenario {
         let client_auth = match self.auth {
@@ -266,7 +575,7 @@ impl Plan {
         };
         let settings = |role: &str, id_seed: u64| {
             json!({"role": role, "token_timeout_ms": TOKEN_TIMEOUT_MS, "list_timeout_ms": LIST_TIMEOUT_MS,
-                "check_interval_ms": 5_000, "sync_interval_ms": SYNC_INTERVAL_MS, "store_timeout_ms": 500,
+                "check_interval_ms": self.check_interval_ms(), "sync_interval_ms": SYNC_INTERVAL_MS, "store_timeout_ms": 500,
                 "token_client_auth": client_auth, "id_seed": id_seed})
         };
         let config_here = matches!(
@@ -288,7 +597,7 @@ impl Plan {
             json!([gw])
         };
         let url = "http://mcp/mcp";
-        let steps = match self.path {
+        let mut steps = match self.path {
             RegistrationPath::Config | RegistrationPath::ConfigOnData => json!([]),
             RegistrationPath::Rest => json!([{"op": "create", "body": self.rest_body(url)}]),
             RegistrationPath::RestOnControl => {
@@ -307,10 +616,50 @@ impl Plan {
                 {"at_ms": 200, "op": "create", "body": self.rest_body(url)}
             ]),
         };
+        if self.single_create() {
+            let create = steps[0].clone();
+            if self.swarm.give_up {
+                steps[0]["give_up_after_ms"] = json!(self.faults.give_up_after_ms);
+                // The operator retries the same create once it gave up.
+                let mut retry = create.clone();
+                retry["at_ms"] = json!(self.faults.give_up_after_ms + 50);
+                if let Some(steps) = steps.as_array_mut() {
+                    steps.push(retry);
+                }
+            }
+            if self.swarm.twin_create {
+                let mut twin = create;
+                twin["with_previous"] = json!(true);
+                if self.swarm.give_up {
+                    twin["body"]["server_id"] = json!("srv-twin");
+                }
+                if let Some(steps) = steps.as_array_mut() {
+                    steps.insert(1, twin);
+                }
+            }
+        }
         let mut mcp = json!({"tool_count": self.tool_count, "reply": if self.sse { "sse" } else { "json" },
             "latency_ms": {"tools/list": self.list_latency_ms}});
         if let Some(size) = self.page_size {
             mcp["page_size"] = json!(size);
+        }
+        let mut mcp_failures = Vec::new();
+        if self.swarm.stream_cut {
+            mcp_failures.push(
+                json!({"method": "tools/list", "kind": {"type": "cut_stream"},
+                "after": self.faults.list_after, "count": 1}),
+            );
+        }
+        // A dropped session costs the first attempt a second listing; when
+        // later attempts count (transient faults), they list once.
+        if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
+            mcp_failures.push(
+                json!({"method": "tools/list", "kind": {"type": "session_terminated"},
+                "after": self.faults.list_after, "count": 1}),
+            );
+        }
+        if !mcp_failures.is_empty() {
+            mcp["failures"] = json!(mcp_failures);
         }
         let mut token_servers = json!([]);
         match self.auth {
@@ -318,21 +667,57 @@ impl Plan {
             AuthPlan::Bearer => mcp["auth"] = json!({"type": "bearer", "token": BEARER}),
             AuthPlan::ClientCredentials { expires_in_s, .. } => {
                 mcp["auth"] = json!({"type": "oauth", "issuer": "mcpsim-auth", "signing_key": "gen-signing-key-4711"});
-                token_servers = json!([{"host": "auth", "config": {"signing_key": "gen-signing-key-4711",
-                    "expires_in_s": expires_in_s,
-                    "clients": [{"client_id": "gen-client", "client_secret": CLIENT_SECRET}]}}]);
+                if self.swarm.revoke {
+                    mcp["auth"]["revoke_at_ms"] = json!(self.faults.revoke_at_ms);
+                }
+                let mut config = json!({"signing_key": "gen-signing-key-4711",
+                    "expires_in_s": expires_in_s, "latency_ms": self.token_latency_ms(),
+                    "clients": [{"client_id": "gen-client", "client_secret": CLIENT_SECRET}]});
+                if self.swarm.token_flaky {
+                    let kind = match self.faults.token_flake {
+                        TokenFlake::ServerError => "server_error",
+                        TokenFlake::Hang => "hang",
+                        TokenFlake::RateLimited => "rate_limited",
+                    };
+                    config["failures"] =
+                        json!([{"kind": kind, "after": 0, "count": self.faults.token_failures}]);
+                }
+                token_servers = json!([{"host": "auth", "config": config}]);
             }
         }
-        let mut faults = json!([]);
+        let asked = if self.path.split() { "data" } else { "gateway" };
+        let mut faults = Vec::new();
         if let Some((target, at_ms)) = self.restart {
             let host = match (target, self.path.split()) {
                 (RestartTarget::Store, _) => "db",
+                (RestartTarget::Auth, _) if self.client_credentials() => "auth",
+                (RestartTarget::Mcp, _) | (RestartTarget::Auth, _) => "mcp",
                 (RestartTarget::Gateway, true) => "data",
                 (RestartTarget::Control, true) => "control",
                 (_, false) => "gateway",
             };
-            faults = json!([{"at_ms": at_ms, "verb": "bounce", "host": host}]);
+            faults.push(json!({"at_ms": at_ms, "verb": "bounce", "host": host}));
         }
+        for (verb, cut) in self.cuts() {
+            let other = match cut.link {
+                Link::Upstream => "mcp",
+                Link::Token => "auth",
+                Link::Store => "db",
+            };
+            let heal = if verb == "partition" {
+                "repair"
+            } else {
+                "release"
+            };
+            faults.push(json!({"at_ms": cut.at_ms, "verb": verb, "a": asked, "b": other}));
+            faults.push(
+                json!({"at_ms": cut.at_ms + cut.for_ms, "verb": heal, "a": asked, "b": other}),
+            );
+        }
+        let poll_until_ms = self
+            .disturbed_until_ms()
+            .map_or(0, |until| until + self.check_interval_ms() + 500);
+        let deadline_ms = (poll_until_ms + 3_000).max(8_000);
         let mut expect = json!({});
         if let Some(status) = self.expected_status() {
             expect = json!({"srv": {"status": status}});
@@ -341,15 +726,17 @@ impl Plan {
             }
         }
         let value = json!({
-            "description": format!("generated: {} with {:?}", self.path.name(), self.auth),
+            "description": format!("generated: {} with {:?}; swarm: {}", self.path.name(), self.auth,
+                self.swarm.names().join(" ")),
             "seed": self.seed,
-            "deadline_ms": 8_000,
+            "deadline_ms": deadline_ms,
             "network": {"latency_ms_min": 1, "latency_ms_max": self.latency_ms_max},
             "gateways": gateways,
             "stores": [{"host": "db"}],
             "token_servers": token_servers,
             "mcp_servers": [{"host": "mcp", "config": mcp}],
-            "operator": {"steps": steps},
+            "operator": {"steps": steps, "poll_interval_ms": POLL_INTERVAL_MS,
+                "poll_until_ms": poll_until_ms, "api_key": OPERATOR_KEY, "call_tools": true},
             "faults": faults,
             "expect": expect,
         });

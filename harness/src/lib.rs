@@ -6,6 +6,7 @@
 //! scenario gives the same report, byte for byte.
 
 mod checks;
+pub mod explore;
 pub mod generate;
 pub mod mermaid;
 pub mod net;
@@ -49,6 +50,9 @@ pub struct Report {
     pub deadline_hit: bool,
     /// Results of the operator's steps, e.g. `create DatabricksSQL -> 201`.
     pub steps: Vec<String>,
+    /// Tool calls through the gateway after settling (`call_tools`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<String>,
     pub servers: Vec<ServerReport>,
     /// Per gateway, the first poll at which its health said the store was
     /// unreachable.
@@ -85,7 +89,16 @@ impl Report {
 
 /// Runs one scenario in a fresh simulated world.
 pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
-    let outcome = world::run_world(scenario)?;
+    run_with_defects(scenario, mcpsim_gateway::Defects::none())
+}
+
+/// Runs one scenario with known defects switched on in every gateway (a
+/// scenario file can never switch one on itself).
+pub fn run_with_defects(
+    scenario: &Scenario,
+    defects: mcpsim_gateway::Defects,
+) -> Result<Report, RunError> {
+    let outcome = world::run_world(scenario, defects)?;
     let servers = outcome
         .observed
         .servers
@@ -113,6 +126,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
         end_ms: outcome.observed.end_ms,
         deadline_hit: outcome.observed.deadline_hit,
         steps: outcome.observed.steps.clone(),
+        tool_calls: outcome.observed.tool_calls.clone(),
         servers,
         store_unreachable_seen_ms: outcome.observed.store_unreachable_seen.clone(),
         checks: Vec::new(),

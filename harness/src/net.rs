@@ -40,6 +40,56 @@ pub struct SimHttpClient {
     inner: Client<SimConnector, Full<Bytes>>,
 }
 
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where hyper-util's connection tasks run. A bounce drops a host's tokio
+/// runtime, and the runtime drops its tasks in an order set by tokio's
+/// process-wide task ids; a dropped socket sends a FIN that draws a latency
+/// from the world's RNG, so that order would leak into the run whenever two
+/// worlds share a process. A host's `LocalSet` drops its tasks in the order
+/// they were spawned, so connection tasks are handed to a driver there.
+#[derive(Clone)]
+enum SimExecutor {
+    Tokio(TokioExecutor),
+    Local(tokio::sync::mpsc::UnboundedSender<Task>),
+}
+
+impl std::fmt::Debug for SimExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SimExecutor::Tokio(_) => "Tokio",
+            SimExecutor::Local(_) => "Local",
+        })
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for SimExecutor
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, future: F) {
+        match self {
+            SimExecutor::Tokio(executor) => executor.execute(future),
+            SimExecutor::Local(tasks) => {
+                // Without its driver (the host went away) nothing runs.
+                let _ = tasks.send(Box::pin(future));
+            }
+        }
+    }
+}
+
+/// Runs a [`SimHttpClient::local`] client's connection tasks on the host's
+/// `LocalSet`: spawn it with `tokio::task::spawn_local` in the host.
+pub struct LocalDriver(tokio::sync::mpsc::UnboundedReceiver<Task>);
+
+impl LocalDriver {
+    pub async fn run(mut self) {
+        while let Some(task) = self.0.recv().await {
+            tokio::task::spawn_local(task);
+        }
+    }
+}
+
 impl SimHttpClient {
     /// A client that keeps idle connections pooled per host, as hyper-util
     /// does by default. Pool expiry runs on tokio's (simulated) clock.
@@ -53,11 +103,23 @@ impl SimHttpClient {
         Self::with_max_idle_per_host(0)
     }
 
+    /// A client without a pool whose connection tasks run on the host's
+    /// `LocalSet` through the returned driver, so that a host restart drops
+    /// them in a deterministic order.
+    pub fn local() -> (Self, LocalDriver) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let inner = Client::builder(SimExecutor::Local(tx))
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(0)
+            .build(SimConnector);
+        (SimHttpClient { inner }, LocalDriver(rx))
+    }
+
     fn with_max_idle_per_host(max_idle: usize) -> Self {
         // Without `pool_timer` the pool measures idle time with
         // `std::time::Instant`, the real clock. The client builder's `timer`
         // only drives HTTP/2, which this client never speaks.
-        let inner = Client::builder(TokioExecutor::new())
+        let inner = Client::builder(SimExecutor::Tokio(TokioExecutor::new()))
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(max_idle)
             .build(SimConnector);
@@ -244,7 +306,9 @@ pub async fn serve(port: u16, router: axum::Router) -> Result<(), Box<dyn StdErr
         let router = router.clone();
         let service = hyper::service::service_fn(move |request| router.clone().oneshot(request));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(async move {
+        // On the host's LocalSet: dropped in spawn order when the host
+        // restarts (see `SimExecutor`).
+        tokio::task::spawn_local(async move {
             // A connection that breaks is the peer's business; the handler
             // future has been dropped by then.
             let _ = connection.await;

@@ -72,6 +72,23 @@ impl Trace {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
 
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sorts the events from index `start` on by their JSON: for events
+    /// recorded together in an order that carries no meaning.
+    pub fn sort_from(&self, start: usize) {
+        let mut events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if start < events.len() {
+            events[start..].sort_by_cached_key(|e| serde_json::to_string(e).unwrap_or_default());
+        }
+    }
+
     pub fn events(&self) -> Vec<TraceEvent> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

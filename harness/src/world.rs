@@ -19,13 +19,15 @@ use crate::net::{serve, SimHttpClient};
 use crate::scenario::{Action, Scenario, Verb};
 use crate::trace::{now_ms, Trace, TraceSink, TracingClient, What};
 
-// Every client in the world opens a fresh connection per request: hyper-util's
-// connection pool decides reuse in a way that depended on the thread when two
-// worlds ran at once (found by `mcpsim explore`'s determinism sample), and
+// Every client in the world opens a fresh connection per request, and runs
+// its connection tasks on its host's LocalSet (`SimHttpClient::local`):
+// hyper-util's pool decided reuse, and tokio's runtime the order of dropping
+// tasks at a restart, in ways that depended on the thread when two worlds
+// ran at once (both found by `mcpsim explore`'s determinism sample), and
 // same seed must mean same run.
 
 /// The simulated wall clock starts here: 2026-01-01T00:00:00Z.
-pub const EPOCH_UNIX_S: u64 = 1_767_225_600;
+pub const EPOCH_UNIX_S: u64 = mcpsim_fakes::SIM_EPOCH_UNIX_S;
 
 /// How long the operator waits for one answer from a gateway.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,6 +97,8 @@ pub(crate) struct Observed {
     /// Acknowledged creates: (gateway that took it, server id, simulated ms
     /// at which the create was sent).
     pub acked: Vec<(String, String, u64)>,
+    /// Tool calls made through the gateway after settling, with their answers.
+    pub tool_calls: Vec<String>,
     /// Ids the operator sent a delete for, answered or not.
     pub deletes_sent: std::collections::BTreeSet<String>,
 }
@@ -108,7 +112,10 @@ pub(crate) struct Outcome {
     pub stores: BTreeMap<String, StoreServer>,
 }
 
-pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
+pub(crate) fn run_world(
+    scenario: &Scenario,
+    defects: mcpsim_gateway::Defects,
+) -> Result<Outcome, RunError> {
     let trace = Trace::default();
     // Configs are checked before the world exists, so a bad one is an input
     // error and not a host that dies at start.
@@ -180,17 +187,16 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
         });
     }
     for (g, config) in scenario.gateways.iter().zip(configs) {
-        let (host, settings, env, trace) = (
-            g.host.clone(),
-            g.settings.clone(),
-            g.env.clone(),
-            trace.clone(),
-        );
+        let mut settings = g.settings.clone();
+        settings.defects = defects;
+        let (host, settings, env, trace) = (g.host.clone(), settings, g.env.clone(), trace.clone());
         let store_host = g.store.clone();
         sim.host(g.host.as_str(), move || {
+            let (upstream_client, upstream_driver) = SimHttpClient::local();
+            let (store_client, store_driver) = SimHttpClient::local();
             let deps = Deps {
                 http: Arc::new(TracingClient {
-                    inner: SimHttpClient::without_pool(),
+                    inner: upstream_client,
                     host: host.clone(),
                     trace: trace.clone(),
                 }),
@@ -201,7 +207,7 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
                 }),
                 store: store_host.as_ref().map(|store| {
                     let client = TracingClient {
-                        inner: SimHttpClient::without_pool(),
+                        inner: store_client.clone(),
                         host: host.clone(),
                         trace: trace.clone(),
                     };
@@ -211,6 +217,8 @@ pub(crate) fn run_world(scenario: &Scenario) -> Result<Outcome, RunError> {
             };
             let (settings, config, env) = (settings.clone(), config.clone(), env.clone());
             async move {
+                tokio::task::spawn_local(upstream_driver.run());
+                tokio::task::spawn_local(store_driver.run());
                 // Built inside the host's runtime, where simulated time is
                 // readable: a restarted gateway seeds its ids from it.
                 let gateway =
@@ -260,6 +268,7 @@ fn drive(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, trace: &Trace) -> Resu
                     text: verb.describe(),
                 },
             );
+            let before = trace.len();
             match verb {
                 Verb::Crash { host } => sim.crash(host.as_str()),
                 Verb::Bounce { host } => sim.bounce(host.as_str()),
@@ -268,6 +277,10 @@ fn drive(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, trace: &Trace) -> Resu
                 Verb::Hold { a, b } => sim.hold(a.as_str(), b.as_str()),
                 Verb::Release { a, b } => sim.release(a.as_str(), b.as_str()),
             }
+            // Exchanges abandoned as a host's tasks are dropped are recorded
+            // in the order tokio drops them, which follows process-wide task
+            // ids: put them in a canonical order.
+            trace.sort_from(before);
             next += 1;
         }
         match sim.step() {
@@ -440,9 +453,11 @@ async fn send_step(
 }
 
 async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>) {
+    let (client, driver) = SimHttpClient::local();
+    tokio::task::spawn_local(driver.run());
     let op = Operator {
         http: TracingClient {
-            inner: SimHttpClient::without_pool(),
+            inner: client,
             host: "operator".to_string(),
             trace: trace.clone(),
         },
@@ -664,6 +679,26 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
                 .filter_map(|t| t["name"].as_str().map(str::to_string))
                 .collect();
             names.sort();
+            let healthy = op
+                .observed()
+                .servers
+                .get(&(gateway.clone(), id.clone()))
+                .is_some_and(|s| s.status == "healthy");
+            if scenario.operator.call_tools && healthy {
+                if let Some(name) = names.first() {
+                    let body = json!({"name": name, "arguments": {}});
+                    let answer = op
+                        .call(&gateway, "POST", "/mcp-rest/tools/call", Some(&body))
+                        .await;
+                    let result = match answer {
+                        Some((status, _)) => status.to_string(),
+                        None => "no answer".to_string(),
+                    };
+                    op.observed()
+                        .tool_calls
+                        .push(format!("{gateway}: call {name} -> {result}"));
+                }
+            }
             if let Some(seen) = op.observed().servers.get_mut(&(gateway, id)) {
                 seen.tools = names;
             }

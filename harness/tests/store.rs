@@ -26,12 +26,12 @@ fn acknowledged_writes_survive_a_bounce_of_the_store_host() {
         let client = HttpStore::new(Arc::new(SimHttpClient::without_pool()), "http://store");
         let body =
             json!({"server_id": "a", "server_name": "a", "transport": "http", "url": "http://a/"});
-        assert_eq!(client.put("a", encode_row(&body), true).await, Ok(1));
+        assert_eq!(client.put("a", encode_row(&body), true, None).await, Ok(1));
         assert_eq!(
-            client.put("a", encode_row(&body), true).await,
+            client.put("a", encode_row(&body), true, None).await,
             Err(StoreError::Conflict)
         );
-        assert_eq!(client.put("b", encode_row(&body), false).await, Ok(2));
+        assert_eq!(client.put("b", encode_row(&body), false, None).await, Ok(2));
         assert_eq!(client.delete("b").await, Ok(3));
         assert_eq!(client.delete("b").await, Err(StoreError::NotFound));
         // Give the driving loop below time to bounce the store.
@@ -69,7 +69,7 @@ fn an_unreachable_store_is_unavailable_not_a_panic() {
             Err(StoreError::Unavailable(_))
         ));
         assert!(matches!(
-            client.put("a", json!({}), false).await,
+            client.put("a", json!({}), false, None).await,
             Err(StoreError::Unavailable(_))
         ));
         Ok(())

@@ -18,8 +18,14 @@ struct FlakyStore {
 }
 
 impl Store for FlakyStore {
-    fn put(&self, id: &str, row: Value, if_absent: bool) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.put(id, row, if_absent)
+    fn put(
+        &self,
+        id: &str,
+        row: Value,
+        if_absent: bool,
+        unique: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.put(id, row, if_absent, unique)
     }
     fn delete(&self, id: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.inner.delete(id)

@@ -21,6 +21,7 @@ fn secrets(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
                             | "authentication_token"
                             | "token"
                             | "signing_key"
+                            | "api_key"
                     );
                     match v {
                         Value::String(s) if secret_key && !s.starts_with("os.environ/") => {

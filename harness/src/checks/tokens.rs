@@ -134,7 +134,9 @@ pub(crate) fn check_tokens(scenario: &Scenario, outcome: &Outcome) -> Check {
                         pending.remove(&key);
                     }
                 }
-                if *status == Some(401) {
+                // A 401 to a session's closing DELETE is cleanup whose
+                // answer a client may ignore; a 401 to a request is not.
+                if *status == Some(401) && method == "POST" {
                     pending.insert(key, e.at_ms);
                 }
             }
@@ -150,5 +152,15 @@ pub(crate) fn check_tokens(scenario: &Scenario, outcome: &Outcome) -> Check {
         }
     }
 
+    // 3. The operator's own key never reaches an upstream.
+    if let Some(key) = &scenario.operator.api_key {
+        for (host, server) in &outcome.mcp_servers {
+            if server.rejected_bearers().iter().any(|b| b == key) {
+                findings.push(format!(
+                    "{host} was sent the caller's own Authorization instead of the server's credentials"
+                ));
+            }
+        }
+    }
     check("token_discipline", findings)
 }
