@@ -200,11 +200,13 @@ pub struct Plan {
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
-pub const LIST_TIMEOUT_MS: u64 = 1_500;
-pub const TOKEN_TIMEOUT_MS: u64 = 1_000;
+pub const LIST_TIMEOUT_MS: u64 = 750;
+pub const TOKEN_TIMEOUT_MS: u64 = 500;
 const SYNC_INTERVAL_MS: u64 = 500;
 /// The re-check interval unless `recheck-race` shortens it.
-const CHECK_INTERVAL_MS: u64 = 2_000;
+const CHECK_INTERVAL_MS: u64 = 750;
+/// Simulated time per simulation step in generated cases.
+const TICK_MS: u64 = 2;
 /// The operator polls this often in generated cases.
 const POLL_INTERVAL_MS: u64 = 200;
 /// The operator's last step is sent at 200 ms; allow it to complete.
@@ -261,7 +263,7 @@ fn cut_strategy() -> impl Strategy<Value = Cut> {
     (
         prop_oneof![Just(Link::Upstream), Just(Link::Token), Just(Link::Store)],
         prop_oneof![Just(10u64), Just(100u64), Just(300u64)],
-        prop_oneof![Just(300u64), Just(1_200u64), Just(2_500u64)],
+        prop_oneof![Just(200u64), Just(800u64)],
     )
         .prop_map(|(link, at_ms, for_ms)| Cut {
             link,
@@ -279,18 +281,18 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             0u32..=1,
         ),
         (
-            prop_oneof![Just(600u64), Just(1_500u64)],
+            prop_oneof![Just(300u64), Just(800u64)],
             prop_oneof![
                 Just(TokenFlake::ServerError),
                 Just(TokenFlake::Hang),
                 Just(TokenFlake::RateLimited)
             ],
             1u32..=2,
-            prop_oneof![Just(150u64), Just(400u64)],
+            prop_oneof![Just(100u64), Just(250u64)],
             prop_oneof![
-                Just(400u64),
-                Just(TOKEN_TIMEOUT_MS - 100),
-                Just(TOKEN_TIMEOUT_MS + 100)
+                Just(TOKEN_TIMEOUT_MS / 2),
+                Just(TOKEN_TIMEOUT_MS - 60),
+                Just(TOKEN_TIMEOUT_MS + 60)
             ],
         ),
     )
@@ -331,7 +333,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 Just(RestartTarget::Auth),
                 Just(RestartTarget::Mcp)
             ],
-            prop_oneof![Just(20u64), Just(150u64), Just(900u64)],
+            prop_oneof![Just(20u64), Just(150u64), Just(600u64)],
         )
             .prop_map(Some),
     ];
@@ -714,10 +716,8 @@ impl Plan {
                 json!({"at_ms": cut.at_ms + cut.for_ms, "verb": heal, "a": asked, "b": other}),
             );
         }
-        let poll_until_ms = self
-            .disturbed_until_ms()
-            .map_or(0, |until| until + self.check_interval_ms() + 500);
-        let deadline_ms = (poll_until_ms + 3_000).max(8_000);
+        let poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        let deadline_ms = (poll_until_ms + 2_000).max(5_000);
         let mut expect = json!({});
         if let Some(status) = self.expected_status() {
             expect = json!({"srv": {"status": status}});
@@ -730,7 +730,7 @@ impl Plan {
                 self.swarm.names().join(" ")),
             "seed": self.seed,
             "deadline_ms": deadline_ms,
-            "network": {"latency_ms_min": 1, "latency_ms_max": self.latency_ms_max},
+            "network": {"latency_ms_min": 1, "latency_ms_max": self.latency_ms_max, "tick_ms": TICK_MS},
             "gateways": gateways,
             "stores": [{"host": "db"}],
             "token_servers": token_servers,

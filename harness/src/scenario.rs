@@ -60,6 +60,18 @@ fn default_deadline_ms() -> u64 {
 pub struct Network {
     pub latency_ms_min: u64,
     pub latency_ms_max: u64,
+    /// How far simulated time moves per step of the simulation. Every step
+    /// costs the same whatever happens in it, so a coarser tick runs faster;
+    /// timers and messages land on tick boundaries.
+    pub tick_ms: u64,
+}
+
+impl Network {
+    /// The longest one message can take: its latency, rounded up to the
+    /// tick it lands on, plus the tick in which its receiver runs.
+    pub fn hop_ms(&self) -> u64 {
+        self.latency_ms_max.div_ceil(self.tick_ms.max(1)) * self.tick_ms.max(1) + self.tick_ms
+    }
 }
 
 impl Default for Network {
@@ -67,6 +79,7 @@ impl Default for Network {
         Network {
             latency_ms_min: 1,
             latency_ms_max: 5,
+            tick_ms: 1,
         }
     }
 }
@@ -354,6 +367,9 @@ impl Scenario {
                 "network".into(),
                 "latency_ms_min is above latency_ms_max".into(),
             ));
+        }
+        if self.network.tick_ms == 0 || self.network.tick_ms > 100 {
+            return Err(("network.tick_ms".into(), "must be between 1 and 100".into()));
         }
         if self.operator.poll_interval_ms == 0 {
             return Err(("operator.poll_interval_ms".into(), "must be above 0".into()));

@@ -74,7 +74,9 @@ pub(crate) struct Seen {
     /// The last poll that listed it.
     pub last_listed_ms: u64,
     pub tools: Vec<String>,
-    /// False on a control plane, which serves no MCP traffic.
+    /// Whether its tools were read and can be judged: false on a control
+    /// plane, which serves no MCP traffic, and when the status changed while
+    /// they were read.
     pub serves_tools: bool,
 }
 
@@ -141,6 +143,7 @@ pub(crate) fn run_world(
     let mut sim = turmoil::Builder::new()
         .rng_seed(scenario.seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_S))
+        .tick_duration(Duration::from_millis(scenario.network.tick_ms))
         .min_message_latency(Duration::from_millis(scenario.network.latency_ms_min))
         .max_message_latency(Duration::from_millis(scenario.network.latency_ms_max))
         .simulation_duration(Duration::from_millis(scenario.deadline_ms + 60_000))
@@ -701,6 +704,24 @@ async fn operate(scenario: &Scenario, trace: &Trace, observed: &Mutex<Observed>)
             }
             if let Some(seen) = op.observed().servers.get_mut(&(gateway, id)) {
                 seen.tools = names;
+            }
+        }
+    }
+    // A status that changed while the tools were read makes that reading
+    // unfit to judge against the status: look once more.
+    for g in &scenario.gateways {
+        if let Some((200, Value::Array(rows))) =
+            op.call(&g.host, "GET", "/v1/mcp/server", None).await
+        {
+            let mut observed = op.observed();
+            for row in &rows {
+                let id = row["server_id"].as_str().unwrap_or("").to_string();
+                let status = row["status"].as_str().unwrap_or("");
+                if let Some(seen) = observed.servers.get_mut(&(g.host.clone(), id)) {
+                    if seen.status != status {
+                        seen.serves_tools = false;
+                    }
+                }
             }
         }
     }

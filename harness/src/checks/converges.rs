@@ -38,7 +38,7 @@ pub(crate) fn check_converges(scenario: &Scenario, outcome: &Outcome) -> Check {
             }
             // A read of the store is three one-way trips on a new
             // connection, and the write itself one more round trip.
-            let bound = g.settings.sync_interval_ms + 6 * scenario.network.latency_ms_max + 1;
+            let bound = g.settings.sync_interval_ms + 6 * scenario.network.hop_ms() + 1;
             match crate::trace::first_registered(&outcome.trace, &g.host, id, *acked_ms) {
                 Some(first) if first.saturating_sub(*acked_ms) <= bound => {}
                 Some(first) => findings.push(format!(

@@ -22,7 +22,7 @@ pub(crate) fn unknown_bound_ms(scenario: &Scenario, host: &str) -> u64 {
     2 * (s.token_timeout_ms + s.list_timeout_ms)
         + s.sync_interval_ms
         + s.store_timeout_ms
-        + 40 * scenario.network.latency_ms_max
+        + 40 * scenario.network.hop_ms()
 }
 
 /// Every server leaves `unknown` before the deadline and within its bound
