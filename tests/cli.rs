@@ -152,3 +152,42 @@ fn explore_runs_generated_cases_and_prints_its_tables() {
     let bad = mcpsim(&["explore", "--shard", "3/2"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn defects_are_listed_and_a_defect_hunt_exits_1_with_a_replayable_reproducer() {
+    let list = mcpsim(&["defects"]);
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(0));
+    assert_eq!(stdout.matches("seen in:").count(), 13, "{stdout}");
+    assert!(stdout.contains("rest-drops-oauth2-flow"), "{stdout}");
+
+    let out_dir = std::env::temp_dir().join(format!("mcpsim-cli-hunt-{}", std::process::id()));
+    let out = mcpsim(&[
+        "explore",
+        "--cases",
+        "200",
+        "--seed",
+        "1",
+        "--defect",
+        "first-page-only",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("defects on: first-page-only"), "{stdout}");
+    let replay = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: mcpsim run "))
+        .expect("a replay line");
+    let mut args: Vec<&str> = vec!["run"];
+    args.extend(replay.split(' '));
+    assert!(replay.ends_with("--defect first-page-only"), "{replay}");
+    // The reproducer fails with the defect and passes without it.
+    assert_eq!(mcpsim(&args).status.code(), Some(1));
+    assert_eq!(mcpsim(&args[..2]).status.code(), Some(0));
+
+    let bad = mcpsim(&["explore", "--defect", "no-such-defect"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("known: rest-drops-oauth2-flow"));
+}

@@ -2,8 +2,11 @@
 //! A fixed proptest seed keeps CI reproducible; failures found here are
 //! kept in `tests/generated.proptest-regressions` and replayed first.
 
-use mcpsim_harness::generate::plan_strategy;
+use mcpsim_gateway::{Defect, Defects};
+use mcpsim_harness::explore::plan_tree;
+use mcpsim_harness::generate::{plan_strategy, AuthPlan, RegistrationPath, Swarm};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 
 #[test]
@@ -18,22 +21,50 @@ fn generated_scenarios_pass_every_check() {
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
     let mut runner = TestRunner::new_with_rng(config, rng);
     let result = runner.run(&plan_strategy(), |plan| {
-        let scenario = plan.to_scenario();
-        let report =
-            mcpsim_harness::run(&scenario).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let failed: Vec<String> = report
-            .failed_checks()
-            .map(|c| format!("{}: {}", c.name, c.findings.join("; ")))
-            .collect();
-        prop_assert!(
-            failed.is_empty(),
-            "{failed:?}\n{}\n{}",
-            serde_json::to_string_pretty(&scenario).unwrap(),
-            report.timeline()
-        );
+        // The checkers, and the path twin where the plan has one.
+        if let Err((report, failed)) = mcpsim_harness::explore::check(&plan, Defects::none(), false)
+        {
+            let scenario = plan.to_scenario();
+            prop_assert!(
+                false,
+                "{failed:?}\n{}\n{}",
+                serde_json::to_string_pretty(&scenario).unwrap(),
+                report.map(|r| r.timeline()).unwrap_or_default()
+            );
+        }
         Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");
+    }
+}
+
+/// The path-independence checker fails when the registration path changes
+/// the ending: the same client-credentials server without `oauth2_flow`,
+/// by config and by REST, with the REST path dropping the flow.
+#[test]
+fn path_independence_tells_config_from_a_rest_path_that_drops_the_flow() {
+    let mut plan = plan_tree(1, 0).current();
+    plan.path = RegistrationPath::Config;
+    plan.auth = AuthPlan::ClientCredentials {
+        with_flow: false,
+        basic: false,
+        expires_in_s: 3_600,
+    };
+    plan.swarm = Swarm::default();
+    plan.restart = None;
+    plan.list_latency_ms = 0;
+    plan.latency_ms_max = 2;
+    let twin = plan.path_twin().expect("a certain plan has a REST twin");
+    assert_eq!(twin.path, RegistrationPath::Rest);
+    for (defects, holds) in [
+        (Defects::none(), true),
+        (Defects::none().with(Defect::RestDropsOauth2Flow), false),
+    ] {
+        let a = mcpsim_harness::run_with_defects(&plan.to_scenario(), defects).unwrap();
+        let b = mcpsim_harness::run_with_defects(&twin.to_scenario(), defects).unwrap();
+        let verdict =
+            mcpsim_harness::check_path_independence(&a, "config", &b, "rest", "gateway", "srv");
+        assert_eq!(verdict.passed, holds, "{:?}", verdict.findings);
     }
 }

@@ -72,6 +72,10 @@ pub fn check(
 ) -> Result<Report, (Option<Box<Report>>, Vec<String>)> {
     let scenario = plan.to_scenario();
     match crate::run_with_defects(&scenario, defects) {
+        Ok(report) if report.passed() && !twice => match path_twin(plan, &report, defects) {
+            Some(finding) => Err((Some(Box::new(report)), vec![finding])),
+            None => Ok(report),
+        },
         Ok(report) if twice => match crate::run_with_defects(&scenario, defects) {
             Ok(again) if again.trace_hash == report.trace_hash => Ok(report),
             _ => {
@@ -89,6 +93,22 @@ pub fn check(
         }
         Err(e) => Err((None, vec![format!("run: {e}")])),
     }
+}
+
+/// Runs the plan's path twin, if it has one, and says how the two ended
+/// differently.
+fn path_twin(plan: &Plan, report: &Report, defects: Defects) -> Option<String> {
+    let twin = plan.path_twin()?;
+    let other = crate::run_with_defects(&twin.to_scenario(), defects).ok()?;
+    let verdict = crate::check_path_independence(
+        report,
+        plan.path.name(),
+        &other,
+        twin.path.name(),
+        plan.asked_host(),
+        "srv",
+    );
+    (!verdict.passed).then(|| format!("path_independence: {}", verdict.findings.join("; ")))
 }
 
 /// Where a second run of `scenario` departs from `report`.
@@ -123,6 +143,14 @@ pub fn run_case(seed: u64, index: usize, sample_determinism: bool, defects: Defe
                 .collect();
             let mut failed: Vec<String> =
                 report.failed_checks().map(|c| c.name.to_string()).collect();
+            // Every 10th case is also registered by another path.
+            if index % 10 == 5 {
+                if plan.path_twin().is_some() {
+                    let finding = path_twin(&plan, &report, defects);
+                    checks.push(("path_independence".to_string(), finding.is_none()));
+                    failed.extend(finding);
+                }
+            }
             if sample_determinism {
                 // The same case again must give the same trace.
                 let again = crate::run_with_defects(&scenario, defects).ok();

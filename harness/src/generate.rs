@@ -560,6 +560,38 @@ impl Plan {
         json!({"mcp_servers": {"srv": entry}})
     }
 
+    /// The same plan registering the server by another path: config and
+    /// REST swap, on an all-in-one gateway or across the split. Only where
+    /// the plan's outcome does not hang on timing (it states one), and the
+    /// path's own swarm kinds (give-up, twin creates) are off.
+    pub fn path_twin(&self) -> Option<Plan> {
+        if self.expected_status().is_none() || self.swarm.give_up || self.swarm.twin_create {
+            return None;
+        }
+        let path = match self.path {
+            RegistrationPath::Config => RegistrationPath::Rest,
+            RegistrationPath::ConfigOnData => RegistrationPath::RestOnControl,
+            RegistrationPath::RestOnControl | RegistrationPath::RestOnData => {
+                RegistrationPath::ConfigOnData
+            }
+            _ => RegistrationPath::Config,
+        };
+        let twin = Plan {
+            path,
+            ..self.clone()
+        };
+        twin.expected_status().is_some().then_some(twin)
+    }
+
+    /// The gateway whose view of the server counts.
+    pub fn asked_host(&self) -> &'static str {
+        if self.path.split() {
+            "data"
+        } else {
+            "gateway"
+        }
+    }
+
     /// Paths that register with one create (give-up and twin creates
     /// apply to them).
     fn single_create(&self) -> bool {

@@ -16,7 +16,7 @@ mod world;
 
 use serde::Serialize;
 
-pub use checks::Check;
+pub use checks::{check_path_independence, Check};
 pub use scenario::{Scenario, ScenarioError};
 pub use trace::{TraceEvent, What};
 pub use world::RunError;

@@ -27,6 +27,7 @@ mod converges;
 mod expectations;
 mod hygiene;
 mod liveness;
+mod paths;
 mod secrets;
 mod tokens;
 
@@ -35,5 +36,6 @@ pub(crate) use converges::check_converges;
 pub(crate) use expectations::check_expectations;
 pub(crate) use hygiene::check_hygiene;
 pub(crate) use liveness::check_liveness;
+pub use paths::check_path_independence;
 pub(crate) use secrets::check_no_secrets;
 pub(crate) use tokens::check_tokens;

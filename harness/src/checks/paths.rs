@@ -1,0 +1,43 @@
+//! Path independence: the same server and upstream behaviour end the same
+//! (status and tool set) whatever path registered the server.
+
+use super::{check, Check};
+use crate::Report;
+
+/// What `host` ended with for the server named `name`: status and sorted
+/// tools, `None` if it lists no such server.
+fn ending(report: &Report, host: &str, name: &str) -> Option<(String, Vec<String>)> {
+    let server = report
+        .servers
+        .iter()
+        .rfind(|s| s.gateway == host && s.name == name && !s.deleted)?;
+    let mut tools = server.tools.clone();
+    tools.sort();
+    Some((server.status.clone(), tools))
+}
+
+/// Compares the server `name` on `host` in two runs that differ only in
+/// how the server was registered (`a_path`, `b_path`).
+pub fn check_path_independence(
+    a: &Report,
+    a_path: &str,
+    b: &Report,
+    b_path: &str,
+    host: &str,
+    name: &str,
+) -> Check {
+    let mut findings = Vec::new();
+    let (left, right) = (ending(a, host, name), ending(b, host, name));
+    if left != right {
+        let show = |e: &Option<(String, Vec<String>)>| match e {
+            Some((status, tools)) => format!("{status} with {} tools", tools.len()),
+            None => "not listed".to_string(),
+        };
+        findings.push(format!(
+            "{name} on {host} ends {} when registered by {a_path}, but {} by {b_path}",
+            show(&left),
+            show(&right)
+        ));
+    }
+    check("path_independence", findings)
+}
