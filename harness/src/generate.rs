@@ -180,6 +180,8 @@ pub struct Faults {
     pub token_failures: u32,
     pub check_interval_ms: u64,
     pub token_latency_ms: u64,
+    /// A restart of the token or MCP server is a crash: it stays down.
+    pub crash_upstream: bool,
 }
 
 /// Every choice of one generated case.
@@ -279,6 +281,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             cut_strategy(),
             cut_strategy(),
             0u32..=1,
+            any::<bool>(),
         ),
         (
             prop_oneof![Just(300u64), Just(800u64)],
@@ -298,7 +301,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
     )
         .prop_map(
             |(
-                (give_up_after_ms, partition, hold, list_after),
+                (give_up_after_ms, partition, hold, list_after, crash_upstream),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
             )| Faults {
                 give_up_after_ms,
@@ -310,6 +313,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 token_failures,
                 check_interval_ms,
                 token_latency_ms,
+                crash_upstream,
             },
         )
 }
@@ -465,9 +469,30 @@ impl Plan {
     /// restart while the operator's steps are in flight can cut a request
     /// whose outcome the operator then never learns (as a person would
     /// not), so such plans state no expectation; every other check holds.
+    /// The upstream host that crashes and stays down, if any.
+    fn crashed_upstream(&self) -> Option<RestartTarget> {
+        match self.restart {
+            Some((target @ RestartTarget::Mcp, _)) if self.faults.crash_upstream => Some(target),
+            Some((target @ RestartTarget::Auth, _))
+                if self.faults.crash_upstream && self.client_credentials() =>
+            {
+                Some(target)
+            }
+            _ => None,
+        }
+    }
+
     fn expected_status(&self) -> Option<&'static str> {
         if self.restart.is_some_and(|(_, at_ms)| at_ms < STEPS_DONE_MS) {
             return None;
+        }
+        match self.crashed_upstream() {
+            // Every check after the crash fails.
+            Some(RestartTarget::Mcp) => return Some("unhealthy"),
+            // The cached token outlives the token server, unless something
+            // makes the gateway ask for another.
+            Some(_) if self.swarm.revoke || self.swarm.token_flaky => return None,
+            _ => {}
         }
         if self.client_credentials() {
             let token = self.token_latency_ms();
@@ -730,7 +755,12 @@ impl Plan {
                 (RestartTarget::Control, true) => "control",
                 (_, false) => "gateway",
             };
-            faults.push(json!({"at_ms": at_ms, "verb": "bounce", "host": host}));
+            let verb = if self.crashed_upstream().is_some() {
+                "crash"
+            } else {
+                "bounce"
+            };
+            faults.push(json!({"at_ms": at_ms, "verb": verb, "host": host}));
         }
         for (verb, cut) in self.cuts() {
             let other = match cut.link {
