@@ -155,7 +155,7 @@ pub struct Operator {
 impl Default for Operator {
     fn default() -> Self {
         Operator {
-            poll_interval_ms: 100,
+            poll_interval_ms: 50,
             api_key: None,
             call_tools: false,
             poll_until_ms: 0,
