@@ -145,6 +145,9 @@ pub struct Swarm {
     pub recheck_race: bool,
     /// Token answers slow, just under or over the token budget.
     pub slow_token: bool,
+    /// The MCP server (and token server) start listening only after the
+    /// server was registered.
+    pub late_upstream: bool,
 }
 
 impl Swarm {
@@ -162,6 +165,7 @@ impl Swarm {
             (self.twin_create, "twin-create"),
             (self.recheck_race, "recheck-race"),
             (self.slow_token, "slow-token"),
+            (self.late_upstream, "late-upstream"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
@@ -182,6 +186,8 @@ pub struct Faults {
     pub token_latency_ms: u64,
     /// A restart of the token or MCP server is a crash: it stays down.
     pub crash_upstream: bool,
+    /// When a late upstream starts listening.
+    pub listen_after_ms: u64,
 }
 
 /// Every choice of one generated case.
@@ -206,7 +212,7 @@ pub const LIST_TIMEOUT_MS: u64 = 750;
 pub const TOKEN_TIMEOUT_MS: u64 = 500;
 const SYNC_INTERVAL_MS: u64 = 500;
 /// The re-check interval unless `recheck-race` shortens it.
-const CHECK_INTERVAL_MS: u64 = 750;
+const CHECK_INTERVAL_MS: u64 = 500;
 /// Simulated time per simulation step in generated cases.
 const TICK_MS: u64 = 2;
 /// The operator polls this often in generated cases.
@@ -234,17 +240,17 @@ fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
 }
 
 fn swarm_strategy() -> impl Strategy<Value = Swarm> {
-    // About one kind in four is on: most cases get two or three kinds, and
+    // About one kind in five is on: most cases get one to three kinds, and
     // every kind alone or in a pair comes up often.
-    let on = || proptest::bool::weighted(0.25);
+    let on = || proptest::bool::weighted(0.2);
     (
         (on(), on(), on(), on(), on(), on()),
-        (on(), on(), on(), on(), on()),
+        (on(), on(), on(), on(), on(), on()),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
-                (token_flaky, session_drop, twin_create, recheck_race, slow_token),
+                (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
             )| Swarm {
                 restart,
                 give_up,
@@ -257,6 +263,7 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 twin_create,
                 recheck_race,
                 slow_token,
+                late_upstream,
             },
         )
 }
@@ -282,6 +289,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             cut_strategy(),
             0u32..=1,
             any::<bool>(),
+            prop_oneof![Just(150u64), Just(600u64)],
         ),
         (
             prop_oneof![Just(300u64), Just(800u64)],
@@ -301,7 +309,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
     )
         .prop_map(
             |(
-                (give_up_after_ms, partition, hold, list_after, crash_upstream),
+                (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
             )| Faults {
                 give_up_after_ms,
@@ -314,6 +322,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 check_interval_ms,
                 token_latency_ms,
                 crash_upstream,
+                listen_after_ms,
             },
         )
 }
@@ -443,26 +452,34 @@ impl Plan {
     /// status.
     fn disturbed_until_ms(&self) -> Option<u64> {
         let cycle = self.check_interval_ms() + TOKEN_TIMEOUT_MS + LIST_TIMEOUT_MS;
-        let mut until: Vec<u64> = Vec::new();
-        if let Some((target, at_ms)) = self.restart {
-            until.push(at_ms);
-            if matches!(target, RestartTarget::Auth | RestartTarget::Mcp) {
-                until.push(at_ms + cycle);
-            }
+        // Faults at stated times: the last one to heal.
+        let mut timed: Vec<u64> = Vec::new();
+        if let Some((_, at_ms)) = self.restart {
+            timed.push(at_ms);
         }
         for (_, cut) in self.cuts() {
-            until.push(cut.at_ms + cut.for_ms + cycle);
-        }
-        if self.swarm.stream_cut {
-            until.push(STEPS_DONE_MS + u64::from(self.faults.list_after + 1) * cycle);
-        }
-        if self.swarm.token_flaky && self.client_credentials() {
-            until.push(STEPS_DONE_MS + u64::from(self.faults.token_failures) * cycle);
+            timed.push(cut.at_ms + cut.for_ms);
         }
         if self.swarm.revoke && self.client_credentials() {
-            until.push(self.faults.revoke_at_ms + cycle);
+            timed.push(self.faults.revoke_at_ms);
         }
-        until.into_iter().max()
+        if self.swarm.late_upstream {
+            timed.push(self.faults.listen_after_ms);
+        }
+        // Faults that fail a number of requests, wherever those fall: each
+        // can cost one more attempt, one after the other.
+        let mut counted = 0;
+        if self.swarm.stream_cut {
+            counted += u64::from(self.faults.list_after) + 1;
+        }
+        if self.swarm.token_flaky && self.client_credentials() {
+            counted += u64::from(self.faults.token_failures);
+        }
+        if timed.is_empty() && counted == 0 {
+            return None;
+        }
+        let last = timed.into_iter().max().unwrap_or(0).max(STEPS_DONE_MS);
+        Some(last + (counted + 1) * cycle)
     }
 
     /// What the server must end as, when the plan makes it certain. A
@@ -490,8 +507,17 @@ impl Plan {
             // Every check after the crash fails.
             Some(RestartTarget::Mcp) => return Some("unhealthy"),
             // The cached token outlives the token server, unless something
-            // makes the gateway ask for another.
-            Some(_) if self.swarm.revoke || self.swarm.token_flaky => return None,
+            // makes the gateway ask for another, or kept it from getting
+            // one before the crash.
+            Some(_)
+                if self.swarm.revoke
+                    || self.swarm.token_flaky
+                    || self.swarm.slow_token
+                    || self.swarm.late_upstream
+                    || self.cuts().iter().any(|(_, c)| c.link == Link::Token) =>
+            {
+                return None
+            }
             _ => {}
         }
         if self.client_credentials() {
@@ -720,6 +746,10 @@ impl Plan {
         if !mcp_failures.is_empty() {
             mcp["failures"] = json!(mcp_failures);
         }
+        let late = self
+            .swarm
+            .late_upstream
+            .then_some(self.faults.listen_after_ms);
         let mut token_servers = json!([]);
         match self.auth {
             AuthPlan::None => {}
@@ -741,7 +771,8 @@ impl Plan {
                     config["failures"] =
                         json!([{"kind": kind, "after": 0, "count": self.faults.token_failures}]);
                 }
-                token_servers = json!([{"host": "auth", "config": config}]);
+                token_servers = json!([{"host": "auth", "config": config,
+                    "listen_after_ms": self.swarm.late_upstream.then_some(self.faults.listen_after_ms)}]);
             }
         }
         let asked = if self.path.split() { "data" } else { "gateway" };
@@ -796,7 +827,7 @@ impl Plan {
             "gateways": gateways,
             "stores": [{"host": "db"}],
             "token_servers": token_servers,
-            "mcp_servers": [{"host": "mcp", "config": mcp}],
+            "mcp_servers": [{"host": "mcp", "config": mcp, "listen_after_ms": late}],
             "operator": {"steps": steps, "poll_interval_ms": POLL_INTERVAL_MS,
                 "poll_until_ms": poll_until_ms, "api_key": OPERATOR_KEY, "call_tools": true},
             "faults": faults,

@@ -110,6 +110,10 @@ pub struct TokenHost {
     /// False: the host is up but nothing listens, so connects are refused.
     #[serde(default = "yes")]
     pub listening: bool,
+    /// Nothing listens until this simulated time (an upstream that comes
+    /// up after the server was registered); connects before it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_after_ms: Option<u64>,
     #[serde(default)]
     pub config: TokenServerConfig,
 }
@@ -121,6 +125,10 @@ pub struct McpHost {
     /// False: the host is up but nothing listens, so connects are refused.
     #[serde(default = "yes")]
     pub listening: bool,
+    /// Nothing listens until this simulated time (an upstream that comes
+    /// up after the server was registered); connects before it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_after_ms: Option<u64>,
     #[serde(default)]
     pub config: McpServerConfig,
 }

@@ -153,13 +153,14 @@ pub(crate) fn run_world(
     for t in &scenario.token_servers {
         let server = TokenServer::new(t.config.clone(), fake_clock());
         token_servers.insert(t.host.clone(), server.clone());
-        let listening = t.listening;
+        let (listening, after) = (t.listening, t.listen_after_ms);
         sim.host(t.host.as_str(), move || {
             let router = server.router();
             async move {
                 if !listening {
                     std::future::pending::<()>().await;
                 }
+                listen_at(after).await;
                 serve(80, router).await
             }
         });
@@ -168,13 +169,14 @@ pub(crate) fn run_world(
     for m in &scenario.mcp_servers {
         let server = McpServer::new(m.config.clone(), fake_clock());
         mcp_servers.insert(m.host.clone(), server.clone());
-        let listening = m.listening;
+        let (listening, after) = (m.listening, m.listen_after_ms);
         sim.host(m.host.as_str(), move || {
             let router = server.router();
             async move {
                 if !listening {
                     std::future::pending::<()>().await;
                 }
+                listen_at(after).await;
                 serve(80, router).await
             }
         });
@@ -251,6 +253,16 @@ pub(crate) fn run_world(
         mcp_servers,
         stores,
     })
+}
+
+/// Waits until simulated time `at_ms`, if given and still ahead.
+async fn listen_at(at_ms: Option<u64>) {
+    if let Some(at) = at_ms {
+        let now = now_ms();
+        if at > now {
+            tokio::time::sleep(Duration::from_millis(at - now)).await;
+        }
+    }
 }
 
 /// Steps the simulation until the operator is done, applying each fault
