@@ -167,6 +167,27 @@ struct Session<'a> {
     next_id: u64,
 }
 
+impl<'a> Session<'a> {
+    fn new(http: &'a dyn HttpClient, request: &'a ListRequest<'a>) -> Self {
+        Session {
+            http,
+            request,
+            id: None,
+            version: None,
+            next_id: 1,
+        }
+    }
+
+    /// How many times a forgotten session (404) may be started anew.
+    fn fresh_sessions_allowed(&self) -> u32 {
+        if self.request.quirks.no_reinitialize_on_404 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
 /// Why one POST failed: a 404 on a live session is told apart because it
 /// starts a new session.
 enum PostError {
@@ -414,18 +435,8 @@ pub async fn list_tools(
     request: &ListRequest<'_>,
     stage: &StageCell,
 ) -> Result<Vec<Tool>, McpError> {
-    let mut session = Session {
-        http,
-        request,
-        id: None,
-        version: None,
-        next_id: 1,
-    };
-    let mut fresh_sessions_left = if request.quirks.no_reinitialize_on_404 {
-        0
-    } else {
-        1
-    };
+    let mut session = Session::new(http, request);
+    let mut fresh_sessions_left = session.fresh_sessions_allowed();
     loop {
         session.initialize(stage).await?;
         match session.list_all(stage).await {
@@ -460,18 +471,8 @@ pub async fn call_tool(
     name: &str,
     arguments: &Value,
 ) -> Result<Value, McpError> {
-    let mut session = Session {
-        http,
-        request,
-        id: None,
-        version: None,
-        next_id: 1,
-    };
-    let mut fresh_sessions_left = if request.quirks.no_reinitialize_on_404 {
-        0
-    } else {
-        1
-    };
+    let mut session = Session::new(http, request);
+    let mut fresh_sessions_left = session.fresh_sessions_allowed();
     let params = json!({"name": name, "arguments": arguments});
     loop {
         session.initialize(stage).await?;

@@ -153,33 +153,25 @@ pub(crate) fn run_world(
     for t in &scenario.token_servers {
         let server = TokenServer::new(t.config.clone(), fake_clock());
         token_servers.insert(t.host.clone(), server.clone());
-        let (listening, after) = (t.listening, t.listen_after_ms);
-        sim.host(t.host.as_str(), move || {
-            let router = server.router();
-            async move {
-                if !listening {
-                    std::future::pending::<()>().await;
-                }
-                listen_at(after).await;
-                serve(80, router).await
-            }
-        });
+        upstream_host(
+            &mut sim,
+            &t.host,
+            t.listening,
+            t.listen_after_ms,
+            move || server.router(),
+        );
     }
     let mut mcp_servers = BTreeMap::new();
     for m in &scenario.mcp_servers {
         let server = McpServer::new(m.config.clone(), fake_clock());
         mcp_servers.insert(m.host.clone(), server.clone());
-        let (listening, after) = (m.listening, m.listen_after_ms);
-        sim.host(m.host.as_str(), move || {
-            let router = server.router();
-            async move {
-                if !listening {
-                    std::future::pending::<()>().await;
-                }
-                listen_at(after).await;
-                serve(80, router).await
-            }
-        });
+        upstream_host(
+            &mut sim,
+            &m.host,
+            m.listening,
+            m.listen_after_ms,
+            move || server.router(),
+        );
     }
     let mut stores = BTreeMap::new();
     for st in &scenario.stores {
@@ -253,6 +245,27 @@ pub(crate) fn run_world(
         mcp_servers,
         stores,
     })
+}
+
+/// A fake upstream's host: serves its router on port 80, never when it is
+/// not `listening`, and from `listen_after_ms` on when that is given.
+fn upstream_host<'a>(
+    sim: &mut turmoil::Sim<'a>,
+    host: &str,
+    listening: bool,
+    listen_after_ms: Option<u64>,
+    router: impl Fn() -> axum::Router + 'a,
+) {
+    sim.host(host, move || {
+        let router = router();
+        async move {
+            if !listening {
+                std::future::pending::<()>().await;
+            }
+            listen_at(listen_after_ms).await;
+            serve(80, router).await
+        }
+    });
 }
 
 /// Waits until simulated time `at_ms`, if given and still ahead.

@@ -183,11 +183,7 @@ async fn forwards_caller_authorization() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::ForwardsCallerAuthorization]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::ForwardsCallerAuthorization);
         let rig = rig(settings(&defects), &world, json!({}), None);
         rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
             .await;

@@ -24,11 +24,7 @@ async fn rest_drops_oauth2_flow() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::RestDropsOauth2Flow]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::RestDropsOauth2Flow);
         let rig = rig(settings(&defects), &world, json!({}), None);
         let (status, row) = rig
             .call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
@@ -89,11 +85,7 @@ async fn error_becomes_cancellation() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::ErrorBecomesCancellation]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::ErrorBecomesCancellation);
         let rig = rig(settings(&defects), &world, json!({}), None);
         rig.call("POST", "/v1/mcp/server", bearer_body("b1", "broken"))
             .await;
@@ -126,11 +118,7 @@ async fn error_becomes_cancellation() {
 async fn health_skips_runtime_token() {
     for on in [false, true] {
         let world = World::with(&[("db", Mcp::default()), ("static", Mcp::default())]);
-        let defects = if on {
-            vec![Defect::HealthSkipsRuntimeToken]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::HealthSkipsRuntimeToken);
         let rig = rig(settings(&defects), &world, json!({}), None);
         rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
             .await;
@@ -162,11 +150,7 @@ async fn no_invalidate_on_401() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::NoInvalidateOn401]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::NoInvalidateOn401);
         let settings = GatewaySettings {
             check_interval_ms: 10_000,
             ..settings(&defects)
@@ -208,11 +192,7 @@ async fn discovery_tied_to_request() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::DiscoveryTiedToRequest]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::DiscoveryTiedToRequest);
         let rig = rig(settings(&defects), &world, json!({}), None);
         // The operator gives up after one second: the request is dropped.
         let gave_up = tokio::time::timeout(
@@ -278,11 +258,7 @@ async fn shared_timeout_budget() {
         world
             .token_delay_ms
             .store(7_000, std::sync::atomic::Ordering::SeqCst);
-        let defects = if on {
-            vec![Defect::SharedTimeoutBudget]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::SharedTimeoutBudget);
         let settings = GatewaySettings {
             token_timeout_ms: 10_000,
             list_timeout_ms: 10_000,
@@ -315,11 +291,7 @@ async fn no_reinitialize_on_404() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::NoReinitializeOn404]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::NoReinitializeOn404);
         let rig = rig(settings(&defects), &world, json!({}), None);
         rig.call("POST", "/v1/mcp/server", bearer_body("f1", "forgetful"))
             .await;
@@ -346,11 +318,7 @@ async fn first_page_only() {
                 ..Mcp::default()
             },
         )]);
-        let defects = if on {
-            vec![Defect::FirstPageOnly]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::FirstPageOnly);
         let rig = rig(settings(&defects), &world, json!({}), None);
         rig.call("POST", "/v1/mcp/server", bearer_body("p1", "paged"))
             .await;
@@ -381,11 +349,7 @@ async fn superseded_result_wins() {
                 },
             ),
         ]);
-        let defects = if on {
-            vec![Defect::SupersededResultWins]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::SupersededResultWins);
         let rig = rig(settings(&defects), &world, json!({}), None);
         rig.call("POST", "/v1/mcp/server", bearer_body("s1", "old"))
             .await;

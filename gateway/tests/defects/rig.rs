@@ -214,6 +214,15 @@ pub struct Rig {
     pub router: axum::Router,
 }
 
+/// `[defect]` when `on`, else no defect: one test body, both ways.
+pub fn switched(on: bool, defect: Defect) -> Vec<Defect> {
+    if on {
+        vec![defect]
+    } else {
+        vec![]
+    }
+}
+
 pub fn settings(defects: &[Defect]) -> GatewaySettings {
     GatewaySettings {
         defects: defects.iter().copied().collect::<Defects>(),

@@ -48,11 +48,7 @@ async fn no_rediscovery_after_restart() {
     for on in [false, true] {
         let world = World::with(&[("rest", Mcp::default()), ("conf", Mcp::default())]);
         let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
-        let defects = if on {
-            vec![Defect::NoRediscoveryAfterRestart]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::NoRediscoveryAfterRestart);
         let settings = GatewaySettings {
             check_interval_ms: 5_000,
             ..settings(&defects)
@@ -111,11 +107,7 @@ async fn data_plane_never_syncs() {
     for on in [false, true] {
         let world = World::with(&[("a", Mcp::default()), ("b", Mcp::default())]);
         let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
-        let defects = if on {
-            vec![Defect::DataPlaneNeverSyncs]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::DataPlaneNeverSyncs);
         let control = rig(
             GatewaySettings {
                 role: Role::Control,
@@ -176,11 +168,7 @@ async fn store_outage_drops_servers() {
     for on in [false, true] {
         let world = World::with(&[("a", Mcp::default())]);
         let store = Arc::new(FlakyStore::default());
-        let defects = if on {
-            vec![Defect::StoreOutageDropsServers]
-        } else {
-            vec![]
-        };
+        let defects = switched(on, Defect::StoreOutageDropsServers);
         let data = rig(
             GatewaySettings {
                 role: Role::Data,
