@@ -1,49 +1,10 @@
-//! The one door through which the gateway talks HTTP to the outside world.
+//! The gateway's HTTP client over real sockets.
 //!
-//! The gateway never names a socket type: the harness supplies a client over
-//! turmoil sockets, live mode supplies [`ReqwestClient`] over real ones. Bodies
-//! are buffered whole, in both directions, because every exchange the gateway
-//! makes (token requests, MCP POSTs, DELETE) ends with a finite body.
+//! The gateway calls out only through [`HttpClient`] (from the seam,
+//! `mcpsim-sut`): the harness supplies one over turmoil sockets, live mode
+//! uses [`ReqwestClient`] over real ones.
 
-use std::future::Future;
-use std::pin::Pin;
-
-/// A boxed, sendable future, so that the trait stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Why an exchange produced no HTTP response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HttpError {
-    /// The connection could not be opened (refused, unknown host, partition).
-    Connect(String),
-    /// The connection broke while the request or the response was in flight.
-    Io(String),
-    /// The request could not be built (bad URL, bad header).
-    Request(String),
-}
-
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HttpError::Connect(why) => write!(f, "connection failed: {why}"),
-            HttpError::Io(why) => write!(f, "connection broke: {why}"),
-            HttpError::Request(why) => write!(f, "bad request: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for HttpError {}
-
-/// Sends one HTTP request and returns the whole response.
-///
-/// Implementations must not retry, must not follow redirects and must not add
-/// timeouts of their own: retries and timeouts are the gateway's decisions.
-pub trait HttpClient: Send + Sync + 'static {
-    fn send(
-        &self,
-        request: http::Request<Vec<u8>>,
-    ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>>;
-}
+pub use mcpsim_sut::http::{BoxFuture, HttpClient, HttpError};
 
 /// [`HttpClient`] over real sockets, for live mode. It cannot run inside
 /// turmoil (reqwest dials OS sockets on the real clock).

@@ -28,7 +28,7 @@ pub mod store;
 pub mod token;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,9 @@ use serde::{Deserialize, Serialize};
 pub use clock::{Clock, SystemClock};
 pub use defects::{Defect, Defects};
 pub use http_client::{HttpClient, HttpError, ReqwestClient};
+pub use mcpsim_sut::{
+    AttemptReason, CancelReason, EventSink, GatewayEvent, MemorySink, Status, StderrSink,
+};
 pub use spec::{ConfigFile, Source, SpecError};
 pub use token::ClientAuthMethod;
 
@@ -99,131 +102,6 @@ impl Default for GatewaySettings {
             id_seed: 0,
             defects: Defects::none(),
         }
-    }
-}
-
-/// Health of one server, as the API reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// No discovery attempt has finished yet, and nothing else.
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Unknown => "unknown",
-            Status::Healthy => "healthy",
-            Status::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-/// Why a discovery attempt started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptReason {
-    Startup,
-    Registered,
-    Updated,
-    Interval,
-    /// Learned or changed through a read of the store.
-    Synced,
-}
-
-/// Why a discovery attempt was cancelled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelReason {
-    Superseded,
-    Deleted,
-    Shutdown,
-}
-
-/// What the gateway did, for the harness's trace and for live-mode logs.
-/// Every field is secret-free by construction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum GatewayEvent {
-    Registered {
-        server_id: String,
-        name: String,
-        source: Source,
-    },
-    Updated {
-        server_id: String,
-    },
-    Deleted {
-        server_id: String,
-    },
-    DiscoveryStarted {
-        server_id: String,
-        attempt: u64,
-        reason: AttemptReason,
-    },
-    TokenFetched {
-        server_id: String,
-        attempt: u64,
-    },
-    TokenInvalidated {
-        server_id: String,
-        attempt: u64,
-    },
-    DiscoveryFinished {
-        server_id: String,
-        attempt: u64,
-        outcome: String,
-    },
-    DiscoveryCancelled {
-        server_id: String,
-        attempt: u64,
-        reason: CancelReason,
-    },
-    StatusChanged {
-        server_id: String,
-        from: Status,
-        to: Status,
-    },
-    /// The store could not be read; every known server is kept.
-    SyncFailed {
-        error: String,
-    },
-    /// A stored row could not be decoded and was skipped; others still sync.
-    RowSkipped {
-        server_id: String,
-        version: u64,
-        reason: String,
-    },
-}
-
-/// Receives gateway events.
-pub trait EventSink: Send + Sync + 'static {
-    fn record(&self, event: GatewayEvent);
-}
-
-/// Prints events as log lines to stderr (live mode).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StderrSink;
-
-impl EventSink for StderrSink {
-    fn record(&self, event: GatewayEvent) {
-        eprintln!(
-            "gateway: {}",
-            serde_json::to_string(&event).unwrap_or_default()
-        );
-    }
-}
-
-/// Collects events in memory (tests).
-#[derive(Debug, Default)]
-pub struct MemorySink(pub Mutex<Vec<GatewayEvent>>);
-
-impl EventSink for MemorySink {
-    fn record(&self, event: GatewayEvent) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
 }
 

@@ -69,24 +69,7 @@ impl Transport {
     }
 }
 
-/// Where a registration came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// The `mcp_servers:` block of the config file.
-    Config,
-    /// The management API (LiteLLM stores these in its database).
-    Rest,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Config => "config",
-            Source::Rest => "rest",
-        }
-    }
-}
+pub use mcpsim_sut::Source;
 
 /// How the gateway authenticates to the upstream MCP server.
 #[derive(Clone, Debug, PartialEq, Eq)]
