@@ -11,163 +11,118 @@
 
 use serde::Serialize;
 
-/// One known defect of real MCP gateways.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Defect {
-    RestDropsOauth2Flow,
-    ErrorBecomesCancellation,
-    HealthSkipsRuntimeToken,
-    ForwardsCallerAuthorization,
-    // kebab-case would give `no-invalidate-on401`.
-    #[serde(rename = "no-invalidate-on-401")]
-    NoInvalidateOn401,
-    DiscoveryTiedToRequest,
-    SharedTimeoutBudget,
-    #[serde(rename = "no-reinitialize-on-404")]
-    NoReinitializeOn404,
-    FirstPageOnly,
-    SupersededResultWins,
-    NoRediscoveryAfterRestart,
-    DataPlaneNeverSyncs,
-    StoreOutageDropsServers,
+/// Declares [`Defect`] and its one table: each row is the variant, the
+/// kebab-case name a command line uses, what goes wrong, and where it was
+/// seen in the wild (see `docs/domain.md`).
+macro_rules! defects {
+    ($($variant:ident, $name:literal, $description:literal, $seen_in:literal;)*) => {
+        /// One known defect of real MCP gateways.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Defect {
+            $($variant,)*
+        }
+
+        /// The table: (defect, name, description, seen in).
+        const TABLE: &[(Defect, &str, &str, &str)] = &[
+            $((Defect::$variant, $name, $description, $seen_in),)*
+        ];
+    };
+}
+
+defects! {
+    RestDropsOauth2Flow, "rest-drops-oauth2-flow",
+        "the REST/database path drops oauth2_flow and only an explicit flow enables client \
+         credentials, so a REST-registered OAuth2 server gets no token and no Authorization header",
+        "LiteLLM 1.83.7, issue 27635 (no oauth2_flow column; defects 1 and 2 of the chain)";
+    ErrorBecomesCancellation, "error-becomes-cancellation",
+        "an upstream HTTP error or refused connection during discovery surfaces as a \
+         cancellation and is swallowed into an empty tool list with no error",
+        "LiteLLM 1.83.7 with MCP SDK 1.26, issue 27635 (defects 3 and 4 of the chain); \
+         also 20715, 22928, 24089, 26700";
+    HealthSkipsRuntimeToken, "health-skips-runtime-token",
+        "the health check skips servers whose token is fetched at run time: status unknown, \
+         error null, a fresh last_health_check",
+        "LiteLLM 1.83.7, issue 27635 (defect 5 of the chain); also 24709, 18134, 13068";
+    ForwardsCallerAuthorization, "forwards-caller-authorization",
+        "the caller's own Authorization header is forwarded upstream and overrides the \
+         server's credentials",
+        "LiteLLM issue 23652, fixed by PR 26871";
+    NoInvalidateOn401, "no-invalidate-on-401",
+        "a cached token is never invalidated on 401; a revoked token is reused until its TTL ends",
+        "code reading of LiteLLM 1.83.7";
+    DiscoveryTiedToRequest, "discovery-tied-to-request",
+        "create and update await discovery inside the request, so a client that gives up \
+         cancels it and the attempt never ends",
+        "code reading of LiteLLM 1.83.7 (outer cancellation during listing is swallowed)";
+    SharedTimeoutBudget, "shared-timeout-budget",
+        "one listing timeout covers the token fetch and the listing together",
+        "LiteLLM issue 20715 (PR 20891): asyncio.wait_for around anyio cancel scopes";
+    NoReinitializeOn404, "no-reinitialize-on-404",
+        "a 404 Session terminated fails the listing instead of starting a new session",
+        "observed with MCP SDK 1.26 (LiteLLM 1.83.7)";
+    FirstPageOnly, "first-page-only",
+        "only the first tools/list page is kept; nextCursor is ignored",
+        "failures reported as an empty or partial success: LiteLLM issues 24089, 26700, PR 33153";
+    SupersededResultWins, "superseded-result-wins",
+        "a superseded discovery attempt is not cancelled and writes its result over the newer one",
+        "code reading of LiteLLM 1.83.7 (discovery is not owned by the registry)";
+    NoRediscoveryAfterRestart, "no-rediscovery-after-restart",
+        "after a restart, servers loaded from the store are registered but never discovered \
+         until something touches them",
+        "LiteLLM issues 31775, 32575";
+    DataPlaneNeverSyncs, "data-plane-never-syncs",
+        "a data plane never reads the store, so it knows only the servers it wrote itself",
+        "LiteLLM issues 12359, 15061, 22325";
+    StoreOutageDropsServers, "store-outage-drops-servers",
+        "a data plane whose store read fails drops every server it learned from the store",
+        "LiteLLM issues 12359, 15061, 22325 (database sync of the data plane)";
 }
 
 impl Defect {
-    /// Every defect, in declaration order.
-    pub const ALL: [Defect; 13] = [
-        Defect::RestDropsOauth2Flow,
-        Defect::ErrorBecomesCancellation,
-        Defect::HealthSkipsRuntimeToken,
-        Defect::ForwardsCallerAuthorization,
-        Defect::NoInvalidateOn401,
-        Defect::DiscoveryTiedToRequest,
-        Defect::SharedTimeoutBudget,
-        Defect::NoReinitializeOn404,
-        Defect::FirstPageOnly,
-        Defect::SupersededResultWins,
-        Defect::NoRediscoveryAfterRestart,
-        Defect::DataPlaneNeverSyncs,
-        Defect::StoreOutageDropsServers,
-    ];
+    /// Every defect, in table order.
+    pub const ALL: [Defect; TABLE.len()] = {
+        let mut all = [Defect::RestDropsOauth2Flow; TABLE.len()];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].0;
+            i += 1;
+        }
+        all
+    };
+
+    fn row(self) -> &'static (Defect, &'static str, &'static str, &'static str) {
+        // The table holds every variant, in declaration order.
+        &TABLE[self as usize]
+    }
 
     /// The kebab-case name a command line uses.
     pub fn name(self) -> &'static str {
-        match self {
-            Defect::RestDropsOauth2Flow => "rest-drops-oauth2-flow",
-            Defect::ErrorBecomesCancellation => "error-becomes-cancellation",
-            Defect::HealthSkipsRuntimeToken => "health-skips-runtime-token",
-            Defect::ForwardsCallerAuthorization => "forwards-caller-authorization",
-            Defect::NoInvalidateOn401 => "no-invalidate-on-401",
-            Defect::DiscoveryTiedToRequest => "discovery-tied-to-request",
-            Defect::SharedTimeoutBudget => "shared-timeout-budget",
-            Defect::NoReinitializeOn404 => "no-reinitialize-on-404",
-            Defect::FirstPageOnly => "first-page-only",
-            Defect::SupersededResultWins => "superseded-result-wins",
-            Defect::NoRediscoveryAfterRestart => "no-rediscovery-after-restart",
-            Defect::DataPlaneNeverSyncs => "data-plane-never-syncs",
-            Defect::StoreOutageDropsServers => "store-outage-drops-servers",
-        }
+        self.row().1
     }
 
     /// The defect with this kebab-case name.
     pub fn from_name(name: &str) -> Option<Defect> {
-        Defect::ALL.into_iter().find(|d| d.name() == name)
+        TABLE.iter().find(|row| row.1 == name).map(|row| row.0)
     }
 
     /// What goes wrong, in one line.
     pub fn description(self) -> &'static str {
-        match self {
-            Defect::RestDropsOauth2Flow => {
-                "the REST/database path drops oauth2_flow and only an explicit flow enables client \
-                 credentials, so a REST-registered OAuth2 server gets no token and no \
-                 Authorization header"
-            }
-            Defect::ErrorBecomesCancellation => {
-                "an upstream HTTP error or refused connection during discovery surfaces as a \
-                 cancellation and is swallowed into an empty tool list with no error"
-            }
-            Defect::HealthSkipsRuntimeToken => {
-                "the health check skips servers whose token is fetched at run time: status \
-                 unknown, error null, a fresh last_health_check"
-            }
-            Defect::ForwardsCallerAuthorization => {
-                "the caller's own Authorization header is forwarded upstream and overrides the \
-                 server's credentials"
-            }
-            Defect::NoInvalidateOn401 => {
-                "a cached token is never invalidated on 401; a revoked token is reused until its \
-                 TTL ends"
-            }
-            Defect::DiscoveryTiedToRequest => {
-                "create and update await discovery inside the request, so a client that gives up \
-                 cancels it and the attempt never ends"
-            }
-            Defect::SharedTimeoutBudget => {
-                "one listing timeout covers the token fetch and the listing together"
-            }
-            Defect::NoReinitializeOn404 => {
-                "a 404 Session terminated fails the listing instead of starting a new session"
-            }
-            Defect::FirstPageOnly => {
-                "only the first tools/list page is kept; nextCursor is ignored"
-            }
-            Defect::SupersededResultWins => {
-                "a superseded discovery attempt is not cancelled and writes its result over the \
-                 newer one"
-            }
-            Defect::NoRediscoveryAfterRestart => {
-                "after a restart, servers loaded from the store are registered but never \
-                 discovered until something touches them"
-            }
-            Defect::DataPlaneNeverSyncs => {
-                "a data plane never reads the store, so it knows only the servers it wrote itself"
-            }
-            Defect::StoreOutageDropsServers => {
-                "a data plane whose store read fails drops every server it learned from the store"
-            }
-        }
+        self.row().2
     }
 
     /// Where it was seen in the wild (see `docs/domain.md`).
     pub fn seen_in(self) -> &'static str {
-        match self {
-            Defect::RestDropsOauth2Flow => {
-                "LiteLLM 1.83.7, issue 27635 (no oauth2_flow column; defects 1 and 2 of the chain)"
-            }
-            Defect::ErrorBecomesCancellation => {
-                "LiteLLM 1.83.7 with MCP SDK 1.26, issue 27635 (defects 3 and 4 of the chain); \
-                 also 20715, 22928, 24089, 26700"
-            }
-            Defect::HealthSkipsRuntimeToken => {
-                "LiteLLM 1.83.7, issue 27635 (defect 5 of the chain); also 24709, 18134, 13068"
-            }
-            Defect::ForwardsCallerAuthorization => "LiteLLM issue 23652, fixed by PR 26871",
-            Defect::NoInvalidateOn401 => "code reading of LiteLLM 1.83.7",
-            Defect::DiscoveryTiedToRequest => {
-                "code reading of LiteLLM 1.83.7 (outer cancellation during listing is swallowed)"
-            }
-            Defect::SharedTimeoutBudget => {
-                "LiteLLM issue 20715 (PR 20891): asyncio.wait_for around anyio cancel scopes"
-            }
-            Defect::NoReinitializeOn404 => "observed with MCP SDK 1.26 (LiteLLM 1.83.7)",
-            Defect::FirstPageOnly => {
-                "failures reported as an empty or partial success: LiteLLM issues 24089, 26700, \
-                 PR 33153"
-            }
-            Defect::SupersededResultWins => {
-                "code reading of LiteLLM 1.83.7 (discovery is not owned by the registry)"
-            }
-            Defect::NoRediscoveryAfterRestart => "LiteLLM issues 31775, 32575",
-            Defect::DataPlaneNeverSyncs => "LiteLLM issues 12359, 15061, 22325",
-            Defect::StoreOutageDropsServers => {
-                "LiteLLM issues 12359, 15061, 22325 (database sync of the data plane)"
-            }
-        }
+        self.row().3
     }
 
     fn bit(self) -> u32 {
         1 << (self as u32)
+    }
+}
+
+impl Serialize for Defect {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -221,7 +176,8 @@ mod tests {
     fn names_are_unique_and_round_trip() {
         let names: BTreeSet<&str> = Defect::ALL.iter().map(|d| d.name()).collect();
         assert_eq!(names.len(), 13);
-        for defect in Defect::ALL {
+        for (i, defect) in Defect::ALL.into_iter().enumerate() {
+            assert_eq!(defect as usize, i, "the table is in declaration order");
             assert_eq!(Defect::from_name(defect.name()), Some(defect));
             assert_eq!(
                 serde_json::to_value(defect).unwrap(),
