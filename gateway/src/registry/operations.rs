@@ -1,0 +1,283 @@
+//! The management API's operations: create, update, delete, and a tool
+//! call on a caller's behalf.
+//!
+//! Invariants: with a store, a write is acknowledged only after the store
+//! acknowledged it, and a refused or unanswered store write changes nothing
+//! here; a create reserves its id and alias from its uniqueness check to its
+//! insert; no handler awaits discovery (unless the
+//! `discovery-tied-to-request` defect is on).
+
+use std::sync::Arc;
+
+use http::{HeaderValue, StatusCode};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use super::upstream::{Call, Exchange};
+use super::{ApiError, Registry};
+use crate::defects::Defect;
+use crate::spec::{self, Source};
+use crate::store::{encode_row, StoreError};
+use crate::AttemptReason;
+
+impl Registry {
+    /// Calls one tool, `<alias>-<tool>`, with the server's own credentials,
+    /// on behalf of a caller; `caller_authorization` is the caller's own
+    /// `Authorization` header, which the reference never forwards.
+    pub async fn call_tool(
+        &self,
+        body: &[u8],
+        caller_authorization: Option<HeaderValue>,
+    ) -> Result<Value, ApiError> {
+        let request: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        let Some(name) = request.get("name").and_then(Value::as_str) else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "name: is required and must be a string",
+            ));
+        };
+        let arguments = match request.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::Object(arguments)) => Value::Object(arguments.clone()),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "arguments: must be a JSON object",
+                ))
+            }
+        };
+        let unknown = || ApiError::new(StatusCode::NOT_FOUND, format!("no tool named {name}"));
+        // An alias has no '-', so the first one ends it.
+        let (alias, tool) = name.split_once('-').ok_or_else(unknown)?;
+        let spec = {
+            let state = self.lock();
+            state
+                .servers
+                .values()
+                .find(|e| e.spec.alias == alias)
+                .map(|e| e.spec.clone())
+                .ok_or_else(unknown)?
+        };
+        let exchange = Exchange {
+            attempt: None,
+            caller_authorization: caller_authorization.as_ref(),
+        };
+        let call = Call {
+            tool,
+            arguments: &arguments,
+        };
+        self.exchange(&spec, exchange, &call)
+            .await
+            .map_err(|error| ApiError::new(StatusCode::BAD_GATEWAY, error.to_string()))
+    }
+
+    fn store_unavailable(error: StoreError) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{error}; nothing was changed"),
+        )
+    }
+
+    pub async fn create(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
+        let raw: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        if !raw.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "body must be a JSON object",
+            ));
+        }
+        let parsed = spec::parse_rest_body(body).map_err(ApiError::invalid)?;
+        let spec = {
+            let mut state = self.lock();
+            let spec = spec::from_rest_with(
+                &parsed,
+                || {
+                    let mut bytes = [0u8; 16];
+                    state.ids.fill_bytes(&mut bytes);
+                    uuid::Builder::from_random_bytes(bytes)
+                        .into_uuid()
+                        .to_string()
+                },
+                self.settings.defects,
+            )
+            .map_err(ApiError::invalid)?;
+            Self::check_new(&state, &spec)?;
+            state.pending.insert(spec.id.clone(), spec.alias.clone());
+            spec
+        };
+        // Released however the create ends, a dropped request included.
+        let _reservation = Reservation {
+            registry: self.clone(),
+            id: spec.id.clone(),
+        };
+        // Acknowledge only what the store has acknowledged.
+        let version = match &self.deps.store {
+            Some(store) => match self
+                .within_budget(store.put(&spec.id, encode_row(&raw), true, Some(&spec.alias)))
+                .await
+            {
+                Ok(version) => Some(version),
+                Err(error @ (StoreError::Conflict | StoreError::Taken)) => {
+                    // The store has a row this gateway has not read yet (a
+                    // client that gave up and retried, or another gateway):
+                    // read it now, so that "already exists" is also listed.
+                    let never_syncs = self.settings.role == crate::Role::Data
+                        && self.has(Defect::DataPlaneNeverSyncs);
+                    if !never_syncs {
+                        self.sync_once(store.as_ref()).await;
+                    }
+                    let message = if error == StoreError::Taken {
+                        format!("alias: {} is already used by another server", spec.alias)
+                    } else {
+                        format!("server_id {} already exists", spec.id)
+                    };
+                    return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
+                }
+                Err(e) => return Err(Self::store_unavailable(e)),
+            },
+            None => None,
+        };
+        let id = spec.id.clone();
+        // Defect discovery-tied-to-request: LiteLLM awaits the first listing
+        // inside the handler, so the registry gets no task to own it.
+        let in_request = self.has(Defect::DiscoveryTiedToRequest);
+        let reason = (!in_request).then_some(AttemptReason::Registered);
+        match self.apply_insert(spec, raw, version, reason) {
+            Ok(_) if in_request => {
+                self.discover_in_request(&id, AttemptReason::Registered)
+                    .await
+            }
+            Ok(_) => {}
+            // The sync read this very write from the store first and
+            // registered it: the create succeeded, say so.
+            Err(_)
+                if version.is_some()
+                    && self
+                        .lock()
+                        .servers
+                        .get(&id)
+                        .is_some_and(|e| e.store_version >= version) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.row(&id).unwrap_or(Value::Null))
+    }
+
+    pub async fn update(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {
+        let update: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                spec::describe_serde_error(&e),
+            )
+        })?;
+        let Some(id) = update
+            .get("server_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "server_id: is required",
+            ));
+        };
+        let (spec, merged) = {
+            let state = self.lock();
+            let Some(entry) = state.servers.get(&id) else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no server with server_id {id}"),
+                ));
+            };
+            let Some(stored) = &entry.rest_body else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("server {id} comes from the config file and cannot be changed through the API"),
+                ));
+            };
+            let merged = spec::merge_rest_bodies(stored, &update);
+            let bytes = merged.to_string().into_bytes();
+            let parsed = spec::parse_rest_body(&bytes).map_err(ApiError::invalid)?;
+            let spec = spec::from_rest_with(&parsed, || id.clone(), self.settings.defects)
+                .map_err(ApiError::invalid)?;
+            Self::check_unique(&state, &spec, Some(&id))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            (spec, merged)
+        };
+        let version = match &self.deps.store {
+            Some(store) => Some(
+                self.within_budget(store.put(&id, encode_row(&merged), false, Some(&spec.alias)))
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Taken => ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("alias: {} is already used by another server", spec.alias),
+                        ),
+                        e => Self::store_unavailable(e),
+                    })?,
+            ),
+            None => None,
+        };
+        // Defect discovery-tied-to-request: as in create.
+        let in_request = self.has(Defect::DiscoveryTiedToRequest);
+        let reason = (!in_request).then_some(AttemptReason::Updated);
+        self.apply_replace(spec, merged, version, reason)?;
+        if in_request {
+            self.discover_in_request(&id, AttemptReason::Updated).await;
+        }
+        Ok(self.row(&id).unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        {
+            let state = self.lock();
+            match state.servers.get(id) {
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no server with server_id {id}"),
+                    ))
+                }
+                Some(entry) if entry.spec.source == Source::Config => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("server {id} comes from the config file and cannot be deleted through the API"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(store) = &self.deps.store {
+            match self.within_budget(store.delete(id)).await {
+                Ok(version) => {
+                    self.lock().tombstones.insert(id.to_string(), version);
+                }
+                // Already gone from the store: finish the delete here.
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(Self::store_unavailable(e)),
+            }
+        }
+        self.apply_remove(id);
+        Ok(())
+    }
+}
+
+/// A create's claim on its id and alias while it waits for the store.
+struct Reservation {
+    registry: Arc<Registry>,
+    id: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.registry.lock().pending.remove(&self.id);
+    }
+}

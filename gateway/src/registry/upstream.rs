@@ -1,0 +1,358 @@
+//! The one exchange loop with an upstream that discovery and tool calls
+//! share: resolve the server's credentials, fetch a token within its
+//! budget, run the operation within its budget, and after a 401 with a
+//! fetched token drop the token and try once more with a fresh one.
+//!
+//! Invariants: the token's budget is separate from the operation's (unless
+//! the `shared-timeout-budget` defect joins them, for discovery); a 401 is
+//! retried at most once per exchange; every error says its stage.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::Registry;
+use crate::defects::Defect;
+use crate::http_client::{BoxFuture, HttpClient};
+use crate::mcp_client::{self, ClientQuirks, ListRequest, McpError, Stage, StageCell, Tool};
+use crate::spec::{self, Auth, ServerSpec, Transport};
+use crate::token::{TokenError, TokenRequest};
+use crate::GatewayEvent;
+
+/// What an exchange does once it has credentials, in a fresh session.
+pub(super) trait Operation: Sync {
+    type Output;
+    fn run<'a>(
+        &'a self,
+        http: &'a dyn HttpClient,
+        request: &'a ListRequest<'a>,
+        stage: &'a StageCell,
+    ) -> BoxFuture<'a, Result<Self::Output, McpError>>;
+}
+
+/// Lists every tool.
+pub(super) struct List;
+
+impl Operation for List {
+    type Output = Vec<Tool>;
+    fn run<'a>(
+        &'a self,
+        http: &'a dyn HttpClient,
+        request: &'a ListRequest<'a>,
+        stage: &'a StageCell,
+    ) -> BoxFuture<'a, Result<Vec<Tool>, McpError>> {
+        Box::pin(mcp_client::list_tools(http, request, stage))
+    }
+}
+
+/// Calls one tool with these arguments.
+pub(super) struct Call<'a> {
+    pub tool: &'a str,
+    pub arguments: &'a Value,
+}
+
+impl Operation for Call<'_> {
+    type Output = Value;
+    fn run<'a>(
+        &'a self,
+        http: &'a dyn HttpClient,
+        request: &'a ListRequest<'a>,
+        stage: &'a StageCell,
+    ) -> BoxFuture<'a, Result<Value, McpError>> {
+        Box::pin(mcp_client::call_tool(
+            http,
+            request,
+            stage,
+            self.tool,
+            self.arguments,
+        ))
+    }
+}
+
+/// On whose behalf an exchange runs.
+pub(super) struct Exchange<'a> {
+    /// The discovery attempt it belongs to; a tool call has none.
+    pub attempt: Option<u64>,
+    /// The caller's own `Authorization` (a tool call), which the reference
+    /// never forwards.
+    pub caller_authorization: Option<&'a HeaderValue>,
+}
+
+/// Why an exchange ended without a result. Every message is secret-free.
+pub(super) enum UpstreamError {
+    /// The server cannot be reached by this gateway at all (its message
+    /// names the stage).
+    Unusable(String),
+    Token(TokenFailure),
+    Mcp(McpError),
+    TimedOut {
+        stage: Stage,
+        budget: Duration,
+    },
+    /// An upstream error turned into a cancellation and swallowed (the
+    /// `error-becomes-cancellation` defect).
+    Swallowed,
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Unusable(message) => f.write_str(message),
+            UpstreamError::Token(error) => write!(f, "token: {error}"),
+            UpstreamError::Mcp(error) => write!(f, "{error}"),
+            UpstreamError::TimedOut { stage, budget } => write!(
+                f,
+                "{}: timed out after {} ms",
+                stage.as_str(),
+                budget.as_millis()
+            ),
+            UpstreamError::Swallowed => f.write_str("the upstream error became a cancellation"),
+        }
+    }
+}
+
+/// Token failures, including the gateway's own timeout.
+pub(super) enum TokenFailure {
+    Failed(TokenError),
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for TokenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenFailure::Failed(e) => write!(f, "{e}"),
+            TokenFailure::TimedOut(budget) => {
+                write!(f, "timed out after {} ms", budget.as_millis())
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// Runs one exchange with the server's upstream.
+    pub(super) async fn exchange<O: Operation>(
+        &self,
+        spec: &ServerSpec,
+        exchange: Exchange<'_>,
+        operation: &O,
+    ) -> Result<O::Output, UpstreamError> {
+        let (url, mut headers, token_request) =
+            self.upstream(spec).map_err(UpstreamError::Unusable)?;
+        let budget = Duration::from_millis(self.settings.list_timeout_ms);
+        // Defect shared-timeout-budget: one `wait_for` around the token fetch
+        // and the listing together (LiteLLM issue 20715): a slow token
+        // server eats the listing's time.
+        let shared_deadline = (exchange.attempt.is_some() && self.has(Defect::SharedTimeoutBudget))
+            .then(|| tokio::time::Instant::now() + budget);
+        let mut retried = false;
+        loop {
+            if let Some(request) = &token_request {
+                let (token_budget, deadline) = match shared_deadline {
+                    Some(deadline) => (budget, deadline),
+                    None => {
+                        let token_budget = Duration::from_millis(self.settings.token_timeout_ms);
+                        (token_budget, tokio::time::Instant::now() + token_budget)
+                    }
+                };
+                let token = self
+                    .token(request, exchange.attempt, token_budget, deadline)
+                    .await
+                    .map_err(UpstreamError::Token)?;
+                set_secret_header(
+                    &mut headers,
+                    http::header::AUTHORIZATION,
+                    &format!("Bearer {}", token.expose()),
+                );
+            }
+            // Defect forwards-caller-authorization: the caller's own header
+            // is passed through and overrides the server's credentials
+            // (LiteLLM issue 23652, fixed by PR 26871).
+            if let Some(value) = exchange
+                .caller_authorization
+                .filter(|_| self.has(Defect::ForwardsCallerAuthorization))
+            {
+                let mut value = value.clone();
+                value.set_sensitive(true);
+                headers.retain(|(n, _)| n != http::header::AUTHORIZATION);
+                headers.push((http::header::AUTHORIZATION, value));
+            }
+            let request = ListRequest {
+                url: &url,
+                headers: &headers,
+                quirks: self.quirks(),
+            };
+            let stage = StageCell::new(Stage::Connect);
+            let deadline = shared_deadline.unwrap_or_else(|| tokio::time::Instant::now() + budget);
+            let result = tokio::time::timeout_at(
+                deadline,
+                operation.run(self.deps.http.as_ref(), &request, &stage),
+            )
+            .await;
+            match result {
+                Ok(Ok(output)) => return Ok(output),
+                // Defect error-becomes-cancellation: MCP SDK 1.26 raises the
+                // HTTP error inside a task group, the waiting task sees only
+                // CancelledError, and `_fetch_tools_with_timeout` swallows it
+                // into `[]` (issue 27635). The status is lost before any
+                // retry could look at it.
+                Ok(Err(error))
+                    if exchange.attempt.is_some()
+                        && self.has(Defect::ErrorBecomesCancellation)
+                        && surfaces_as_cancellation(&error) =>
+                {
+                    return Err(UpstreamError::Swallowed)
+                }
+                Ok(Err(error))
+                    if error.status() == Some(401)
+                        && token_request.is_some()
+                        && !retried
+                        && self.invalidate_after_401(&spec.id, exchange.attempt) =>
+                {
+                    // The token may have been revoked: try once more.
+                    retried = true;
+                }
+                Ok(Err(error)) => return Err(UpstreamError::Mcp(error)),
+                Err(_) => {
+                    return Err(UpstreamError::TimedOut {
+                        stage: stage.get(),
+                        budget,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Where a server is and the headers of its own credentials, except the
+    /// token, which is fetched per exchange.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn upstream(
+        &self,
+        spec: &ServerSpec,
+    ) -> Result<(String, Vec<(HeaderName, HeaderValue)>, Option<TokenRequest>), String> {
+        let url = match (spec.transport, &spec.url) {
+            (Transport::Http, Some(url)) => url.clone(),
+            (Transport::Sse, _) => {
+                return Err(
+                    "connect: the legacy HTTP+SSE transport is not supported by the reference \
+                     gateway; register the server with transport http"
+                        .to_string(),
+                )
+            }
+            _ => {
+                return Err(
+                    "connect: stdio servers are not started by the reference gateway".to_string(),
+                )
+            }
+        };
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        for (name, value) in &spec.static_headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value.expose()),
+            ) {
+                headers.push((n, v));
+            }
+        }
+        let token_request = match &spec.auth {
+            Auth::None => None,
+            Auth::Header { name, value } => {
+                if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+                    set_secret_header(&mut headers, n, value.expose());
+                }
+                None
+            }
+            Auth::UserOAuth => {
+                return Err(
+                    "token: per-user OAuth (authorization_code) needs a user's token; the \
+                     gateway cannot list tools on its own"
+                        .to_string(),
+                )
+            }
+            Auth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+            } => Some(TokenRequest {
+                server_id: spec.id.clone(),
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                scopes: scopes.clone(),
+            }),
+        };
+        Ok((url, headers, token_request))
+    }
+
+    /// The client quirks the switched-on defects ask for.
+    fn quirks(&self) -> ClientQuirks {
+        ClientQuirks {
+            // Defect no-reinitialize-on-404: MCP SDK 1.26 fails the listing
+            // on `404 Session terminated` instead of starting a new session.
+            no_reinitialize_on_404: self.has(Defect::NoReinitializeOn404),
+            // Defect first-page-only: `nextCursor` is ignored.
+            first_page_only: self.has(Defect::FirstPageOnly),
+        }
+    }
+
+    /// After a 401 with a token: forgets the token and says whether to try
+    /// once more with a fresh one.
+    fn invalidate_after_401(&self, server_id: &str, attempt: Option<u64>) -> bool {
+        // Defect no-invalidate-on-401: LiteLLM 1.83.7 keeps the cached token
+        // until its TTL ends, so a revoked token is reused and every
+        // exchange meanwhile ends in 401.
+        if self.has(Defect::NoInvalidateOn401) {
+            return false;
+        }
+        self.tokens.invalidate(server_id);
+        if let Some(attempt) = attempt {
+            self.emit(GatewayEvent::TokenInvalidated {
+                server_id: server_id.to_string(),
+                attempt,
+            });
+        }
+        true
+    }
+
+    pub(super) async fn token(
+        &self,
+        request: &TokenRequest,
+        attempt: Option<u64>,
+        budget: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<spec::Secret, TokenFailure> {
+        match tokio::time::timeout_at(deadline, self.tokens.get(request)).await {
+            Ok(Ok(token)) => {
+                if let (true, Some(attempt)) = (token.fetched, attempt) {
+                    self.emit(GatewayEvent::TokenFetched {
+                        server_id: request.server_id.clone(),
+                        attempt,
+                    });
+                }
+                Ok(token.access_token)
+            }
+            Ok(Err(error)) => Err(TokenFailure::Failed(error)),
+            Err(_) => Err(TokenFailure::TimedOut(budget)),
+        }
+    }
+}
+
+/// Sets a header, replacing any of the same name, marked sensitive.
+fn set_secret_header(headers: &mut Vec<(HeaderName, HeaderValue)>, name: HeaderName, value: &str) {
+    headers.retain(|(n, _)| n != name);
+    if let Ok(mut v) = HeaderValue::from_str(value) {
+        v.set_sensitive(true);
+        headers.push((name, v));
+    }
+}
+
+/// Whether MCP SDK 1.26 turns this failure into a cancellation: an HTTP
+/// error status (a 404 fails the session instead) or a refused connection.
+fn surfaces_as_cancellation(error: &McpError) -> bool {
+    match &error.failure {
+        mcp_client::Failure::Status { status } => *status != 404,
+        mcp_client::Failure::Transport(crate::HttpError::Connect(_)) => true,
+        _ => false,
+    }
+}

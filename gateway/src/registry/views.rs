@@ -1,0 +1,117 @@
+//! What the API shows: LiteLLM-shaped rows, health items and tools.
+//!
+//! Invariant: no view carries a secret; credentials show `[REDACTED]`.
+
+use std::collections::BTreeMap;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{ApiError, Entry, Registry};
+use crate::clock::rfc3339;
+use crate::spec::{Auth, REDACTED};
+
+impl Registry {
+    /// One server as the API shows it: LiteLLM's row, secrets redacted.
+    pub fn row(&self, id: &str) -> Option<Value> {
+        let state = self.lock();
+        state.servers.get(id).map(render_row)
+    }
+
+    pub fn rows(&self) -> Vec<Value> {
+        self.lock().servers.values().map(render_row).collect()
+    }
+
+    /// `[{"server_id", "status"}]` as LiteLLM answers; with a store, each
+    /// item also says whether the last read of the store succeeded, so a
+    /// data plane serving what it last knew says so.
+    pub fn health(&self) -> Vec<Value> {
+        let state = self.lock();
+        let has_store = self.deps.store.is_some();
+        state
+            .servers
+            .values()
+            .map(|e| {
+                let mut item =
+                    json!({"server_id": e.spec.id, "status": e.health.status().as_str()});
+                if has_store {
+                    item["store_reachable"] = json!(state.store_reachable);
+                }
+                item
+            })
+            .collect()
+    }
+
+    /// Tools of one server or of all, named `<alias>-<tool>`.
+    pub fn tools(&self, server_id: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let state = self.lock();
+        if let Some(id) = server_id {
+            if !state.servers.contains_key(id) {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no server with server_id {id}"),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for entry in state.servers.values() {
+            if server_id.is_some_and(|id| id != entry.spec.id) {
+                continue;
+            }
+            for tool in &entry.health.tools {
+                let mut value = serde_json::to_value(tool).unwrap_or(Value::Null);
+                value["name"] = json!(format!("{}-{}", entry.spec.alias, tool.name));
+                value["mcp_info"] =
+                    json!({"server_name": entry.spec.name, "server_id": entry.spec.id});
+                out.push(value);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn render_row(entry: &Entry) -> Value {
+    let spec = &entry.spec;
+    let mut credentials = serde_json::Map::new();
+    match &spec.auth {
+        Auth::Header { .. } => {
+            credentials.insert("auth_value".into(), json!(REDACTED));
+        }
+        Auth::ClientCredentials {
+            client_id, scopes, ..
+        } => {
+            credentials.insert("client_id".into(), json!(client_id));
+            credentials.insert("client_secret".into(), json!(REDACTED));
+            credentials.insert("scopes".into(), json!(scopes));
+        }
+        Auth::None | Auth::UserOAuth => {}
+    }
+    let static_headers: BTreeMap<&str, &str> = spec
+        .static_headers
+        .keys()
+        .map(|k| (k.as_str(), REDACTED))
+        .collect();
+    json!({
+        "server_id": spec.id,
+        "server_name": spec.name,
+        "alias": spec.alias,
+        "description": spec.description,
+        "transport": spec.transport.as_str(),
+        "url": spec.url,
+        "auth_type": spec.auth_type,
+        "oauth2_flow": spec.oauth2_flow(),
+        "token_url": spec.token_url,
+        "authorization_url": spec.authorization_url,
+        "credentials": if credentials.is_empty() { Value::Null } else { Value::Object(credentials) },
+        "static_headers": static_headers,
+        "extra_headers": spec.extra_headers,
+        "command": spec.command,
+        "source": spec.source.as_str(),
+        "status": entry.health.status().as_str(),
+        "last_health_check": entry.health.last_health_check.map(rfc3339),
+        "health_check_error": entry.health.error,
+        "tool_count": entry.health.tools.len(),
+        "created_at": rfc3339(entry.created_at),
+        "updated_at": rfc3339(entry.updated_at),
+    })
+}
