@@ -84,6 +84,16 @@ pub fn mint(key: &str, claims: &Claims) -> String {
 
 /// Checks the signature and expiry of `token` and returns its claims.
 pub fn verify(key: &str, token: &str, now_unix: Duration) -> Result<Claims, TokenRejection> {
+    let claims = verify_signature(key, token)?;
+    if now_unix.as_millis() >= u128::from(claims.exp_ms) {
+        return Err(TokenRejection::Expired);
+    }
+    Ok(claims)
+}
+
+/// Checks only the signature of `token` and returns its claims, expired or
+/// not: for telling which issued token a request carried.
+pub fn verify_signature(key: &str, token: &str) -> Result<Claims, TokenRejection> {
     let rest = token
         .strip_prefix(PREFIX)
         .ok_or(TokenRejection::Malformed)?;
@@ -95,11 +105,7 @@ pub fn verify(key: &str, token: &str, now_unix: Duration) -> Result<Claims, Toke
     let json = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenRejection::Malformed)?;
-    let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenRejection::Malformed)?;
-    if now_unix.as_millis() >= u128::from(claims.exp_ms) {
-        return Err(TokenRejection::Expired);
-    }
-    Ok(claims)
+    serde_json::from_slice(&json).map_err(|_| TokenRejection::Malformed)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! as a resource server checks signed JWT access tokens.
 
 pub mod access_token;
+pub mod log;
 pub mod mcp_server;
 pub mod store_server;
 pub mod token_server;
@@ -22,6 +23,10 @@ pub type Clock = std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
 /// milliseconds from here, so the harness must start its simulation at this epoch.
 pub const SIM_EPOCH_UNIX_S: u64 = 1_767_225_600;
 
+pub use log::{
+    ClientAuthSeen, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, TokenOutcome,
+    TokenRef, TokenRequestRecord, LOG_CAPACITY,
+};
 pub use mcp_server::{
     McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, ReplyMode, ToolSpec,
 };

@@ -26,6 +26,7 @@ use futures_util::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::log::{run_ms, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, TokenRef};
 use crate::{access_token, rule_hits, sleep_ms, Clock, SIM_EPOCH_UNIX_S};
 
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -233,6 +234,10 @@ struct McpState {
     ordinals: BTreeMap<String, u64>,
     /// Every bearer token value refused by the auth check. Secret by nature, so never in stats.
     rejected_bearers: BTreeSet<String>,
+    /// Every bearer token value that was neither this server's static token nor a token its
+    /// issuer signed, refused or not. Secret by nature, so never in stats or the log.
+    foreign_bearers: BTreeSet<String>,
+    log: Log<McpRequestRecord>,
 }
 
 impl McpServer {
@@ -278,8 +283,96 @@ impl McpServer {
         self.inner.lock().rejected_bearers.iter().cloned().collect()
     }
 
+    /// Every distinct bearer token this server was sent that was neither its static token nor
+    /// one its issuer signed, accepted or not, sorted. Secret like [`Self::rejected_bearers`].
+    pub fn foreign_bearers(&self) -> Vec<String> {
+        self.inner.lock().foreign_bearers.iter().cloned().collect()
+    }
+
+    /// Every request to the MCP path so far, in the order they arrived.
+    pub fn requests(&self) -> Log<McpRequestRecord> {
+        self.inner.lock().log.clone()
+    }
+
     pub fn tool_names(&self) -> Vec<String> {
         self.inner.tools.iter().map(|t| t.name.clone()).collect()
+    }
+}
+
+/// A request's record while it is being handled: answered with its status, or marked
+/// abandoned if the handler is dropped first (the client went away).
+struct Entry<'a> {
+    inner: &'a Inner,
+    index: Option<usize>,
+    /// Set by the failure gate when a rule answered.
+    injected: Option<McpOutcome>,
+    done: bool,
+}
+
+impl<'a> Entry<'a> {
+    fn open(inner: &'a Inner, record: McpRequestRecord) -> Self {
+        let index = inner.lock().log.push(record);
+        Entry {
+            inner,
+            index,
+            injected: None,
+            done: false,
+        }
+    }
+
+    fn set_rpc_method(&self, method: &str) {
+        let mut state = self.inner.lock();
+        if let Some(record) = state.log.get_mut(self.index) {
+            record.rpc_method = Some(method.to_owned());
+        }
+    }
+
+    fn finish(&mut self, status: Option<StatusCode>, outcome: McpOutcome) {
+        self.done = true;
+        let now = run_ms(&self.inner.clock);
+        let mut state = self.inner.lock();
+        if let Some(record) = state.log.get_mut(self.index) {
+            record.answered_ms = Some(now);
+            record.status = status.map(|s| s.as_u16());
+            record.outcome = outcome;
+        }
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(None, McpOutcome::Abandoned);
+        }
+    }
+}
+
+/// Which credential a request carries, as far as this server can tell.
+fn credential(inner: &Inner, headers: &HeaderMap) -> CredentialSeen {
+    let Some(presented) = bearer(headers) else {
+        return CredentialSeen::None;
+    };
+    match &inner.config.auth {
+        McpAuth::Bearer { token } if presented == token => CredentialSeen::Static,
+        McpAuth::Oauth {
+            issuer,
+            signing_key,
+            ..
+        } => match access_token::verify_signature(signing_key, presented) {
+            Ok(claims) if &claims.iss == issuer => CredentialSeen::Issued {
+                token: TokenRef {
+                    issuer: claims.iss,
+                    client_id: claims.sub,
+                    serial: claims.jti,
+                    issued_ms: claims
+                        .iat_ms
+                        .unwrap_or(0)
+                        .saturating_sub(SIM_EPOCH_UNIX_S * 1_000),
+                },
+            },
+            _ => CredentialSeen::Other,
+        },
+        _ => CredentialSeen::Other,
     }
 }
 
@@ -318,7 +411,35 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     inner.lock().stats.requests += 1;
-    if let Some(refusal) = auth_refusal(&inner, request.headers()) {
+    let headers = request.headers();
+    let credential = credential(&inner, headers);
+    if credential == CredentialSeen::Other {
+        if let Some(token) = bearer(headers) {
+            inner.lock().foreign_bearers.insert(token.to_owned());
+        }
+    }
+    let record = McpRequestRecord {
+        received_ms: run_ms(&inner.clock),
+        answered_ms: None,
+        peer: request.extensions().get::<Peer>().map(|p| p.0.clone()),
+        http_method: request.method().to_string(),
+        rpc_method: None,
+        session: header_str(headers, &SESSION_HEADER).map(str::to_owned),
+        protocol_version: header_str(headers, &VERSION_HEADER).map(str::to_owned),
+        credential,
+        status: None,
+        outcome: McpOutcome::Pending,
+    };
+    let mut entry = Entry::open(&inner, record);
+    let response = serve(&inner, request, &mut entry).await;
+    let outcome = entry.injected.unwrap_or(McpOutcome::Answered);
+    entry.finish(Some(response.status()), outcome);
+    response
+}
+
+/// Handles one request to the MCP path.
+async fn serve(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Response {
+    if let Some(refusal) = auth_refusal(inner, request.headers()) {
         let mut state = inner.lock();
         state.stats.unauthorized += 1;
         if let Some(token) = bearer(request.headers()) {
@@ -333,8 +454,8 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         session: session.as_deref(),
     };
     match *request.method() {
-        Method::POST => post(&inner, request).await,
-        Method::GET => match gate(&inner, call("GET")).await {
+        Method::POST => post(inner, request, entry).await,
+        Method::GET => match gate(inner, call("GET"), entry).await {
             Some(injected) => injected,
             // This server never pushes messages, so it offers no GET stream (spec-allowed 405).
             None => (
@@ -343,9 +464,9 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             )
                 .into_response(),
         },
-        Method::DELETE => match gate(&inner, call("DELETE")).await {
+        Method::DELETE => match gate(inner, call("DELETE"), entry).await {
             Some(injected) => injected,
-            None => delete(&inner, request.headers()),
+            None => delete(inner, request.headers()),
         },
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -355,7 +476,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     }
 }
 
-async fn post(inner: &Inner, request: Request) -> Response {
+async fn post(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Response {
     let headers = request.headers().clone();
     let accepts = |media: &str| {
         headers
@@ -408,13 +529,14 @@ async fn post(inner: &Inner, request: Request) -> Response {
         }
         _ => return bad(INVALID_REQUEST, "not a request, notification or response"),
     };
+    entry.set_rpc_method(method);
     let session = header_str(&headers, &SESSION_HEADER);
     let call = Call {
         method,
         id: id.clone().unwrap_or(Value::Null),
         session,
     };
-    if let Some(injected) = gate(inner, call).await {
+    if let Some(injected) = gate(inner, call, entry).await {
         return injected;
     }
 
@@ -591,7 +713,7 @@ fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
 
 /// Counts the request, waits the configured latency, and answers it with an injected failure
 /// when a rule hits its ordinal. `None` means: handle it normally.
-async fn gate(inner: &Inner, call: Call<'_>) -> Option<Response> {
+async fn gate(inner: &Inner, call: Call<'_>, entry: &mut Entry<'_>) -> Option<Response> {
     let rule = {
         let mut state = inner.lock();
         *state.stats.by_method.entry(call.method.into()).or_default() += 1;
@@ -614,7 +736,13 @@ async fn gate(inner: &Inner, call: Call<'_>) -> Option<Response> {
     let latency = inner.config.latency_ms.get(call.method);
     sleep_ms(*latency.or(inner.config.latency_ms.get("*")).unwrap_or(&0)).await;
 
-    Some(match rule?.kind {
+    let kind = rule?.kind;
+    entry.injected = Some(if kind == McpFailure::CutStream {
+        McpOutcome::Cut
+    } else {
+        McpOutcome::Injected
+    });
+    Some(match kind {
         McpFailure::Http { status } => rpc_error(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             Value::Null,

@@ -20,6 +20,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::access_token::{self, Claims};
+use crate::log::{run_ms, ClientAuthSeen, Log, Peer, TokenOutcome, TokenRef, TokenRequestRecord};
 use crate::{rule_hits, sleep_ms, Clock};
 
 /// Token lifetime when the configuration omits `expires_in`: the response then says nothing
@@ -127,6 +128,7 @@ struct Inner {
 struct TokenState {
     stats: TokenStats,
     issued_tokens: Vec<String>,
+    log: Log<TokenRequestRecord>,
 }
 
 impl TokenServer {
@@ -157,6 +159,49 @@ impl TokenServer {
     /// Every access token issued so far, oldest first.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.inner.lock().issued_tokens.clone()
+    }
+
+    /// Every request to the token path so far, in the order they arrived.
+    pub fn requests(&self) -> Log<TokenRequestRecord> {
+        self.inner.lock().log.clone()
+    }
+}
+
+/// A request's record while it is being handled: finished with its
+/// outcome, or marked abandoned if the handler is dropped first (the client
+/// went away).
+struct Entry<'a> {
+    inner: &'a Inner,
+    index: Option<usize>,
+    done: bool,
+}
+
+impl<'a> Entry<'a> {
+    fn open(inner: &'a Inner, record: TokenRequestRecord) -> Self {
+        let index = inner.lock().log.push(record);
+        Entry {
+            inner,
+            index,
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, outcome: TokenOutcome) {
+        self.done = true;
+        let now = run_ms(&self.inner.clock);
+        let mut state = self.inner.lock();
+        if let Some(record) = state.log.get_mut(self.index) {
+            record.answered_ms = Some(now);
+            record.outcome = outcome;
+        }
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(TokenOutcome::Abandoned);
+        }
     }
 }
 
@@ -234,11 +279,14 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         state.stats.requests += 1;
         state.stats.requests - 1
     };
+    let peer = request.extensions().get::<Peer>().map(|p| p.0.clone());
+    let received_ms = run_ms(&inner.clock);
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, BODY_LIMIT_BYTES).await {
         Ok(body) => body,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
+    let mut entry = Entry::open(&inner, seen(&parts.headers, &body, received_ms, peer));
     sleep_ms(inner.config.latency_ms).await;
 
     let rule = inner
@@ -248,15 +296,69 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         .find(|rule| rule_hits(rule.after, rule.count, ordinal));
     if let Some(rule) = rule {
         inner.lock().stats.failed_injected += 1;
-        return injected(rule.kind, basic_credentials(&parts.headers).is_some()).await;
+        let response = injected(rule.kind, basic_credentials(&parts.headers).is_some()).await;
+        entry.finish(TokenOutcome::Injected {
+            status: Some(response.status().as_u16()),
+        });
+        return response;
     }
 
     match issue(&inner, &parts.headers, &body) {
-        Ok(response) => response,
+        Ok((response, token, expires_in_s)) => {
+            entry.finish(TokenOutcome::Issued {
+                token,
+                expires_in_s,
+            });
+            response
+        }
         Err(error) => {
             inner.lock().stats.rejected += 1;
+            entry.finish(TokenOutcome::Refused {
+                status: error.status.as_u16(),
+                error: error.code.to_string(),
+            });
             error.into_response()
         }
+    }
+}
+
+/// What the record of a request says before it is answered: who asked,
+/// how it authenticated, and the grant's parameters, never the secret.
+fn seen(
+    headers: &HeaderMap,
+    body: &[u8],
+    received_ms: u64,
+    peer: Option<String>,
+) -> TokenRequestRecord {
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let param = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let basic = basic_credentials(headers);
+    let body_secret = param("client_secret").is_some();
+    let client_auth = match (basic.is_some(), body_secret) {
+        (true, true) => ClientAuthSeen::Both,
+        (true, false) => ClientAuthSeen::Basic,
+        (false, true) if param("client_id").is_some() => ClientAuthSeen::Form,
+        _ => ClientAuthSeen::None,
+    };
+    let client_id = match basic {
+        Some(Ok((id, _))) => Some(id),
+        _ => param("client_id"),
+    };
+    TokenRequestRecord {
+        received_ms,
+        answered_ms: None,
+        peer,
+        client_id,
+        client_auth,
+        grant_type: param("grant_type"),
+        scope: param("scope"),
+        resource: param("resource"),
+        audience: param("audience"),
+        outcome: TokenOutcome::Pending,
     }
 }
 
@@ -286,8 +388,13 @@ async fn injected(kind: TokenFailure, used_basic: bool) -> Response {
     }
 }
 
-/// Normal handling of one token request: authenticate, check the grant, mint.
-fn issue(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+/// Normal handling of one token request: authenticate, check the grant,
+/// mint; gives the response, the token's public name and its `expires_in`.
+fn issue(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Response, TokenRef, Option<u64>), OAuthError> {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| OAuthError::bad_request("invalid_request", "body is not a form"))?;
     let mut names: Vec<&str> = form.iter().map(|(name, _)| name.as_str()).collect();
@@ -386,6 +493,12 @@ fn issue(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Response, OA
     let token = access_token::mint(&inner.config.signing_key, &claims);
     state.issued_tokens.push(token.clone());
     drop(state);
+    let token_ref = TokenRef {
+        issuer: claims.iss.clone(),
+        client_id: claims.sub.clone(),
+        serial: claims.jti,
+        issued_ms: now_ms.saturating_sub(crate::SIM_EPOCH_UNIX_S * 1_000),
+    };
 
     let mut body = serde_json::json!({"access_token": token, "token_type": "Bearer"});
     if let Some(expires_in) = inner.config.expires_in_s {
@@ -394,7 +507,11 @@ fn issue(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Response, OA
     if !scope.is_empty() {
         body["scope"] = scope.into();
     }
-    Ok(json_response(StatusCode::OK, &body))
+    Ok((
+        json_response(StatusCode::OK, &body),
+        token_ref,
+        inner.config.expires_in_s,
+    ))
 }
 
 /// The client id and secret from an `Authorization: Basic` header, `None` when the header is

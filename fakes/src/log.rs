@@ -1,0 +1,198 @@
+//! What the fakes saw: one record per request, kept by the fakes themselves.
+//!
+//! These records are the outside view of a system under test: checkers
+//! judge a gateway by what its upstreams received (which client asked for a
+//! token, how it authenticated, which issued token an MCP request carried,
+//! and what it was answered), never by the gateway's own account.
+//!
+//! Invariants: a record holds no secret (a client id, never a secret; a
+//! token's public claims, never the token); times are simulated
+//! milliseconds since [`crate::SIM_EPOCH_UNIX_S`] by the fake's clock; a log
+//! keeps at most [`LOG_CAPACITY`] records and counts the rest, so a request
+//! storm is a finding and never an out-of-memory.
+
+use serde::Serialize;
+
+use crate::{Clock, SIM_EPOCH_UNIX_S};
+
+/// Records kept per fake; later requests are only counted.
+pub const LOG_CAPACITY: usize = 100_000;
+
+/// The host a request came from, as the network that carried it knows it.
+/// The harness's server loop puts it in each request's extensions; without
+/// it a record's `peer` is empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer(pub String);
+
+/// Milliseconds since the run's epoch by `clock`.
+pub(crate) fn run_ms(clock: &Clock) -> u64 {
+    let unix_ms = u64::try_from(clock().as_millis()).unwrap_or(u64::MAX);
+    unix_ms.saturating_sub(SIM_EPOCH_UNIX_S * 1_000)
+}
+
+/// A bounded, append-only list of records.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Log<T> {
+    pub records: Vec<T>,
+    /// Requests that came after the log was full.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+impl<T> Default for Log<T> {
+    fn default() -> Self {
+        Log {
+            records: Vec::new(),
+            dropped: 0,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl<T> Log<T> {
+    /// Appends a record and gives its index, or `None` when the log is full.
+    pub(crate) fn push(&mut self, record: T) -> Option<usize> {
+        if self.records.len() >= LOG_CAPACITY {
+            self.dropped += 1;
+            return None;
+        }
+        self.records.push(record);
+        Some(self.records.len() - 1)
+    }
+
+    pub(crate) fn get_mut(&mut self, index: Option<usize>) -> Option<&mut T> {
+        index.and_then(|i| self.records.get_mut(i))
+    }
+}
+
+/// An issued access token, named by its public claims.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct TokenRef {
+    pub issuer: String,
+    pub client_id: String,
+    /// The token's serial number at its issuer.
+    pub serial: u64,
+    /// When it was issued, in ms of the run.
+    pub issued_ms: u64,
+}
+
+/// How a token request authenticated its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthSeen {
+    /// No client credentials at all.
+    None,
+    /// HTTP Basic.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Form,
+    /// Both at once (refused, RFC 6749 §2.3).
+    Both,
+}
+
+/// What became of a token request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TokenOutcome {
+    /// Not answered yet (a hang, or the run ended first).
+    Pending,
+    Issued {
+        token: TokenRef,
+        /// `expires_in` as the response stated it; none when it stated none.
+        expires_in_s: Option<u64>,
+    },
+    /// Refused by normal handling, with the OAuth error code.
+    Refused { status: u16, error: String },
+    /// Answered by an injected failure rule.
+    Injected { status: Option<u16> },
+    /// The client went away before the answer.
+    Abandoned,
+}
+
+/// One request to the token endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenRequestRecord {
+    pub received_ms: u64,
+    pub answered_ms: Option<u64>,
+    pub peer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_auth: ClientAuthSeen,
+    pub grant_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(flatten)]
+    pub outcome: TokenOutcome,
+}
+
+/// Which credential an MCP request carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CredentialSeen {
+    None,
+    /// The static bearer token this server was configured with.
+    Static,
+    /// A token issued by a token server, valid or not.
+    Issued {
+        token: TokenRef,
+    },
+    /// A bearer token this server cannot tell apart: foreign, forged, or
+    /// any bearer when the server checks none.
+    Other,
+}
+
+/// What became of an MCP request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpOutcome {
+    /// Not answered yet (a hang, or the run ended first).
+    Pending,
+    Answered,
+    /// Answered by an injected failure rule.
+    Injected,
+    /// The answer began and the connection was cut mid-body (injected).
+    Cut,
+    /// The client went away before the answer.
+    Abandoned,
+}
+
+/// One request to the MCP endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct McpRequestRecord {
+    pub received_ms: u64,
+    pub answered_ms: Option<u64>,
+    pub peer: Option<String>,
+    /// `POST`, `GET`, `DELETE`, ...
+    pub http_method: String,
+    /// The JSON-RPC method of a POST (`response` for a client's response).
+    pub rpc_method: Option<String>,
+    pub session: Option<String>,
+    pub protocol_version: Option<String>,
+    pub credential: CredentialSeen,
+    /// The HTTP status answered; none while unanswered.
+    pub status: Option<u16>,
+    pub outcome: McpOutcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_log_counts_what_it_no_longer_keeps() {
+        let mut log = Log::default();
+        for i in 0..LOG_CAPACITY + 5 {
+            let index = log.push(i);
+            assert_eq!(index.is_some(), i < LOG_CAPACITY);
+        }
+        assert_eq!(log.records.len(), LOG_CAPACITY);
+        assert_eq!(log.dropped, 5);
+        assert!(log.get_mut(None).is_none());
+    }
+}
