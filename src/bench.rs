@@ -5,19 +5,24 @@
 use std::path::Path;
 use std::time::Instant;
 
-use mcpsim_gateway::{Defect, Defects};
-use mcpsim_harness::Scenario;
-
+use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::{self, Options};
+use mcpsim_harness::generate::Target;
+use mcpsim_harness::{Evidence, Scenario, Sut};
+
+fn reference(defects: Defects) -> Sut {
+    Reference::with_defects(defects).sut()
+}
 
 /// Runs of one catalogue scenario per second, on this thread.
 fn scenario_runs(file: &Path, runs: usize) -> Result<(), String> {
     let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    let sut = reference(Defects::none());
     // One warm-up run, outside the clock.
-    mcpsim_harness::run(&scenario).map_err(|e| e.to_string())?;
+    mcpsim_harness::run(&sut, &scenario).map_err(|e| e.to_string())?;
     let started = Instant::now();
     for _ in 0..runs {
-        let report = mcpsim_harness::run(&scenario).map_err(|e| e.to_string())?;
+        let report = mcpsim_harness::run(&sut, &scenario).map_err(|e| e.to_string())?;
         if !report.passed() {
             return Err(format!(
                 "{}: a check failed while benchmarking",
@@ -34,23 +39,31 @@ fn scenario_runs(file: &Path, runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn options(cases: usize, seed: u64, jobs: usize, defects: Defects) -> Options {
-    Options {
+fn options(
+    cases: usize,
+    seed: u64,
+    jobs: usize,
+    defects: Defects,
+    evidence: Evidence,
+) -> Result<Options, String> {
+    Ok(Options {
         cases,
         seed,
         jobs,
         shard: (1, 1),
         out: std::env::temp_dir().join("mcpsim-bench"),
         progress: false,
-        defects,
-    }
+        target: Target::new(reference(defects))?,
+        evidence,
+    })
 }
 
 /// Generated cases per second with 1 worker and with `jobs` workers.
 fn generated(cases: usize, jobs: usize) -> Result<(), String> {
     let mut rates = Vec::new();
     for j in [1, jobs] {
-        let (results, seconds) = explore::run_cases(&options(cases, 1, j, Defects::none()));
+        let options = options(cases, 1, j, Defects::none(), Evidence::Everything)?;
+        let (results, seconds) = explore::run_cases(&options);
         if results.iter().any(|r| !r.failed.is_empty()) {
             return Err("a generated case failed while benchmarking".into());
         }
@@ -80,7 +93,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// For each defect: cases until the first failure and wall time (medians
 /// over `seeds`), the checker that caught it and the shrunk reproducer's
 /// size, as a Markdown table.
-fn defects(seeds: u64, budget: usize, jobs: usize) -> Result<(), String> {
+fn defects(seeds: u64, budget: usize, jobs: usize, evidence: Evidence) -> Result<(), String> {
     println!(
         "| defect | caught by | cases to first failure (median) | wall time (median) | caught in | reproducer |"
     );
@@ -92,12 +105,14 @@ fn defects(seeds: u64, budget: usize, jobs: usize) -> Result<(), String> {
         let mut size = String::new();
         for seed in 1..=seeds {
             let started = Instant::now();
-            let (results, _) = explore::run_cases(&options(budget, seed, jobs, set));
+            let options = options(budget, seed, jobs, set, evidence)?;
+            let (results, _) = explore::run_cases(&options);
             let Some(first) = results.iter().find(|r| !r.failed.is_empty()) else {
                 continue;
             };
             // Time to a shrunk, replayable reproducer.
-            let (plan, failed, _, _) = explore::shrink(seed, first.index, set, false);
+            let (plan, failed, _, _) =
+                explore::shrink(&options.target, evidence, seed, first.index, false);
             times.push(started.elapsed().as_secs_f64());
             cases.push((first.index + 1) as f64);
             caught += 1;
@@ -107,7 +122,9 @@ fn defects(seeds: u64, budget: usize, jobs: usize) -> Result<(), String> {
                     .map(|f| f.split(':').next().unwrap_or("").to_string())
                     .collect::<Vec<_>>()
                     .join(", ");
-                let scenario = plan.to_scenario();
+                let scenario = plan
+                    .to_scenario(&options.target)
+                    .map_err(|e| e.to_string())?;
                 size = format!(
                     "{} gateway(s), {} step(s), {} fault(s)",
                     scenario.gateways.len(),
@@ -145,6 +162,7 @@ pub struct BenchOptions<'a> {
     pub defects: bool,
     pub seeds: u64,
     pub budget: usize,
+    pub evidence: Evidence,
 }
 
 pub fn bench(o: &BenchOptions<'_>) -> Result<(), String> {
@@ -152,7 +170,7 @@ pub fn bench(o: &BenchOptions<'_>) -> Result<(), String> {
         eprintln!("mcpsim bench: a debug build; figures mean little (use --release)");
     }
     if o.defects {
-        return defects(o.seeds, o.budget, o.jobs);
+        return defects(o.seeds, o.budget, o.jobs, o.evidence);
     }
     scenario_runs(o.scenario, o.runs)?;
     generated(o.cases, o.jobs)

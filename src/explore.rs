@@ -7,7 +7,9 @@ use std::path::Path;
 pub use mcpsim_harness::explore::Options;
 use mcpsim_harness::explore::{run_cases, shrink};
 
-pub fn explore(options: &Options) -> Result<bool, String> {
+/// Runs the exploration and prints its tables; `flags` are the command-line
+/// flags that choose the system under test again, for the replay line.
+pub fn explore(options: &Options, flags: &str) -> Result<bool, String> {
     let (k, n) = options.shard;
     let (results, seconds) = run_cases(options);
     let ran = results.len();
@@ -52,10 +54,7 @@ pub fn explore(options: &Options) -> Result<bool, String> {
         println!("{name:<20} {passed:>8} {failed:>8}");
     }
     println!();
-    let defects: Vec<&str> = options.defects.iter().map(|d| d.name()).collect();
-    if !defects.is_empty() {
-        println!("defects on: {}", defects.join(", "));
-    }
+    println!("system under test: {}{flags}", options.target.sut.name());
     println!(
         "{} cases in {:.2} s, {:.0} cases/s on {} worker threads (seed {}, shard {}/{})",
         ran,
@@ -79,9 +78,16 @@ pub fn explore(options: &Options) -> Result<bool, String> {
     );
     // A determinism failure shrinks as one: every candidate runs twice.
     let determinism = first.failed.iter().any(|f| f.starts_with("determinism"));
-    let (plan, failed, report, steps) =
-        shrink(options.seed, first.index, options.defects, determinism);
-    let scenario = plan.to_scenario();
+    let (plan, failed, report, steps) = shrink(
+        &options.target,
+        options.evidence,
+        options.seed,
+        first.index,
+        determinism,
+    );
+    let scenario = plan
+        .to_scenario(&options.target)
+        .map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&options.out)
         .map_err(|e| format!("{}: cannot create: {e}", options.out.display()))?;
     let file = options.out.join(format!(
@@ -103,11 +109,6 @@ pub fn explore(options: &Options) -> Result<bool, String> {
     if let Some(report) = report {
         println!("\ntimeline:\n{}", report.timeline());
     }
-    let flags: String = options
-        .defects
-        .iter()
-        .map(|d| format!(" --defect {}", d.name()))
-        .collect();
     println!("replay: mcpsim run {}{flags}", display(&file));
     Ok(false)
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mcpsim_gateway::{Defect, Defects};
-use mcpsim_harness::{Report, Scenario};
+use mcpsim_gateway::{Defect, Defects, Reference};
+use mcpsim_harness::{Evidence, Report, RunError, Scenario, Sut};
 
 /// Deterministic simulation tests for MCP gateways.
 #[derive(Parser)]
@@ -49,6 +49,10 @@ enum Command {
         /// Switch a known defect on in every gateway (see `mcpsim defects`).
         #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
         defects: Vec<Defect>,
+        /// Judge from the outside alone: the gateway's own events are left
+        /// out of the trace, as for a gateway that reports none.
+        #[arg(long)]
+        outside_only: bool,
     },
     /// Run generated scenarios in parallel; shrink and write the first failure.
     Explore {
@@ -70,6 +74,10 @@ enum Command {
         /// Switch a known defect on in every gateway (see `mcpsim defects`).
         #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
         defects: Vec<Defect>,
+        /// Judge from the outside alone: the gateway's own events are left
+        /// out of the trace, as for a gateway that reports none.
+        #[arg(long)]
+        outside_only: bool,
     },
     /// List the gateway's switchable known defects.
     Defects,
@@ -94,6 +102,9 @@ enum Command {
         /// Cases allowed per defect hunt.
         #[arg(long, default_value_t = 1_000)]
         budget: usize,
+        /// With --defects: judge from the outside alone.
+        #[arg(long)]
+        outside_only: bool,
     },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
@@ -112,22 +123,20 @@ fn main() -> ExitCode {
             json,
             mermaid,
             defects,
+            outside_only,
             ..
-        } => run_one(
-            &file,
-            seed,
-            timeline,
-            json,
-            mermaid.as_deref(),
-            defects.into_iter().collect(),
-        ),
+        } => {
+            let chosen = Chosen::new(defects, outside_only);
+            run_one(&file, seed, timeline, json, mermaid.as_deref(), &chosen)
+        }
         Command::Run {
             all: true,
             seed,
             dir,
             defects,
+            outside_only,
             ..
-        } => run_all(&dir, seed, defects.into_iter().collect()),
+        } => run_all(&dir, seed, &Chosen::new(defects, outside_only)),
         Command::Bench {
             scenario,
             runs,
@@ -136,6 +145,7 @@ fn main() -> ExitCode {
             defects,
             seeds,
             budget,
+            outside_only,
         } => bench::bench(&bench::BenchOptions {
             scenario: &scenario,
             runs,
@@ -144,6 +154,7 @@ fn main() -> ExitCode {
             defects,
             seeds,
             budget,
+            evidence: evidence(outside_only),
         })
         .map_err(Failure::Usage),
         Command::Defects => {
@@ -162,8 +173,17 @@ fn main() -> ExitCode {
             shard,
             out,
             defects,
+            outside_only,
         } => {
             let jobs = jobs.unwrap_or_else(cores);
+            let chosen = Chosen::new(defects, outside_only);
+            let target = match mcpsim_harness::generate::Target::new(chosen.sut.clone()) {
+                Ok(target) => target,
+                Err(message) => {
+                    eprintln!("mcpsim: {message}");
+                    return ExitCode::from(2);
+                }
+            };
             let options = explore::Options {
                 cases,
                 seed,
@@ -171,9 +191,10 @@ fn main() -> ExitCode {
                 shard,
                 out,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                defects: defects.into_iter().collect(),
+                target,
+                evidence: chosen.evidence,
             };
-            match explore::explore(&options) {
+            match explore::explore(&options, &chosen.flags) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Failure::Checks),
                 Err(message) => Err(Failure::Usage(message)),
@@ -187,6 +208,37 @@ fn main() -> ExitCode {
             eprintln!("mcpsim: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The system under test and the evidence a command was asked for, and
+/// the flags that ask for them again in a replay line.
+struct Chosen {
+    sut: Sut,
+    evidence: Evidence,
+    flags: String,
+}
+
+impl Chosen {
+    fn new(defects: Vec<Defect>, outside_only: bool) -> Self {
+        let defects: Defects = defects.into_iter().collect();
+        let mut flags = defect_flags(defects);
+        if outside_only {
+            flags.push_str(" --outside-only");
+        }
+        Chosen {
+            sut: Reference::with_defects(defects).sut(),
+            evidence: evidence(outside_only),
+            flags,
+        }
+    }
+}
+
+fn evidence(outside_only: bool) -> Evidence {
+    if outside_only {
+        Evidence::OutsideOnly
+    } else {
+        Evidence::Everything
     }
 }
 
@@ -241,9 +293,12 @@ fn load(file: &Path, seed: Option<u64>) -> Result<Scenario, Failure> {
     Ok(scenario)
 }
 
-fn execute(file: &Path, scenario: &Scenario, defects: Defects) -> Result<Report, Failure> {
-    mcpsim_harness::run_with_defects(scenario, defects)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))
+fn execute(file: &Path, scenario: &Scenario, chosen: &Chosen) -> Result<Report, Failure> {
+    mcpsim_harness::run_judged(&chosen.sut, scenario, chosen.evidence).map_err(|e| match e {
+        RunError::Invalid(_) | RunError::Failed(_) => {
+            Failure::Usage(format!("{}: {e}", file.display()))
+        }
+    })
 }
 
 /// ` --defect NAME` for each defect, for replay lines.
@@ -260,10 +315,10 @@ fn run_one(
     timeline: bool,
     json: bool,
     mermaid: Option<&Path>,
-    defects: Defects,
+    chosen: &Chosen,
 ) -> Result<(), Failure> {
     let scenario = load(file, seed)?;
-    let report = execute(file, &scenario, defects)?;
+    let report = execute(file, &scenario, chosen)?;
     if let Some(path) = mermaid {
         std::fs::write(path, report.mermaid())
             .map_err(|e| Failure::Usage(format!("{}: cannot write: {e}", path.display())))?;
@@ -291,7 +346,7 @@ fn run_one(
             "replay: mcpsim run {} --seed {} --timeline{}",
             file.display(),
             report.seed,
-            defect_flags(defects)
+            chosen.flags
         );
         Err(Failure::Checks)
     }
@@ -355,7 +410,7 @@ fn print_report(file: &Path, report: &Report) {
     println!("trace hash {}", report.trace_hash);
 }
 
-fn run_all(dir: &Path, seed: Option<u64>, defects: Defects) -> Result<(), Failure> {
+fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure> {
     let files = catalogue(dir)?;
     let mut failed = 0;
     println!(
@@ -364,7 +419,7 @@ fn run_all(dir: &Path, seed: Option<u64>, defects: Defects) -> Result<(), Failur
     );
     for file in &files {
         let scenario = load(file, seed)?;
-        let report = execute(file, &scenario, defects)?;
+        let report = execute(file, &scenario, chosen)?;
         let servers: Vec<String> = report
             .servers
             .iter()
@@ -392,7 +447,7 @@ fn run_all(dir: &Path, seed: Option<u64>, defects: Defects) -> Result<(), Failur
                 "    replay: mcpsim run {} --seed {} --timeline{}",
                 file.display(),
                 report.seed,
-                defect_flags(defects)
+                chosen.flags
             );
         }
     }

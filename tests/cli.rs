@@ -175,7 +175,10 @@ fn defects_are_listed_and_a_defect_hunt_exits_1_with_a_replayable_reproducer() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("defects on: first-page-only"), "{stdout}");
+    assert!(
+        stdout.contains("system under test: reference --defect first-page-only"),
+        "{stdout}"
+    );
     let replay = stdout
         .lines()
         .find_map(|l| l.strip_prefix("replay: mcpsim run "))

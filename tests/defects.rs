@@ -6,9 +6,10 @@
 
 use std::path::PathBuf;
 
-use mcpsim_gateway::{Defect, Defects};
+use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::{run_cases, Options};
-use mcpsim_harness::Scenario;
+use mcpsim_harness::generate::Target;
+use mcpsim_harness::{Evidence, Scenario};
 
 /// Cases each defect may take before it is caught (seed 1). The README's
 /// table gives the medians over several seeds from `mcpsim bench --defects`.
@@ -23,7 +24,8 @@ fn options(cases: usize, defects: Defects) -> Options {
         shard: (1, 1),
         out: std::env::temp_dir().join("mcpsim-defects-test"),
         progress: false,
-        defects,
+        target: Target::new(Reference::with_defects(defects).sut()).unwrap(),
+        evidence: Evidence::Everything,
     }
 }
 
@@ -67,7 +69,7 @@ fn every_defect_has_a_story_that_passes_without_it_and_fails_with_it() {
     for defect in Defect::ALL {
         let file = story(defect);
         let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        let clean = mcpsim_harness::run(&scenario).unwrap();
+        let clean = mcpsim_harness::run(&Reference::new().sut(), &scenario).unwrap();
         let failed: Vec<&str> = clean.failed_checks().map(|c| c.name).collect();
         assert!(
             failed.is_empty(),
@@ -75,8 +77,8 @@ fn every_defect_has_a_story_that_passes_without_it_and_fails_with_it() {
             file.display(),
             clean.timeline()
         );
-        let broken =
-            mcpsim_harness::run_with_defects(&scenario, Defects::none().with(defect)).unwrap();
+        let defective = Reference::with_defects(Defects::none().with(defect)).sut();
+        let broken = mcpsim_harness::run(&defective, &scenario).unwrap();
         assert!(
             !broken.passed(),
             "{}: passes with {} on",

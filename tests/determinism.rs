@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use mcpsim_gateway::Reference;
 use mcpsim_harness::Scenario;
 
 fn reporter() -> PathBuf {
@@ -12,8 +13,8 @@ fn reporter() -> PathBuf {
 #[test]
 fn the_same_seed_twice_gives_the_same_trace() {
     let scenario = Scenario::load(&reporter()).unwrap();
-    let first = mcpsim_harness::run(&scenario).unwrap();
-    let second = mcpsim_harness::run(&scenario).unwrap();
+    let first = mcpsim_harness::run(&Reference::new().sut(), &scenario).unwrap();
+    let second = mcpsim_harness::run(&Reference::new().sut(), &scenario).unwrap();
     assert_eq!(first.trace, second.trace);
     assert_eq!(first.trace_hash, second.trace_hash);
 }
@@ -23,9 +24,13 @@ fn different_seeds_give_different_traces() {
     // Guards against a hash that ignores the run: with 1–10 ms jitter the
     // seed changes message timings.
     let mut scenario = Scenario::load(&reporter()).unwrap();
-    let a = mcpsim_harness::run(&scenario).unwrap().trace_hash;
+    let a = mcpsim_harness::run(&Reference::new().sut(), &scenario)
+        .unwrap()
+        .trace_hash;
     scenario.seed = 2;
-    let b = mcpsim_harness::run(&scenario).unwrap().trace_hash;
+    let b = mcpsim_harness::run(&Reference::new().sut(), &scenario)
+        .unwrap()
+        .trace_hash;
     assert_ne!(a, b);
 }
 
@@ -59,7 +64,9 @@ fn two_processes_agree_on_the_trace_hash() {
     let in_process = {
         let mut scenario = Scenario::load(&reporter()).unwrap();
         scenario.seed = 7;
-        mcpsim_harness::run(&scenario).unwrap().trace_hash
+        mcpsim_harness::run(&Reference::new().sut(), &scenario)
+            .unwrap()
+            .trace_hash
     };
     assert_eq!(first, in_process);
 }

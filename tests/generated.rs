@@ -2,9 +2,10 @@
 //! A fixed proptest seed keeps CI reproducible; failures found here are
 //! kept in `tests/generated.proptest-regressions` and replayed first.
 
-use mcpsim_gateway::{Defect, Defects};
+use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::plan_tree;
-use mcpsim_harness::generate::{plan_strategy, AuthPlan, RegistrationPath, Swarm};
+use mcpsim_harness::generate::{plan_strategy, AuthPlan, RegistrationPath, Swarm, Target};
+use mcpsim_harness::Evidence;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
@@ -20,11 +21,12 @@ fn generated_scenarios_pass_every_check() {
     };
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
     let mut runner = TestRunner::new_with_rng(config, rng);
+    let target = Target::new(Reference::new().sut()).unwrap();
     let result = runner.run(&plan_strategy(), |plan| {
         // The checkers, and the path twin where the plan has one.
-        if let Err((report, failed)) = mcpsim_harness::explore::check(&plan, Defects::none(), false)
-        {
-            let scenario = plan.to_scenario();
+        let checked = mcpsim_harness::explore::check(&plan, &target, Evidence::Everything, false);
+        if let Err((report, failed)) = checked {
+            let scenario = plan.to_scenario(&target).unwrap();
             prop_assert!(
                 false,
                 "{failed:?}\n{}\n{}",
@@ -61,8 +63,10 @@ fn path_independence_tells_config_from_a_rest_path_that_drops_the_flow() {
         (Defects::none(), true),
         (Defects::none().with(Defect::RestDropsOauth2Flow), false),
     ] {
-        let a = mcpsim_harness::run_with_defects(&plan.to_scenario(), defects).unwrap();
-        let b = mcpsim_harness::run_with_defects(&twin.to_scenario(), defects).unwrap();
+        let target = Target::new(Reference::with_defects(defects).sut()).unwrap();
+        let sut = &target.sut;
+        let a = mcpsim_harness::run(sut, &plan.to_scenario(&target).unwrap()).unwrap();
+        let b = mcpsim_harness::run(sut, &twin.to_scenario(&target).unwrap()).unwrap();
         let verdict =
             mcpsim_harness::check_path_independence(&a, "config", &b, "rest", "gateway", "srv");
         assert_eq!(verdict.passed, holds, "{:?}", verdict.findings);

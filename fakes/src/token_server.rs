@@ -188,10 +188,12 @@ impl<'a> Entry<'a> {
 
     fn finish(&mut self, outcome: TokenOutcome) {
         self.done = true;
-        let now = run_ms(&self.inner.clock);
+        // An abandoned request has no answer, and may be dropped where no
+        // clock can be read (its host crashing).
+        let answered_ms = (outcome != TokenOutcome::Abandoned).then(|| run_ms(&self.inner.clock));
         let mut state = self.inner.lock();
         if let Some(record) = state.log.get_mut(self.index) {
-            record.answered_ms = Some(now);
+            record.answered_ms = answered_ms;
             record.outcome = outcome;
         }
     }

@@ -13,6 +13,8 @@
 //!   or shutdown, and a superseded result never overwrites a newer one;
 //! - no secret appears in a response, an event or a log line.
 //!
+//! [`Reference`] places it in mcpsim's world as a system under test.
+//!
 //! [`GatewaySettings::defects`] can switch on known defects of real gateways
 //! ([`Defect`]), each of which breaks one of these on purpose; none is on
 //! unless the code that builds the gateway asks for it.
@@ -22,6 +24,7 @@ pub mod clock;
 mod defects;
 pub mod http_client;
 pub mod mcp_client;
+mod reference;
 mod registry;
 pub mod spec;
 pub mod store;
@@ -37,25 +40,11 @@ pub use clock::{Clock, SystemClock};
 pub use defects::{Defect, Defects};
 pub use http_client::{HttpClient, HttpError, ReqwestClient};
 pub use mcpsim_sut::{
-    AttemptReason, CancelReason, EventSink, GatewayEvent, MemorySink, Status, StderrSink,
+    AttemptReason, CancelReason, EventSink, GatewayEvent, MemorySink, Role, Status, StderrSink,
 };
+pub use reference::Reference;
 pub use spec::{ConfigFile, Source, SpecError};
 pub use token::ClientAuthMethod;
-
-/// What a gateway process is for in a split deployment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Management API and MCP traffic in one process.
-    #[default]
-    AllInOne,
-    /// Takes management writes and owns the store; serves no MCP traffic.
-    Control,
-    /// Serves MCP traffic and health, learns servers from its config file
-    /// and by syncing from the store, and discovers tools itself. It still
-    /// takes REST writes (through the store), as LiteLLM instances do.
-    Data,
-}
 
 /// Gateway settings; a scenario may set any of them but `defects`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

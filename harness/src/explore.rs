@@ -11,10 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use mcpsim_gateway::Defects;
-
-use crate::generate::{plan_strategy, Plan};
-use crate::Report;
+use crate::generate::{plan_strategy, Plan, Target};
+use crate::{Evidence, Report};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sha2::{Digest, Sha256};
@@ -29,8 +27,10 @@ pub struct Options {
     pub out: PathBuf,
     /// Draw a progress bar on stderr.
     pub progress: bool,
-    /// Known defects switched on in every gateway.
-    pub defects: Defects,
+    /// The system under test, with what it supports.
+    pub target: Target,
+    /// What the checkers may see.
+    pub evidence: Evidence,
 }
 
 /// The outcome of one case.
@@ -55,6 +55,7 @@ pub fn runner_for(seed: u64, index: usize) -> TestRunner {
     )
 }
 
+/// The plan of case `index` of `seed`, whatever the system under test.
 pub fn plan_tree(seed: u64, index: usize) -> impl ValueTree<Value = Plan> {
     let mut runner = runner_for(seed, index);
     plan_strategy()
@@ -62,24 +63,36 @@ pub fn plan_tree(seed: u64, index: usize) -> impl ValueTree<Value = Plan> {
         .expect("the plan strategy has no filters that could reject")
 }
 
-/// Runs one plan; `Err` names the failed checks. With `twice`, the plan
-/// also fails when a second run gives another trace (so a determinism
-/// failure shrinks as one).
+/// One run of a plan against the target.
+fn run_plan(plan: &Plan, target: &Target, evidence: Evidence) -> Result<Report, String> {
+    let scenario = plan.to_scenario(target).map_err(|e| e.to_string())?;
+    crate::run_judged(&target.sut, &scenario, evidence).map_err(|e| e.to_string())
+}
+
+/// Runs one plan (fitted to the target); `Err` names the failed checks.
+/// With `twice`, the plan also fails when a second run gives another trace
+/// (so a determinism failure shrinks as one).
 pub fn check(
     plan: &Plan,
-    defects: Defects,
+    target: &Target,
+    evidence: Evidence,
     twice: bool,
 ) -> Result<Report, (Option<Box<Report>>, Vec<String>)> {
-    let scenario = plan.to_scenario();
-    match crate::run_with_defects(&scenario, defects) {
-        Ok(report) if report.passed() && !twice => match path_twin(plan, &report, defects) {
-            Some(finding) => Err((Some(Box::new(report)), vec![finding])),
-            None => Ok(report),
-        },
-        Ok(report) if twice => match crate::run_with_defects(&scenario, defects) {
+    let plan = plan.for_target(target.caps);
+    match run_plan(&plan, target, evidence) {
+        Ok(report) if report.passed() && !twice => {
+            match path_twin(&plan, &report, target, evidence) {
+                Some(finding) => Err((Some(Box::new(report)), vec![finding])),
+                None => Ok(report),
+            }
+        }
+        Ok(report) if twice => match run_plan(&plan, target, evidence) {
             Ok(again) if again.trace_hash == report.trace_hash => Ok(report),
             _ => {
-                let detail = format!("determinism: {}", where_parted(&report, &scenario, defects));
+                let detail = format!(
+                    "determinism: {}",
+                    where_parted(&report, &plan, target, evidence)
+                );
                 Err((Some(Box::new(report)), vec![detail]))
             }
         },
@@ -97,9 +110,9 @@ pub fn check(
 
 /// Runs the plan's path twin, if it has one, and says how the two ended
 /// differently.
-fn path_twin(plan: &Plan, report: &Report, defects: Defects) -> Option<String> {
+fn path_twin(plan: &Plan, report: &Report, target: &Target, evidence: Evidence) -> Option<String> {
     let twin = plan.path_twin()?;
-    let other = crate::run_with_defects(&twin.to_scenario(), defects).ok()?;
+    let other = run_plan(&twin, target, evidence).ok()?;
     let verdict = crate::check_path_independence(
         report,
         plan.path.name(),
@@ -111,9 +124,9 @@ fn path_twin(plan: &Plan, report: &Report, defects: Defects) -> Option<String> {
     (!verdict.passed).then(|| format!("path_independence: {}", verdict.findings.join("; ")))
 }
 
-/// Where a second run of `scenario` departs from `report`.
-fn where_parted(report: &Report, scenario: &crate::Scenario, defects: Defects) -> String {
-    let second = crate::run_with_defects(scenario, defects)
+/// Where a second run of the plan departs from `report`.
+fn where_parted(report: &Report, plan: &Plan, target: &Target, evidence: Evidence) -> String {
+    let second = run_plan(plan, target, evidence)
         .map(|r| r.trace)
         .unwrap_or_default();
     match report.trace.iter().zip(&second).position(|(a, b)| a != b) {
@@ -130,11 +143,16 @@ fn where_parted(report: &Report, scenario: &crate::Scenario, defects: Defects) -
     }
 }
 
-pub fn run_case(seed: u64, index: usize, sample_determinism: bool, defects: Defects) -> CaseResult {
-    let plan = plan_tree(seed, index).current();
+pub fn run_case(
+    target: &Target,
+    evidence: Evidence,
+    seed: u64,
+    index: usize,
+    sample_determinism: bool,
+) -> CaseResult {
+    let plan = plan_tree(seed, index).current().for_target(target.caps);
     let path = plan.path.name();
-    let scenario = plan.to_scenario();
-    match crate::run_with_defects(&scenario, defects) {
+    match run_plan(&plan, target, evidence) {
         Ok(report) => {
             let mut checks: Vec<(String, bool)> = report
                 .checks
@@ -145,13 +163,13 @@ pub fn run_case(seed: u64, index: usize, sample_determinism: bool, defects: Defe
                 report.failed_checks().map(|c| c.name.to_string()).collect();
             // Every 10th case is also registered by another path.
             if index % 10 == 5 && plan.path_twin().is_some() {
-                let finding = path_twin(&plan, &report, defects);
+                let finding = path_twin(&plan, &report, target, evidence);
                 checks.push(("path_independence".to_string(), finding.is_none()));
                 failed.extend(finding);
             }
             if sample_determinism {
                 // The same case again must give the same trace.
-                let again = crate::run_with_defects(&scenario, defects).ok();
+                let again = run_plan(&plan, target, evidence).ok();
                 let same = again
                     .as_ref()
                     .is_some_and(|r| r.trace_hash == report.trace_hash);
@@ -160,7 +178,7 @@ pub fn run_case(seed: u64, index: usize, sample_determinism: bool, defects: Defe
                     // Say where the two runs parted, not only that they did.
                     failed.push(format!(
                         "determinism: {}",
-                        where_parted(&report, &scenario, defects)
+                        where_parted(&report, &plan, target, evidence)
                     ));
                 }
             }
@@ -168,7 +186,7 @@ pub fn run_case(seed: u64, index: usize, sample_determinism: bool, defects: Defe
                 .servers
                 .iter()
                 .rfind(|s| !s.deleted)
-                .map(|s| s.status.clone())
+                .map(|s| s.status.to_string())
                 .unwrap_or_else(|| "none".to_string());
             CaseResult {
                 index,
@@ -190,14 +208,16 @@ pub fn run_case(seed: u64, index: usize, sample_determinism: bool, defects: Defe
 
 /// Shrinks a failing case with proptest's value tree: simplify while it
 /// still fails, complicate back when a step made it pass.
+/// The plan it gives is fitted to the target.
 pub fn shrink(
+    target: &Target,
+    evidence: Evidence,
     seed: u64,
     index: usize,
-    defects: Defects,
     determinism: bool,
 ) -> (Plan, Vec<String>, Option<Box<Report>>, usize) {
     let mut tree = plan_tree(seed, index);
-    let (mut report, mut failed) = match check(&tree.current(), defects, determinism) {
+    let (mut report, mut failed) = match check(&tree.current(), target, evidence, determinism) {
         Err(failure) => failure,
         Ok(_) => (None, vec!["flaky: passed when run again".to_string()]),
     };
@@ -206,7 +226,7 @@ pub fn shrink(
     if tree.simplify() {
         loop {
             steps += 1;
-            match check(&tree.current(), defects, determinism) {
+            match check(&tree.current(), target, evidence, determinism) {
                 Err((r, f)) => {
                     best = tree.current();
                     report = r;
@@ -226,7 +246,7 @@ pub fn shrink(
             }
         }
     }
-    (best, failed, report, steps)
+    (best.for_target(target.caps), failed, report, steps)
 }
 
 /// Runs the cases of `options` until the first failure (the lowest failing
@@ -254,7 +274,13 @@ pub fn run_cases(options: &Options) -> (Vec<CaseResult>, f64) {
                     break;
                 }
                 // Every 50th case runs twice: the determinism sample.
-                let result = run_case(options.seed, index, index % 50 == 0, options.defects);
+                let result = run_case(
+                    &options.target,
+                    options.evidence,
+                    options.seed,
+                    index,
+                    index % 50 == 0,
+                );
                 if !result.failed.is_empty() {
                     first_failure.fetch_min(index, Ordering::SeqCst);
                 }

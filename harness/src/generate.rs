@@ -4,14 +4,29 @@
 //! becomes an ordinary catalogue-format [`Scenario`], which is what a failure
 //! is written as and replayed from.
 //!
-//! Every generated deployment persists REST registrations in a store host,
-//! as the reference deployment does: without one, a restart would lose
-//! acknowledged registrations by design, not by defect.
+//! A plan is the same whatever the system under test; [`Plan::for_target`]
+//! fits it to what the system supports (a gateway without a split
+//! deployment or a store gets the all-in-one path next to the planned
+//! one), and [`Plan::to_scenario`] builds the scenario through the typed
+//! builder, with the system's own settings for the generated profile.
+//!
+//! Every generated deployment of a system that takes a store persists REST
+//! registrations in a store host, as the reference deployment does:
+//! without one, a restart would lose acknowledged registrations by design,
+//! not by defect.
 
+use std::collections::BTreeMap;
+
+use mcpsim_fakes::{
+    ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServerConfig, ReplyMode,
+    TokenFailure, TokenFailureRule, TokenServerConfig,
+};
+use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut};
 use proptest::prelude::*;
-use serde_json::{json, Value};
 
-use crate::scenario::Scenario;
+use crate::builder::{
+    Expectation, Fault, GatewayHost, McpHost, Scenario, ScenarioError, Step, StoreHost, TokenHost,
+};
 
 /// How the server reaches the gateway that is asked about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -190,6 +205,78 @@ pub struct Faults {
     pub listen_after_ms: u64,
 }
 
+/// What a system under test supports, as far as the generator cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A control plane and a data plane sharing a store.
+    pub split: bool,
+    /// A store host for REST registrations.
+    pub store: bool,
+}
+
+impl Capabilities {
+    /// Everything the generator can ask for.
+    pub const FULL: Capabilities = Capabilities {
+        split: true,
+        store: true,
+    };
+}
+
+/// A system under test, with what it supports.
+#[derive(Clone)]
+pub struct Target {
+    pub sut: Sut,
+    pub caps: Capabilities,
+}
+
+impl Target {
+    /// Asks the system which generated profiles it takes.
+    pub fn new(sut: Sut) -> Result<Target, String> {
+        let probe = |role, with_store| {
+            sut.settings_for(&profile(
+                role,
+                with_store,
+                ClientAuth::Form,
+                CHECK_INTERVAL_MS,
+                1,
+            ))
+            .is_some()
+        };
+        let store = probe(Role::AllInOne, true);
+        if !store && !probe(Role::AllInOne, false) {
+            return Err(format!(
+                "the system under test {} takes no generated all-in-one profile",
+                sut.name()
+            ));
+        }
+        let split = store && probe(Role::Control, true) && probe(Role::Data, true);
+        Ok(Target {
+            sut,
+            caps: Capabilities { split, store },
+        })
+    }
+}
+
+fn profile(
+    role: Role,
+    with_store: bool,
+    client_auth: ClientAuth,
+    recheck_interval_ms: u64,
+    id_seed: u64,
+) -> Profile {
+    Profile {
+        role,
+        with_store,
+        token_budget_ms: TOKEN_TIMEOUT_MS,
+        listing_budget_ms: LIST_TIMEOUT_MS,
+        recheck_interval_ms,
+        sync_interval_ms: SYNC_INTERVAL_MS,
+        store_budget_ms: STORE_TIMEOUT_MS,
+        client_auth,
+        id_seed,
+    }
+}
+
 /// Every choice of one generated case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -205,12 +292,15 @@ pub struct Plan {
     pub restart: Option<(RestartTarget, u64)>,
     pub swarm: Swarm,
     pub faults: Faults,
+    /// What the system under test supports; [`Plan::for_target`] sets it.
+    pub caps: Capabilities,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
 pub const LIST_TIMEOUT_MS: u64 = 750;
 pub const TOKEN_TIMEOUT_MS: u64 = 500;
 const SYNC_INTERVAL_MS: u64 = 500;
+const STORE_TIMEOUT_MS: u64 = 500;
 /// The re-check interval unless `recheck-race` shortens it.
 const CHECK_INTERVAL_MS: u64 = 500;
 /// Simulated time per simulation step in generated cases.
@@ -388,16 +478,49 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 restart: if swarm.restart { restart } else { None },
                 swarm,
                 faults,
+                caps: Capabilities::FULL,
             },
         )
 }
 
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
+const SIGNING_KEY: &str = "gen-signing-key-4711";
 const BEARER: &str = "gen-bearer-token-4711";
 /// The operator's own key (LiteLLM's master key): it must never go upstream.
 const OPERATOR_KEY: &str = "sk-gen-operator-4711";
 
 impl Plan {
+    /// The plan fitted to what a system supports: without a split
+    /// deployment, the split paths become their all-in-one twins; without
+    /// a store, store faults hit the gateway and the link to the MCP server.
+    pub fn for_target(&self, caps: Capabilities) -> Plan {
+        let mut plan = self.clone();
+        plan.caps = caps;
+        if !caps.split {
+            plan.path = match plan.path {
+                RegistrationPath::RestOnControl | RegistrationPath::RestOnData => {
+                    RegistrationPath::Rest
+                }
+                RegistrationPath::ConfigOnData => RegistrationPath::Config,
+                other => other,
+            };
+            if let Some((RestartTarget::Control, at_ms)) = plan.restart {
+                plan.restart = Some((RestartTarget::Gateway, at_ms));
+            }
+        }
+        if !caps.store {
+            if let Some((RestartTarget::Store, at_ms)) = plan.restart {
+                plan.restart = Some((RestartTarget::Gateway, at_ms));
+            }
+            for cut in [&mut plan.faults.partition, &mut plan.faults.hold] {
+                if cut.link == Link::Store && self.caps.store {
+                    cut.link = Link::Upstream;
+                }
+            }
+        }
+        plan
+    }
+
     /// How many `tools/list` pages the listing takes.
     fn pages(&self) -> u64 {
         match self.page_size {
@@ -435,7 +558,7 @@ impl Plan {
         ] {
             if on && (cut.link != Link::Token || self.client_credentials()) {
                 let mut cut = cut;
-                if cut.link == Link::Store {
+                if cut.link == Link::Store && self.caps.store {
                     // Cut the store once the operator's writes are through:
                     // a write during the cut is refused (503), by design, and
                     // what matters is what the gateway does with what it knew.
@@ -482,10 +605,6 @@ impl Plan {
         Some(last + (counted + 1) * cycle)
     }
 
-    /// What the server must end as, when the plan makes it certain. A
-    /// restart while the operator's steps are in flight can cut a request
-    /// whose outcome the operator then never learns (as a person would
-    /// not), so such plans state no expectation; every other check holds.
     /// The upstream host that crashes and stays down, if any.
     fn crashed_upstream(&self) -> Option<RestartTarget> {
         match self.restart {
@@ -499,13 +618,30 @@ impl Plan {
         }
     }
 
-    fn expected_status(&self) -> Option<&'static str> {
+    /// What the server must end as, when the plan makes it certain. A
+    /// restart while the operator's steps are in flight can cut a request
+    /// whose outcome the operator then never learns (as a person would
+    /// not), so such plans state no expectation; every other check holds.
+    /// Without a store, a restarted gateway forgets a REST registration by
+    /// design, so no server is expected then either.
+    fn expected_status(&self) -> Option<Status> {
         if self.restart.is_some_and(|(_, at_ms)| at_ms < STEPS_DONE_MS) {
+            return None;
+        }
+        let gateway_restart = matches!(
+            self.restart,
+            Some((RestartTarget::Gateway | RestartTarget::Control, _))
+        );
+        let by_rest = !matches!(
+            self.path,
+            RegistrationPath::Config | RegistrationPath::ConfigOnData
+        );
+        if !self.caps.store && gateway_restart && by_rest {
             return None;
         }
         match self.crashed_upstream() {
             // Every check after the crash fails.
-            Some(RestartTarget::Mcp) => return Some("unhealthy"),
+            Some(RestartTarget::Mcp) => return Some(Status::Unhealthy),
             // The cached token outlives the token server, unless something
             // makes the gateway ask for another, or kept it from getting
             // one before the crash.
@@ -523,7 +659,7 @@ impl Plan {
         if self.client_credentials() {
             let token = self.token_latency_ms();
             if token > TOKEN_TIMEOUT_MS {
-                return Some("unhealthy");
+                return Some(Status::Unhealthy);
             }
             // A token request on a new connection is about six messages.
             if token + 6 * self.latency_ms_max + 50 >= TOKEN_TIMEOUT_MS {
@@ -557,58 +693,43 @@ impl Plan {
         // Each page and the session around it cost a few message latencies.
         let overhead = (worst + 6) * 3 * self.latency_ms_max;
         if worst * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
-            Some("healthy")
+            Some(Status::Healthy)
         } else if best * self.list_latency_ms > LIST_TIMEOUT_MS {
-            Some("unhealthy")
+            Some(Status::Unhealthy)
         } else {
             None
         }
     }
 
-    fn rest_body(&self, url: &str) -> Value {
-        let mut body = json!({"server_name": "srv", "transport": "http", "url": url});
-        if self.swarm.give_up && self.single_create() {
-            // A client that retries must name the server it meant.
-            body["server_id"] = json!("srv-given-up");
-        }
+    fn auth(&self) -> ServerAuth {
         match self.auth {
-            AuthPlan::None => {}
-            AuthPlan::Bearer => {
-                body["auth_type"] = json!("bearer_token");
-                body["credentials"] = json!({"auth_value": BEARER});
-            }
-            AuthPlan::ClientCredentials { with_flow, .. } => {
-                body["auth_type"] = json!("oauth2");
-                body["token_url"] = json!("http://auth/oauth/token");
-                body["credentials"] =
-                    json!({"client_id": "gen-client", "client_secret": CLIENT_SECRET});
-                if with_flow {
-                    body["oauth2_flow"] = json!("client_credentials");
-                }
-            }
+            AuthPlan::None => ServerAuth::None,
+            AuthPlan::Bearer => ServerAuth::Bearer {
+                token: BEARER.into(),
+            },
+            AuthPlan::ClientCredentials { with_flow, .. } => ServerAuth::ClientCredentials {
+                token_url: "http://auth/oauth/token".into(),
+                client_id: "gen-client".into(),
+                client_secret: CLIENT_SECRET.into(),
+                scopes: Vec::new(),
+                explicit_flow: with_flow,
+            },
         }
-        body
     }
 
-    fn config(&self) -> Value {
-        let mut entry = json!({"url": "http://mcp/mcp"});
-        match self.auth {
-            AuthPlan::None => {}
-            AuthPlan::Bearer => {
-                entry["auth_type"] = json!("bearer_token");
-                entry["auth_value"] = json!(BEARER);
-            }
-            AuthPlan::ClientCredentials { with_flow, .. } => {
-                entry["auth_type"] = json!("oauth2");
-                entry["token_url"] = json!("http://auth/oauth/token");
-                entry["client_id"] = json!("gen-client");
-                entry["client_secret"] = json!(CLIENT_SECRET);
-                if with_flow {
-                    entry["oauth2_flow"] = json!("client_credentials");
-                }
-            }
+    /// The server as the operator registers it through REST.
+    fn rest_server(&self, url: &str) -> ServerDef {
+        let mut server = ServerDef::http("srv", url).auth(self.auth());
+        if self.swarm.give_up && self.single_create() {
+            // A client that retries must name the server it meant.
+            server.server_id = Some("srv-given-up".into());
         }
-        json!({"mcp_servers": {"srv": entry}})
+        server
+    }
+
+    /// The server as the config file has it.
+    fn config_server(&self) -> ServerDef {
+        ServerDef::http("srv", "http://mcp/mcp").auth(self.auth())
     }
 
     /// The same plan registering the server by another path: config and
@@ -630,7 +751,11 @@ impl Plan {
         let twin = Plan {
             path,
             ..self.clone()
-        };
+        }
+        .for_target(self.caps);
+        if twin.path == self.path {
+            return None;
+        }
         twin.expected_status().is_some().then_some(twin)
     }
 
@@ -652,146 +777,175 @@ impl Plan {
         )
     }
 
-    /// The plan as a catalogue-format scenario.
-    pub fn to_scenario(&self) -> Scenario {
+    /// The plan as a catalogue-format scenario, with the target's own
+    /// settings for each gateway host.
+    pub fn to_scenario(&self, target: &Target) -> Result<Scenario, ScenarioError> {
         let client_auth = match self.auth {
-            AuthPlan::ClientCredentials { basic: true, .. } => "basic",
-            _ => "request_body",
+            AuthPlan::ClientCredentials { basic: true, .. } => ClientAuth::Basic,
+            _ => ClientAuth::Form,
         };
-        let settings = |role: &str, id_seed: u64| {
-            json!({"role": role, "token_timeout_ms": TOKEN_TIMEOUT_MS, "list_timeout_ms": LIST_TIMEOUT_MS,
-                "check_interval_ms": self.check_interval_ms(), "sync_interval_ms": SYNC_INTERVAL_MS, "store_timeout_ms": 500,
-                "token_client_auth": client_auth, "id_seed": id_seed})
+        let store = self.caps.store;
+        let settings = |role: Role, id_seed: u64| {
+            let profile = profile(role, store, client_auth, self.check_interval_ms(), id_seed);
+            target
+                .sut
+                .settings_for(&profile)
+                .unwrap_or(serde_json::Value::Null)
         };
         let config_here = matches!(
             self.path,
             RegistrationPath::Config | RegistrationPath::ConfigOnData
         );
-        let gateways = if self.path.split() {
-            let mut data = json!({"host": "data", "store": "db", "settings": settings("data", 2)});
-            if config_here {
-                data["config"] = self.config();
-            }
-            json!([{"host": "control", "store": "db", "settings": settings("control", 1)}, data])
+        let with_store = |host: GatewayHost| if store { host.store("db") } else { host };
+        let mut gateways = Vec::new();
+        if self.path.split() {
+            gateways
+                .push(with_store(GatewayHost::new("control")).settings(settings(Role::Control, 1)));
+        }
+        let (asked, role) = if self.path.split() {
+            ("data", Role::Data)
         } else {
-            let mut gw =
-                json!({"host": "gateway", "store": "db", "settings": settings("all_in_one", 1)});
-            if config_here {
-                gw["config"] = self.config();
-            }
-            json!([gw])
+            ("gateway", Role::AllInOne)
         };
+        let mut host = with_store(GatewayHost::new(asked))
+            .settings(settings(role, 1 + u64::from(self.path.split())));
+        if config_here {
+            host = host.server(self.config_server());
+        }
+        gateways.push(host);
+
         let url = "http://mcp/mcp";
+        let create = Step::create(self.rest_server(url));
         let mut steps = match self.path {
-            RegistrationPath::Config | RegistrationPath::ConfigOnData => json!([]),
-            RegistrationPath::Rest => json!([{"op": "create", "body": self.rest_body(url)}]),
-            RegistrationPath::RestOnControl => {
-                json!([{"gateway": "control", "op": "create", "body": self.rest_body(url)}])
-            }
-            RegistrationPath::RestOnData => {
-                json!([{"gateway": "data", "op": "create", "body": self.rest_body(url)}])
-            }
-            RegistrationPath::RestThenUpdate => json!([
-                {"op": "create", "body": self.rest_body("http://nowhere/mcp")},
-                {"at_ms": 100, "op": "update", "server": "srv", "body": {"url": url}}
-            ]),
-            RegistrationPath::DeleteThenCreate => json!([
-                {"op": "create", "body": self.rest_body(url)},
-                {"at_ms": 100, "op": "delete", "server": "srv"},
-                {"at_ms": 200, "op": "create", "body": self.rest_body(url)}
-            ]),
+            RegistrationPath::Config | RegistrationPath::ConfigOnData => Vec::new(),
+            RegistrationPath::Rest => vec![create],
+            RegistrationPath::RestOnControl => vec![create.on("control")],
+            RegistrationPath::RestOnData => vec![create.on("data")],
+            RegistrationPath::RestThenUpdate => vec![
+                Step::create(self.rest_server("http://nowhere/mcp")),
+                Step::update("srv", self.rest_server(url)).at_ms(100),
+            ],
+            RegistrationPath::DeleteThenCreate => vec![
+                create.clone(),
+                Step::delete("srv").at_ms(100),
+                create.at_ms(200),
+            ],
         };
         if self.single_create() {
-            let create = steps[0].clone();
+            let first = steps[0].clone();
             if self.swarm.give_up {
-                steps[0]["give_up_after_ms"] = json!(self.faults.give_up_after_ms);
+                steps[0].give_up_after_ms = Some(self.faults.give_up_after_ms);
                 // The operator retries the same create once it gave up.
-                let mut retry = create.clone();
-                retry["at_ms"] = json!(self.faults.give_up_after_ms + 50);
-                if let Some(steps) = steps.as_array_mut() {
-                    steps.push(retry);
-                }
+                steps.push(first.clone().at_ms(self.faults.give_up_after_ms + 50));
             }
             if self.swarm.twin_create {
-                let mut twin = create;
-                twin["with_previous"] = json!(true);
+                let mut twin = first.with_previous();
                 if self.swarm.give_up {
-                    twin["body"]["server_id"] = json!("srv-twin");
+                    if let crate::scenario::Action::Create {
+                        spec: Some(spec), ..
+                    } = &mut twin.action
+                    {
+                        spec.server_id = Some("srv-twin".into());
+                    }
                 }
-                if let Some(steps) = steps.as_array_mut() {
-                    steps.insert(1, twin);
-                }
+                steps.insert(1, twin);
             }
         }
-        let mut mcp = json!({"tool_count": self.tool_count, "reply": if self.sse { "sse" } else { "json" },
-            "latency_ms": {"tools/list": self.list_latency_ms}});
-        if let Some(size) = self.page_size {
-            mcp["page_size"] = json!(size);
-        }
-        let mut mcp_failures = Vec::new();
+
+        let mut mcp = McpServerConfig {
+            tool_count: Some(self.tool_count),
+            page_size: self.page_size,
+            reply: if self.sse {
+                ReplyMode::Sse
+            } else {
+                ReplyMode::Json
+            },
+            latency_ms: BTreeMap::from([("tools/list".to_string(), self.list_latency_ms)]),
+            ..McpServerConfig::default()
+        };
         if self.swarm.stream_cut {
-            mcp_failures.push(
-                json!({"method": "tools/list", "kind": {"type": "cut_stream"},
-                "after": self.faults.list_after, "count": 1}),
-            );
+            mcp.failures.push(McpFailureRule {
+                method: "tools/list".into(),
+                kind: McpFailure::CutStream,
+                after: self.faults.list_after,
+                count: Some(1),
+            });
         }
         // A dropped session costs the first attempt a second listing; when
         // later attempts count (transient faults), they list once.
         if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
-            mcp_failures.push(
-                json!({"method": "tools/list", "kind": {"type": "session_terminated"},
-                "after": self.faults.list_after, "count": 1}),
-            );
-        }
-        if !mcp_failures.is_empty() {
-            mcp["failures"] = json!(mcp_failures);
+            mcp.failures.push(McpFailureRule {
+                method: "tools/list".into(),
+                kind: McpFailure::SessionTerminated,
+                after: self.faults.list_after,
+                count: Some(1),
+            });
         }
         let late = self
             .swarm
             .late_upstream
             .then_some(self.faults.listen_after_ms);
-        let mut token_servers = json!([]);
+        let mut token_servers = Vec::new();
         match self.auth {
             AuthPlan::None => {}
-            AuthPlan::Bearer => mcp["auth"] = json!({"type": "bearer", "token": BEARER}),
-            AuthPlan::ClientCredentials { expires_in_s, .. } => {
-                mcp["auth"] = json!({"type": "oauth", "issuer": "mcpsim-auth", "signing_key": "gen-signing-key-4711"});
-                if self.swarm.revoke {
-                    mcp["auth"]["revoke_at_ms"] = json!(self.faults.revoke_at_ms);
+            AuthPlan::Bearer => {
+                mcp.auth = McpAuth::Bearer {
+                    token: BEARER.into(),
                 }
-                let mut config = json!({"signing_key": "gen-signing-key-4711",
-                    "expires_in_s": expires_in_s, "latency_ms": self.token_latency_ms(),
-                    "clients": [{"client_id": "gen-client", "client_secret": CLIENT_SECRET}]});
+            }
+            AuthPlan::ClientCredentials { expires_in_s, .. } => {
+                mcp.auth = McpAuth::Oauth {
+                    issuer: "mcpsim-auth".into(),
+                    signing_key: SIGNING_KEY.into(),
+                    required_scope: None,
+                    revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
+                };
+                let mut config = TokenServerConfig {
+                    signing_key: SIGNING_KEY.into(),
+                    expires_in_s: Some(expires_in_s),
+                    latency_ms: self.token_latency_ms(),
+                    clients: vec![ClientRegistration {
+                        client_id: "gen-client".into(),
+                        client_secret: CLIENT_SECRET.into(),
+                        scopes: Vec::new(),
+                    }],
+                    ..TokenServerConfig::default()
+                };
                 if self.swarm.token_flaky {
                     let kind = match self.faults.token_flake {
-                        TokenFlake::ServerError => "server_error",
-                        TokenFlake::Hang => "hang",
-                        TokenFlake::RateLimited => "rate_limited",
+                        TokenFlake::ServerError => TokenFailure::ServerError,
+                        TokenFlake::Hang => TokenFailure::Hang,
+                        TokenFlake::RateLimited => TokenFailure::RateLimited,
                     };
-                    config["failures"] =
-                        json!([{"kind": kind, "after": 0, "count": self.faults.token_failures}]);
+                    config.failures.push(TokenFailureRule {
+                        kind,
+                        after: 0,
+                        count: Some(self.faults.token_failures),
+                    });
                 }
-                token_servers = json!([{"host": "auth", "config": config,
-                    "listen_after_ms": self.swarm.late_upstream.then_some(self.faults.listen_after_ms)}]);
+                let mut host = TokenHost::new("auth").config(config);
+                host.listen_after_ms = late;
+                token_servers.push(host);
             }
         }
-        let asked = if self.path.split() { "data" } else { "gateway" };
+        let mut mcp_host = McpHost::new("mcp").config(mcp);
+        mcp_host.listen_after_ms = late;
+
         let mut faults = Vec::new();
         if let Some((target, at_ms)) = self.restart {
             let host = match (target, self.path.split()) {
-                (RestartTarget::Store, _) => "db",
+                (RestartTarget::Store, _) if store => "db",
                 (RestartTarget::Auth, _) if self.client_credentials() => "auth",
                 (RestartTarget::Mcp, _) | (RestartTarget::Auth, _) => "mcp",
                 (RestartTarget::Gateway, true) => "data",
                 (RestartTarget::Control, true) => "control",
-                (_, false) => "gateway",
+                (_, _) => asked,
             };
-            let verb = if self.crashed_upstream().is_some() {
-                "crash"
+            faults.push(if self.crashed_upstream().is_some() {
+                Fault::crash(at_ms, host)
             } else {
-                "bounce"
-            };
-            faults.push(json!({"at_ms": at_ms, "verb": verb, "host": host}));
+                Fault::bounce(at_ms, host)
+            });
         }
         for (verb, cut) in self.cuts() {
             let other = match cut.link {
@@ -799,41 +953,56 @@ impl Plan {
                 Link::Token => "auth",
                 Link::Store => "db",
             };
-            let heal = if verb == "partition" {
-                "repair"
+            let heal_at = cut.at_ms + cut.for_ms;
+            if verb == "partition" {
+                faults.push(Fault::partition(cut.at_ms, asked, other));
+                faults.push(Fault::repair(heal_at, asked, other));
             } else {
-                "release"
-            };
-            faults.push(json!({"at_ms": cut.at_ms, "verb": verb, "a": asked, "b": other}));
-            faults.push(
-                json!({"at_ms": cut.at_ms + cut.for_ms, "verb": heal, "a": asked, "b": other}),
-            );
+                faults.push(Fault::hold(cut.at_ms, asked, other));
+                faults.push(Fault::release(heal_at, asked, other));
+            }
         }
         let poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
-        let mut expect = json!({});
-        if let Some(status) = self.expected_status() {
-            expect = json!({"srv": {"status": status}});
-            if status == "healthy" {
-                expect["srv"]["tool_count"] = json!(self.tool_count);
-            }
+
+        let description = format!(
+            "generated: {} with {:?}; swarm: {}",
+            self.path.name(),
+            self.auth,
+            self.swarm.names().join(" ")
+        );
+        let mut builder = Scenario::builder(description)
+            .seed(self.seed)
+            .deadline_ms(deadline_ms)
+            .latency_ms(1, self.latency_ms_max)
+            .tick_ms(TICK_MS)
+            .mcp_server(mcp_host)
+            .poll_interval_ms(POLL_INTERVAL_MS)
+            .poll_until_ms(poll_until_ms)
+            .api_key(OPERATOR_KEY)
+            .call_tools();
+        for gateway in gateways {
+            builder = builder.gateway(gateway);
         }
-        let value = json!({
-            "description": format!("generated: {} with {:?}; swarm: {}", self.path.name(), self.auth,
-                self.swarm.names().join(" ")),
-            "seed": self.seed,
-            "deadline_ms": deadline_ms,
-            "network": {"latency_ms_min": 1, "latency_ms_max": self.latency_ms_max, "tick_ms": TICK_MS},
-            "gateways": gateways,
-            "stores": [{"host": "db"}],
-            "token_servers": token_servers,
-            "mcp_servers": [{"host": "mcp", "config": mcp, "listen_after_ms": late}],
-            "operator": {"steps": steps, "poll_interval_ms": POLL_INTERVAL_MS,
-                "poll_until_ms": poll_until_ms, "api_key": OPERATOR_KEY, "call_tools": true},
-            "faults": faults,
-            "expect": expect,
-        });
-        Scenario::from_json("generated", &value.to_string())
-            .expect("the generator only builds scenarios that the scenario model accepts")
+        if store {
+            builder = builder.store(StoreHost::new("db"));
+        }
+        for server in token_servers {
+            builder = builder.token_server(server);
+        }
+        for step in steps {
+            builder = builder.step(step);
+        }
+        for fault in faults {
+            builder = builder.fault(fault);
+        }
+        if let Some(status) = self.expected_status() {
+            let mut expectation = Expectation::status(status);
+            if status == Status::Healthy {
+                expectation = expectation.tool_count(self.tool_count);
+            }
+            builder = builder.expect("srv", expectation);
+        }
+        builder.build()
     }
 }

@@ -1,22 +1,35 @@
-//! mcpsim's harness: a scenario in, a report out.
+//! mcpsim's harness: a system under test and a scenario in, a report out.
 //!
-//! [`run`] builds a turmoil world from a [`Scenario`] (gateways, fake token
-//! and MCP servers, an operator's client), runs it until every server has
-//! settled or the deadline passes, and applies the checkers. The same
-//! scenario gives the same report, byte for byte.
+//! [`run`] builds a turmoil world from a [`Scenario`] around a system under
+//! test ([`Sut`]: the reference gateway, or any gateway that implements the
+//! seam's [`mcpsim_sut::SystemUnderTest`]), with fake token and MCP servers
+//! and an operator who speaks the gateway's dialect, runs it until every
+//! server has settled or the deadline passes, and applies the checkers. The
+//! same scenario gives the same report, byte for byte.
+//!
+//! The harness never names a gateway's types: it knows a system under test
+//! only through the seam.
 
+pub mod builder;
 mod checks;
 pub mod explore;
+mod faults;
 pub mod generate;
 pub mod mermaid;
 pub mod net;
+mod observe;
+mod operator;
 pub mod scenario;
 pub mod trace;
 mod world;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 pub use checks::{check_path_independence, Check};
+pub use mcpsim_fakes::{Log, McpRequestRecord, TokenRequestRecord};
+pub use mcpsim_sut::{ServerAuth, ServerDef, Status, Sut, SystemUnderTest};
 pub use scenario::{Scenario, ScenarioError};
 pub use trace::{TraceEvent, What};
 pub use world::RunError;
@@ -27,15 +40,17 @@ pub struct ServerReport {
     pub gateway: String,
     pub server_id: String,
     pub name: String,
-    /// `rest` or `config`.
+    /// How it was registered, in the gateway's words (`rest`, `config`).
     pub path: String,
-    pub status: String,
+    pub status: Status,
+    /// Its tools, by the names the gateway exposes.
     pub tools: Vec<String>,
     pub error: Option<String>,
     pub last_health_check: Option<String>,
     /// Simulated ms at which the operator first saw it leave `unknown`.
     pub settled_ms: Option<u64>,
-    /// Simulated ms at which this gateway first registered it.
+    /// Simulated ms at which this gateway first registered it: its own
+    /// account where it gives one, else the operator's first sight of it.
     pub first_seen_ms: Option<u64>,
     pub deleted: bool,
 }
@@ -44,6 +59,8 @@ pub struct ServerReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub description: String,
+    /// The system under test's name.
+    pub system_under_test: String,
     pub seed: u64,
     /// Simulated ms at which the operator stopped.
     pub end_ms: u64,
@@ -56,13 +73,17 @@ pub struct Report {
     pub servers: Vec<ServerReport>,
     /// Per gateway, the first poll at which its health said the store was
     /// unreachable.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub store_unreachable_seen_ms: std::collections::BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub store_unreachable_seen_ms: BTreeMap<String, u64>,
     pub checks: Vec<Check>,
-    pub token_servers: std::collections::BTreeMap<String, mcpsim_fakes::TokenStats>,
-    pub mcp_servers: std::collections::BTreeMap<String, mcpsim_fakes::McpStats>,
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub stores: std::collections::BTreeMap<String, mcpsim_fakes::StoreStats>,
+    pub token_servers: BTreeMap<String, mcpsim_fakes::TokenStats>,
+    pub mcp_servers: BTreeMap<String, mcpsim_fakes::McpStats>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stores: BTreeMap<String, mcpsim_fakes::StoreStats>,
+    /// Every request each token server saw, as it recorded it.
+    pub token_requests: BTreeMap<String, Log<TokenRequestRecord>>,
+    /// Every request each MCP server saw, as it recorded it.
+    pub mcp_requests: BTreeMap<String, Log<McpRequestRecord>>,
     pub trace_hash: String,
     pub trace: Vec<TraceEvent>,
 }
@@ -87,48 +108,104 @@ impl Report {
     }
 }
 
-/// Runs one scenario in a fresh simulated world.
-pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
-    run_with_defects(scenario, mcpsim_gateway::Defects::none())
+/// What the checkers may see of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Evidence {
+    /// Everything, the system under test's own events included.
+    #[default]
+    Everything,
+    /// Only what a gateway shows to the outside: its events are left out
+    /// of the trace, as for a gateway that reports none.
+    OutsideOnly,
 }
 
-/// Runs one scenario with known defects switched on in every gateway (a
-/// scenario file can never switch one on itself).
-pub fn run_with_defects(
-    scenario: &Scenario,
-    defects: mcpsim_gateway::Defects,
-) -> Result<Report, RunError> {
-    let outcome = world::run_world(scenario, defects)?;
-    let servers = outcome
-        .observed
-        .servers
+/// Why the trace carries no events of the system under test.
+const LEFT_OUT: &str = "not applicable: the system under test's events were left out";
+const NONE_EMITTED: &str = "not applicable: the system under test emits no events";
+
+/// Runs one scenario against a system under test in a fresh simulated
+/// world, with everything as evidence.
+pub fn run(sut: &Sut, scenario: &Scenario) -> Result<Report, RunError> {
+    run_judged(sut, scenario, Evidence::Everything)
+}
+
+/// Runs one scenario and judges it on the evidence given.
+pub fn run_judged(sut: &Sut, scenario: &Scenario, evidence: Evidence) -> Result<Report, RunError> {
+    let outcome = world::run_world(sut, scenario)?;
+    Ok(judge(sut, scenario, &outcome, evidence))
+}
+
+/// One run, judged twice: on everything, and on the outside alone.
+pub struct BothVerdicts {
+    /// The report on everything.
+    pub report: Report,
+    /// The checks on the outside alone.
+    pub outside_only: Vec<Check>,
+}
+
+/// Runs one scenario once and judges it both ways, to show which verdicts
+/// rest on the system under test's own events.
+pub fn run_judged_both(sut: &Sut, scenario: &Scenario) -> Result<BothVerdicts, RunError> {
+    let outcome = world::run_world(sut, scenario)?;
+    let report = judge(sut, scenario, &outcome, Evidence::Everything);
+    let outside = judge(sut, scenario, &outcome, Evidence::OutsideOnly);
+    Ok(BothVerdicts {
+        report,
+        outside_only: outside.checks,
+    })
+}
+
+fn judge(sut: &Sut, scenario: &Scenario, outcome: &world::Outcome, evidence: Evidence) -> Report {
+    let trace = match evidence {
+        Evidence::Everything => outcome.trace.clone(),
+        Evidence::OutsideOnly => trace::without_events(&outcome.trace),
+    };
+    let emits = outcome.hosts.values().any(|d| d.emits_events);
+    let no_events = match evidence {
+        Evidence::OutsideOnly => Some(LEFT_OUT),
+        Evidence::Everything if !emits => Some(NONE_EMITTED),
+        Evidence::Everything => None,
+    };
+    let seen = observe::seen(&outcome.records);
+    let servers = seen
         .values()
         .map(|s| ServerReport {
             gateway: s.gateway.clone(),
             server_id: s.server_id.clone(),
-            name: s.name.clone(),
-            path: s.source.clone(),
-            status: s.status.clone(),
-            tools: s.tools.clone(),
-            error: s.error.clone(),
-            last_health_check: s.last_health_check.clone(),
+            name: s.view.name.clone(),
+            path: s.view.source.clone().unwrap_or_default(),
+            status: s.view.status,
+            tools: s.tools.iter().map(|t| t.exposed.clone()).collect(),
+            error: s.view.error.clone(),
+            last_health_check: s.view.last_health_check.clone(),
             settled_ms: s.settled_ms,
-            // The gateway's own record of when it learned the server; the
-            // operator's first poll only bounds it from above.
-            first_seen_ms: trace::first_registered(&outcome.trace, &s.gateway, &s.server_id, 0)
-                .or(s.first_seen_ms),
+            first_seen_ms: trace::first_registered(&trace, &s.gateway, &s.server_id, 0)
+                .or(Some(s.first_seen_ms)),
             deleted: s.deleted,
+        })
+        .collect();
+    let records = &outcome.records;
+    let tool_calls = records
+        .tool_calls
+        .iter()
+        .map(|c| {
+            let result = match &c.answer {
+                Some(a) => a.status.to_string(),
+                None => "no answer".to_string(),
+            };
+            format!("{}: call {} -> {result}", c.gateway, c.tool)
         })
         .collect();
     let mut report = Report {
         description: scenario.description.clone(),
+        system_under_test: sut.name(),
         seed: scenario.seed,
-        end_ms: outcome.observed.end_ms,
-        deadline_hit: outcome.observed.deadline_hit,
-        steps: outcome.observed.steps.clone(),
-        tool_calls: outcome.observed.tool_calls.clone(),
+        end_ms: records.end_ms,
+        deadline_hit: records.deadline_hit,
+        steps: records.writes.iter().map(|w| w.text.clone()).collect(),
+        tool_calls,
         servers,
-        store_unreachable_seen_ms: outcome.observed.store_unreachable_seen.clone(),
+        store_unreachable_seen_ms: observe::store_unreachable_seen(records),
         checks: Vec::new(),
         token_servers: outcome
             .token_servers
@@ -145,18 +222,22 @@ pub fn run_with_defects(
             .iter()
             .map(|(h, s)| (h.clone(), s.stats()))
             .collect(),
-        trace_hash: trace::hash(&outcome.trace),
-        trace: outcome.trace.clone(),
+        token_requests: outcome.token_requests.clone(),
+        mcp_requests: outcome.mcp_requests.clone(),
+        trace_hash: trace::hash(&trace),
+        trace,
     };
     let report_text = serde_json::to_string(&report).unwrap_or_default();
-    report.checks = vec![
-        checks::check_liveness(scenario, &outcome),
-        checks::check_consistency(&outcome),
-        checks::check_no_secrets(scenario, &outcome, &report_text),
-        checks::check_converges(scenario, &outcome),
-        checks::check_expectations(scenario, &outcome),
-        checks::check_hygiene(scenario, &outcome),
-        checks::check_tokens(scenario, &outcome),
-    ];
-    Ok(report)
+    let evidence = checks::Evidence {
+        scenario,
+        outcome,
+        seen: &seen,
+        trace: &report.trace,
+        no_events,
+        faults: faults::Faults::new(scenario),
+        report_text: &report_text,
+        reports_check_time: sut.dialect().reports_check_time(),
+    };
+    report.checks = checks::all(&evidence);
+    report
 }

@@ -2,7 +2,7 @@
 //! exchanges as arrows, status changes, cancellations and faults as notes,
 //! simulated time in every label. It is what a reviewer reads first.
 
-use mcpsim_gateway::GatewayEvent;
+use mcpsim_sut::GatewayEvent;
 
 use crate::trace::{TraceEvent, What};
 
@@ -110,6 +110,11 @@ pub fn sequence_diagram(title: &str, events: &[TraceEvent]) -> String {
                     lines.push(format!("    Note over {}: {t} ms {note}", e.host));
                 }
             }
+            What::Fault { verb } => lines.push(format!(
+                "    Note over {}: {t} ms {}",
+                e.host,
+                clean(&verb.describe())
+            )),
             What::Note { text } => {
                 lines.push(format!("    Note over {}: {t} ms {}", e.host, clean(text)))
             }

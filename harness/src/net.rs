@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
+use mcpsim_sut::http::{BoxFuture, HttpClient, HttpError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Duration;
 use tower::ServiceExt;
@@ -294,8 +294,8 @@ pub async fn serve(port: u16, router: axum::Router) -> Result<(), Box<dyn StdErr
         // pooled clients on simulated time, and `axum::serve` does not do it.
         .header_read_timeout(None);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(_) => {
                 // turmoil reports no fatal accept errors; wait one default
                 // tick rather than spin, since a busy host stops simulated time.
@@ -304,7 +304,13 @@ pub async fn serve(port: u16, router: axum::Router) -> Result<(), Box<dyn StdErr
             }
         };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |request| router.clone().oneshot(request));
+        // Each request says which host sent it, as the network knows it,
+        // so that the fakes can record who asked.
+        let peer = mcpsim_fakes::Peer(turmoil::reverse_lookup(peer.ip()).unwrap_or_default());
+        let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
+            request.extensions_mut().insert(peer.clone());
+            router.clone().oneshot(request)
+        });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         // On the host's LocalSet: dropped in spawn order when the host
         // restarts (see `SimExecutor`).

@@ -1,13 +1,17 @@
 //! Scenarios are data: one JSON value says everything a run depends on.
 //!
-//! A malformed file is refused with the file, the JSON path inside it and
-//! the reason, never a panic.
+//! A scenario comes from a file ([`Scenario::load`]) or is built in code
+//! ([`Scenario::builder`]); either way [`Scenario::validate`] checks it the
+//! same way, and a malformed one is refused with the file, the JSON path
+//! inside it and the reason, never a panic. What belongs to the system
+//! under test (a gateway host's settings and config) is opaque here: the
+//! system under test itself checks it when a run begins.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mcpsim_fakes::{McpServerConfig, TokenServerConfig};
-use mcpsim_gateway::GatewaySettings;
+use mcpsim_fakes::{McpServerConfig, StoreServerConfig, TokenServerConfig};
+use mcpsim_sut::{ServerDef, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -88,12 +92,18 @@ impl Default for Network {
 #[serde(deny_unknown_fields)]
 pub struct GatewayHost {
     pub host: String,
-    /// The host's role (`all_in_one`, `control`, `data`) is a setting.
-    #[serde(default)]
-    pub settings: GatewaySettings,
-    /// LiteLLM's config file, as JSON: `{"mcp_servers": {...}}`.
-    #[serde(default)]
+    /// The system under test's own settings for this host, opaque to the
+    /// harness (the reference gateway's role, budgets and intervals).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub settings: Value,
+    /// The gateway's config file in its own format, as JSON (LiteLLM's:
+    /// `{"mcp_servers": {...}}`), passed on verbatim.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub config: Value,
+    /// Servers for the config file, in mcpsim's words; the gateway's
+    /// dialect writes them into its config file beside `config`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerDef>,
     /// The store host this gateway persists REST registrations in; none
     /// keeps them in memory only.
     #[serde(default)]
@@ -138,7 +148,7 @@ pub struct McpHost {
 pub struct StoreHost {
     pub host: String,
     #[serde(default)]
-    pub config: mcpsim_fakes::StoreServerConfig,
+    pub config: StoreServerConfig,
 }
 
 /// The operator's client: registration steps, then polling until settled.
@@ -260,23 +270,54 @@ pub struct Step {
     pub action: Action,
 }
 
+/// A registration or an update: the gateway's own body (`body`, sent
+/// verbatim) or a server in mcpsim's words (`spec`, written by the
+/// gateway's dialect); exactly one of the two.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Action {
-    /// `POST /v1/mcp/server` with this body, byte for byte as JSON.
-    Create { body: Value },
-    /// `PUT /v1/mcp/server`; `server` names an earlier created server whose
-    /// id is filled in when the body has no `server_id`.
-    Update { server: String, body: Value },
-    /// `DELETE /v1/mcp/server/{id}` of the server with this name.
+    /// Register a server (LiteLLM: `POST /v1/mcp/server`).
+    Create {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec: Option<ServerDef>,
+    },
+    /// Change a server (LiteLLM: `PUT /v1/mcp/server`); `server` names an
+    /// earlier created server, whose id the dialect fills in.
+    Update {
+        server: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec: Option<ServerDef>,
+    },
+    /// Delete the server with this name (LiteLLM:
+    /// `DELETE /v1/mcp/server/{id}`).
     Delete { server: String },
+}
+
+impl Action {
+    /// What a create or an update sends, for the dialect.
+    pub fn registration(&self) -> Option<mcpsim_sut::Registration<'_>> {
+        match self {
+            Action::Create { body, spec } | Action::Update { body, spec, .. } => {
+                match (body, spec) {
+                    (Some(body), _) => Some(mcpsim_sut::Registration::Native(body)),
+                    (None, Some(spec)) => Some(mcpsim_sut::Registration::Def(spec)),
+                    (None, None) => None,
+                }
+            }
+            Action::Delete { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<Status>,
     #[serde(default)]
     pub error_contains: Option<String>,
     #[serde(default)]
@@ -313,13 +354,11 @@ impl Scenario {
                 path: e.path().to_string(),
                 reason: e.inner().to_string(),
             })?;
-        scenario
-            .validate()
-            .map_err(|(path, reason)| ScenarioError {
-                file: file.to_string(),
-                path,
-                reason,
-            })?;
+        scenario.check().map_err(|(path, reason)| ScenarioError {
+            file: file.to_string(),
+            path,
+            reason,
+        })?;
         Ok(scenario)
     }
 
@@ -333,8 +372,17 @@ impl Scenario {
         Scenario::from_json(&file, &text)
     }
 
-    /// Checks what serde cannot: host names, references between parts.
-    fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks what serde cannot: host names, references between parts. A
+    /// scenario built in code is checked exactly as one read from a file.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.check().map_err(|(path, reason)| ScenarioError {
+            file: "(built in code)".to_string(),
+            path,
+            reason,
+        })
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
         if self.gateways.is_empty() {
             return Err((
                 "gateways".into(),
@@ -395,6 +443,27 @@ impl Scenario {
                     "must be above 0".into(),
                 ));
             }
+            let both = match &step.action {
+                Action::Create { body, spec } | Action::Update { body, spec, .. } => {
+                    Some((body.is_some(), spec.is_some()))
+                }
+                Action::Delete { .. } => None,
+            };
+            match both {
+                Some((true, true)) => {
+                    return Err((
+                        format!("operator.steps[{i}]"),
+                        "give a body or a spec, not both".into(),
+                    ))
+                }
+                Some((false, false)) => {
+                    return Err((
+                        format!("operator.steps[{i}]"),
+                        "needs a body (the gateway's own) or a spec (mcpsim's words)".into(),
+                    ))
+                }
+                _ => {}
+            }
             if let Some(g) = &step.gateway {
                 if !self.gateways.iter().any(|h| &h.host == g) {
                     return Err((
@@ -428,12 +497,17 @@ impl Scenario {
                     ));
                 }
             }
-            if !gateway.config.is_null() {
-                if let Err(e) =
-                    serde_json::from_value::<mcpsim_gateway::ConfigFile>(gateway.config.clone())
-                {
-                    return Err((format!("gateways[{i}].config"), e.to_string()));
-                }
+            if !matches!(gateway.config, Value::Null | Value::Object(_)) {
+                return Err((
+                    format!("gateways[{i}].config"),
+                    "must be a JSON object".into(),
+                ));
+            }
+            if !matches!(gateway.settings, Value::Null | Value::Object(_)) {
+                return Err((
+                    format!("gateways[{i}].settings"),
+                    "must be a JSON object".into(),
+                ));
             }
         }
         Ok(())

@@ -5,14 +5,21 @@
 //! JSON, so two runs agree on it only if they agree on everything.
 //!
 //! Timeline columns: simulated time in ms, the host that acted, then what
-//! happened (`->` an HTTP exchange it made, `*` a gateway event).
+//! happened (`->` an HTTP exchange it made, `*` an event the system under
+//! test reported about itself, `#` a fault the harness applied or a note of
+//! the operator's).
+//!
+//! The exchanges are what the harness's own client saw of a host's
+//! traffic; the events are the system under test's own account, kept as
+//! optional evidence (a gateway may report none).
 
 use std::sync::{Arc, Mutex};
 
-use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
-use mcpsim_gateway::{EventSink, GatewayEvent};
+use mcpsim_sut::{BoxFuture, EventSink, GatewayEvent, HttpClient, HttpError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::scenario::Verb;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceEvent {
@@ -34,12 +41,38 @@ pub enum What {
         error: Option<String>,
         took_ms: u64,
     },
+    /// An event the system under test reported about itself.
     Gateway {
         #[serde(flatten)]
         event: GatewayEvent,
     },
+    /// A fault the harness applied, recorded by the host `sim`.
+    Fault {
+        #[serde(flatten)]
+        verb: Verb,
+    },
     /// A note of the operator's (deadline reached, all settled).
     Note { text: String },
+}
+
+impl TraceEvent {
+    /// The system under test's own event, if this is one.
+    pub fn gateway_event(&self) -> Option<&GatewayEvent> {
+        match &self.what {
+            What::Gateway { event } => Some(event),
+            _ => None,
+        }
+    }
+}
+
+/// The trace without the system under test's own events: what is left
+/// when a gateway reports none.
+pub fn without_events(events: &[TraceEvent]) -> Vec<TraceEvent> {
+    events
+        .iter()
+        .filter(|e| e.gateway_event().is_none())
+        .cloned()
+        .collect()
 }
 
 /// The shared recorder. Hosts all run on the simulation's one thread; the
@@ -142,6 +175,7 @@ pub fn timeline(events: &[TraceEvent]) -> String {
                 format!("-> {to} {method} {path} = {result} ({took_ms} ms)")
             }
             What::Gateway { event } => format!("* {}", describe(event)),
+            What::Fault { verb } => format!("# {}", verb.describe()),
             What::Note { text } => format!("# {text}"),
         };
         out.push_str(&format!("{:>7} ms  {:<10} {line}\n", e.at_ms, e.host));

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use axum::routing::{get, post};
 use axum::Router;
 use http::StatusCode;
-use mcpsim_gateway::http_client::{HttpClient, HttpError};
 use mcpsim_harness::net::{serve, SimHttpClient};
+use mcpsim_sut::http::{HttpClient, HttpError};
 use tokio::time::Duration;
 
 fn router() -> Router {

@@ -1,5 +1,5 @@
-//! Scenario files: malformed parts are refused with the JSON path and the
-//! reason; a scenario file can never switch a known defect on.
+//! Scenario files and scenarios built in code: malformed parts are refused
+//! with the JSON path and the reason, the same way for both.
 
 use mcpsim_harness::Scenario;
 
@@ -34,15 +34,6 @@ fn bad_operator_steps_and_ticks_name_their_path() {
 }
 
 #[test]
-fn a_scenario_cannot_switch_a_defect_on() {
-    let text = r#"{"description": "x", "gateways": [{"host": "gateway",
-        "settings": {"defects": ["first-page-only"]}}]}"#;
-    let e = refused(text);
-    assert!(e.contains("gateways[0].settings"), "{e}");
-    assert!(e.contains("defects"), "{e}");
-}
-
-#[test]
 fn new_fields_round_trip() {
     let text = format!(
         r#"{{"description": "x", {GATEWAY},
@@ -50,7 +41,8 @@ fn new_fields_round_trip() {
             "mcp_servers": [{{"host": "mcp", "listen_after_ms": 300}}],
             "operator": {{"api_key": "sk-op", "call_tools": true, "steps": [
                 {{"op": "create", "body": {{}}, "give_up_after_ms": 40}},
-                {{"op": "create", "body": {{}}, "with_previous": true}}]}}}}"#
+                {{"op": "create", "spec": {{"name": "a", "url": "http://mcp/mcp"}},
+                  "with_previous": true}}]}}}}"#
     );
     let scenario = Scenario::from_json("case.json", &text).unwrap();
     let again =
@@ -59,4 +51,58 @@ fn new_fields_round_trip() {
     assert_eq!(again.network.tick_ms, 2);
     assert_eq!(again.mcp_servers[0].listen_after_ms, Some(300));
     assert!(again.operator.steps[1].with_previous);
+}
+
+#[test]
+fn a_scenario_built_in_code_is_checked_as_a_file_is() {
+    use mcpsim_harness::builder::*;
+
+    let e = Scenario::builder("nothing").build().unwrap_err();
+    assert_eq!(e.path, "gateways");
+    let e = Scenario::builder("twice")
+        .gateway(GatewayHost::new("gateway"))
+        .mcp_server(McpHost::new("gateway"))
+        .build()
+        .unwrap_err();
+    assert!(e.reason.contains("declared twice"), "{e}");
+    let e = Scenario::builder("no store")
+        .gateway(GatewayHost::new("gateway").store("db"))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.path, "gateways[0].store");
+    let e = Scenario::builder("bad step")
+        .gateway(GatewayHost::new("gateway"))
+        .step(Step::delete("x").with_previous())
+        .build()
+        .unwrap_err();
+    assert_eq!(e.path, "operator.steps[0].with_previous");
+
+    // A struct built by hand is refused by `validate`, not by a panic.
+    let mut scenario = Scenario::builder("fine")
+        .gateway(GatewayHost::new("gateway"))
+        .build()
+        .unwrap();
+    scenario.gateways.clear();
+    assert!(scenario.validate().is_err());
+}
+
+#[test]
+fn a_step_needs_a_body_or_a_spec_and_not_both() {
+    let neither = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create"}}]}}}}"#
+    );
+    assert!(refused(&neither).contains("operator.steps[0]"));
+    let both = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
+            "body": {{}}, "spec": {{"name": "a", "url": "http://a/mcp"}}}}]}}}}"#
+    );
+    assert!(refused(&both).contains("not both"));
+    let spec = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
+            "spec": {{"name": "a", "url": "http://a/mcp", "auth": {{"type": "client_credentials",
+            "token_url": "http://auth/t", "client_id": "c", "client_secret": "s"}}}}}}]}}}}"#
+    );
+    let scenario = Scenario::from_json("case.json", &spec).unwrap();
+    // A scenario printed for debugging shows no secret.
+    assert!(!format!("{scenario:?}").contains("\"s\""));
 }

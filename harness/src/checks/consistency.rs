@@ -1,55 +1,102 @@
-//! Consistency of every observed health record, at every poll.
+//! Consistency of every health record the operator saw, at every poll; no
+//! listed server vanishes unless deleted or its gateway restarted; at the
+//! end a healthy server lists exactly the tools of the fake behind it.
+//!
+//! Outside-in: it reads the operator's polls, writes and tool reads, the
+//! faults, and the fakes' tool lists.
 
-use super::{check, Check};
-use crate::world::Outcome;
+use std::collections::BTreeMap;
 
-/// Health records are consistent at every poll, and a healthy server lists
-/// exactly the tools of the fake behind it.
-pub(crate) fn check_consistency(outcome: &Outcome) -> Check {
-    let mut findings = outcome.observed.violations.clone();
-    for seen in outcome
-        .observed
-        .servers
-        .values()
-        .filter(|s| !s.deleted && s.serves_tools)
-    {
-        if seen.status != "healthy" {
+use mcpsim_sut::Status;
+
+use super::{check, Check, Evidence};
+use crate::operator::{Phase, WriteKind};
+
+pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
+    let records = &e.outcome.records;
+    let mut findings = Vec::new();
+    // (gateway, id) -> (last poll that listed it, gone since)
+    let mut listed: BTreeMap<(String, String), (u64, bool)> = BTreeMap::new();
+    let deletes_sent = |id: &str| {
+        records
+            .writes
+            .iter()
+            .any(|w| w.kind == WriteKind::Delete && w.server_id.as_deref() == Some(id))
+    };
+    for poll in records.polls.iter().filter(|p| p.phase == Phase::Settling) {
+        let now = poll.answered_ms;
+        let rows = match &poll.servers {
+            Ok(rows) => rows,
+            Err(error) if error != "no answer" => {
+                findings.push(format!(
+                    "{} at {now} ms: its server list could not be read: {error}",
+                    poll.gateway
+                ));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for row in rows {
+            let last = row.last_health_check.is_some();
+            let mut problems = Vec::new();
+            if e.reports_check_time && last && row.status == Status::Unknown {
+                problems.push("last_health_check is set but status is unknown");
+            }
+            if row.status == Status::Unhealthy && row.error.is_none() {
+                problems.push("status is unhealthy without an error");
+            }
+            if row.status == Status::Healthy && row.error.is_some() {
+                problems.push("status is healthy with an error");
+            }
+            if e.reports_check_time && row.status != Status::Unknown && !last {
+                problems.push("status is settled without last_health_check");
+            }
+            for p in problems {
+                findings.push(format!(
+                    "{}/{} at {now} ms: {p}",
+                    poll.gateway, row.server_id
+                ));
+            }
+            listed.insert((poll.gateway.clone(), row.server_id.clone()), (now, false));
+        }
+        for ((gateway, id), (last_listed, gone)) in listed.iter_mut() {
+            if gateway != &poll.gateway || *gone || rows.iter().any(|r| &r.server_id == id) {
+                continue;
+            }
+            // A server disappears only by a delete, or for a while when its
+            // gateway restarts.
+            if !deletes_sent(id) && !e.faults.restarted(gateway, *last_listed, now) {
+                findings.push(format!(
+                    "{gateway}/{id} at {now} ms: listed at {last_listed} ms, now gone though nothing deleted it"
+                ));
+            }
+            *gone = true;
+        }
+    }
+    for seen in e.seen.values().filter(|s| !s.deleted && s.serves_tools) {
+        let name = &seen.view.name;
+        if seen.view.status != Status::Healthy {
             if !seen.tools.is_empty() {
                 findings.push(format!(
-                    "{} is {} but lists {} tools",
-                    seen.name,
-                    seen.status,
+                    "{name} is {} but lists {} tools",
+                    seen.view.status,
                     seen.tools.len()
                 ));
             }
             continue;
         }
-        let host = seen
-            .url
-            .as_deref()
-            .and_then(|u| u.parse::<http::Uri>().ok())
-            .and_then(|u| u.host().map(str::to_string));
-        let Some(fake) = host.and_then(|h| outcome.mcp_servers.get(&h)) else {
+        let host = Evidence::upstream_host(seen.view.url.as_deref());
+        let Some(fake) = host.and_then(|h| e.outcome.mcp_servers.get(&h)) else {
             continue;
         };
-        // The row's alias is the prefix; the operator saw `<alias>-<tool>`.
-        let mut expected: Vec<String> = fake.tool_names();
+        let mut expected = fake.tool_names();
         expected.sort();
-        let mut listed: Vec<String> = seen
-            .tools
-            .iter()
-            .map(|t| {
-                t.split_once('-')
-                    .map(|(_, tool)| tool.to_string())
-                    .unwrap_or_default()
-            })
-            .collect();
-        listed.sort();
-        if listed != expected {
+        let mut tools: Vec<String> = seen.tools.iter().map(|t| t.upstream.clone()).collect();
+        tools.sort();
+        if tools != expected {
             findings.push(format!(
-                "{} is healthy with {} tools, but its MCP server has {}",
-                seen.name,
-                listed.len(),
+                "{name} is healthy with {} tools, but its MCP server has {}",
+                tools.len(),
                 expected.len()
             ));
         }

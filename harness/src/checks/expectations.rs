@@ -1,18 +1,18 @@
-//! What the scenario states about each server's end.
+//! What the scenario states about each server's end, and about the
+//! gateways that must have said their store was unreachable.
+//!
+//! Outside-in: it reads what the operator last saw.
 
-use super::{check, Check};
-use crate::scenario::Scenario;
-use crate::world::Outcome;
+use super::{check, Check, Evidence};
+use crate::observe;
 
-/// The scenario's stated expectations per server name.
-pub(crate) fn check_expectations(scenario: &Scenario, outcome: &Outcome) -> Check {
+pub(crate) fn check_expectations(e: &Evidence<'_>) -> Check {
     let mut findings = Vec::new();
-    for (name, expect) in &scenario.expect {
-        let seen: Vec<_> = outcome
-            .observed
-            .servers
+    for (name, expect) in &e.scenario.expect {
+        let seen: Vec<_> = e
+            .seen
             .values()
-            .filter(|s| &s.name == name && !s.deleted)
+            .filter(|s| &s.view.name == name && !s.deleted)
             .collect();
         if seen.is_empty() {
             findings.push(format!(
@@ -20,19 +20,20 @@ pub(crate) fn check_expectations(scenario: &Scenario, outcome: &Outcome) -> Chec
             ));
         }
         for s in seen {
-            if let Some(status) = &expect.status {
-                if &s.status != status {
+            if let Some(status) = expect.status {
+                if s.view.status != status {
                     findings.push(format!(
                         "{name} on {}: expected {status}, got {}",
-                        s.gateway, s.status
+                        s.gateway, s.view.status
                     ));
                 }
             }
             if let Some(part) = &expect.error_contains {
-                if !s.error.as_deref().unwrap_or("").contains(part.as_str()) {
+                let error = s.view.error.as_deref().unwrap_or("");
+                if !error.contains(part.as_str()) {
                     findings.push(format!(
                         "{name} on {}: expected an error containing {part:?}, got {:?}",
-                        s.gateway, s.error
+                        s.gateway, s.view.error
                     ));
                 }
             }
@@ -47,8 +48,9 @@ pub(crate) fn check_expectations(scenario: &Scenario, outcome: &Outcome) -> Chec
             }
         }
     }
-    for host in &scenario.expect_store_unreachable {
-        if !outcome.observed.store_unreachable_seen.contains_key(host) {
+    let unreachable = observe::store_unreachable_seen(&e.outcome.records);
+    for host in &e.scenario.expect_store_unreachable {
+        if !unreachable.contains_key(host) {
             findings.push(format!(
                 "{host}: expected its health to say the store is unreachable, it never did"
             ));

@@ -1,15 +1,20 @@
 //! Cancellation hygiene: every discovery attempt ends with one recorded
-//! outcome; an attempt is cancelled only by supersession, delete or
-//! shutdown, and the trace says which; a superseded attempt never writes.
+//! outcome or cancellation (or goes with its crashed process); a
+//! cancellation is followed by the update or delete that caused it; no
+//! attempt still runs, uncancelled, when the next starts; no status
+//! changes after a delete.
+//!
+//! Inside view: attempts are invisible from the outside, so this checker
+//! needs the system under test's own events ([`mcpsim_sut::GatewayEvent`]),
+//! and is not applicable to a gateway that reports none.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcpsim_gateway::{CancelReason, GatewayEvent};
+use mcpsim_sut::{CancelReason, GatewayEvent};
 
-use super::{check, Check};
-use crate::scenario::Scenario;
+use super::{check, not_applicable, unknown_bound_ms, Check, Evidence};
+use crate::scenario::Verb;
 use crate::trace::{TraceEvent, What};
-use crate::world::Outcome;
 
 /// The gateway event after index `i` on the same host about `server`.
 fn next_about<'a>(
@@ -19,52 +24,36 @@ fn next_about<'a>(
     server: &str,
 ) -> Option<&'a GatewayEvent> {
     trace[i + 1..].iter().find_map(|e| match &e.what {
-        What::Gateway { event } if e.host == host && event_server(event) == Some(server) => {
+        What::Gateway { event } if e.host == host && event.server_id() == Some(server) => {
             Some(event)
         }
         _ => None,
     })
 }
 
-fn event_server(event: &GatewayEvent) -> Option<&str> {
-    use GatewayEvent::*;
-    match event {
-        Registered { server_id, .. }
-        | Updated { server_id }
-        | Deleted { server_id }
-        | DiscoveryStarted { server_id, .. }
-        | TokenFetched { server_id, .. }
-        | TokenInvalidated { server_id, .. }
-        | DiscoveryFinished { server_id, .. }
-        | DiscoveryCancelled { server_id, .. }
-        | StatusChanged { server_id, .. }
-        | RowSkipped { server_id, .. } => Some(server_id),
-        SyncFailed { .. } => None,
+pub(crate) fn check_hygiene(e: &Evidence<'_>) -> Check {
+    const NAME: &str = "cancellation_hygiene";
+    if let Some(why) = e.no_events {
+        return not_applicable(NAME, why);
     }
-}
-
-pub(crate) fn check_hygiene(scenario: &Scenario, outcome: &Outcome) -> Check {
-    let trace = &outcome.trace;
+    let trace = e.trace;
     let mut findings = Vec::new();
     // (host, server) -> (attempt, started at)
     let mut open: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     let mut ended: BTreeSet<(String, u64)> = BTreeSet::new();
     let mut deleted: BTreeSet<(String, String)> = BTreeSet::new();
-    for (i, e) in trace.iter().enumerate() {
-        let host = e.host.clone();
-        let event = match &e.what {
+    for (i, ev) in trace.iter().enumerate() {
+        let host = ev.host.clone();
+        let event = match &ev.what {
             What::Gateway { event } => event,
             // A crashed or restarted process takes its attempts with it.
-            What::Note { text } if e.host == "sim" => {
-                if let Some(gone) = text
-                    .strip_prefix("crash ")
-                    .or_else(|| text.strip_prefix("bounce "))
-                {
-                    open.retain(|(h, _), _| h != gone);
-                    // A new process counts its attempts from 1 again.
-                    ended.retain(|(h, _)| h != gone);
-                    deleted.retain(|(h, _)| h != gone);
-                }
+            What::Fault {
+                verb: Verb::Crash { host: gone } | Verb::Bounce { host: gone },
+            } => {
+                open.retain(|(h, _), _| h != gone);
+                // A new process counts its attempts from 1 again.
+                ended.retain(|(h, _)| h != gone);
+                deleted.retain(|(h, _)| h != gone);
                 continue;
             }
             _ => continue,
@@ -80,10 +69,10 @@ pub(crate) fn check_hygiene(scenario: &Scenario, outcome: &Outcome) -> Check {
                 if let Some((previous, _)) = open.get(&key) {
                     findings.push(format!(
                         "{host}/{server_id}: attempt {previous} was still running, uncancelled, when attempt {attempt} started at {} ms",
-                        e.at_ms
+                        ev.at_ms
                     ));
                 }
-                open.insert(key, (*attempt, e.at_ms));
+                open.insert(key, (*attempt, ev.at_ms));
             }
             GatewayEvent::DiscoveryFinished {
                 server_id, attempt, ..
@@ -100,14 +89,14 @@ pub(crate) fn check_hygiene(scenario: &Scenario, outcome: &Outcome) -> Check {
                 if !ended.insert((host.clone(), *attempt)) {
                     findings.push(format!(
                         "{host}/{server_id}: attempt {attempt} {what} at {} ms after it had already ended",
-                        e.at_ms
+                        ev.at_ms
                     ));
                 } else if open.get(&key).map(|(a, _)| a) == Some(attempt) {
                     open.remove(&key);
                 } else {
                     findings.push(format!(
                         "{host}/{server_id}: attempt {attempt} {what} at {} ms but was not the current attempt (a superseded result)",
-                        e.at_ms
+                        ev.at_ms
                     ));
                 }
                 if let GatewayEvent::DiscoveryCancelled { reason, .. } = event {
@@ -124,7 +113,7 @@ pub(crate) fn check_hygiene(scenario: &Scenario, outcome: &Outcome) -> Check {
                     if !explained {
                         findings.push(format!(
                             "{host}/{server_id}: attempt {attempt} was cancelled as {reason:?} at {} ms, but no {} follows it",
-                            e.at_ms,
+                            ev.at_ms,
                             if *reason == CancelReason::Deleted { "delete" } else { "update" }
                         ));
                     }
@@ -135,7 +124,7 @@ pub(crate) fn check_hygiene(scenario: &Scenario, outcome: &Outcome) -> Check {
                 if let Some((attempt, _)) = open.remove(&key) {
                     findings.push(format!(
                         "{host}/{server_id}: deleted at {} ms with attempt {attempt} still running, uncancelled",
-                        e.at_ms
+                        ev.at_ms
                     ));
                 }
                 deleted.insert(key);
@@ -146,20 +135,20 @@ pub(crate) fn check_hygiene(scenario: &Scenario, outcome: &Outcome) -> Check {
                 findings.push(format!(
                     "{host}/{server_id}: status changed to {} at {} ms after the server was deleted",
                     to.as_str(),
-                    e.at_ms
+                    ev.at_ms
                 ));
             }
             _ => {}
         }
     }
-    let end = outcome.observed.end_ms;
+    let end = e.outcome.records.end_ms;
     for ((host, server_id), (attempt, started)) in open {
-        let bound = super::liveness::unknown_bound_ms(scenario, &host);
+        let bound = unknown_bound_ms(e, &host);
         if end.saturating_sub(started) > bound {
             findings.push(format!(
                 "{host}/{server_id}: attempt {attempt} started at {started} ms and never ended (no outcome, no cancellation) by {end} ms"
             ));
         }
     }
-    check("cancellation_hygiene", findings)
+    check(NAME, findings)
 }

@@ -1,107 +1,113 @@
-//! Liveness: every registered server leaves `unknown`, within a bound
-//! derived from the scenario's budgets, counted from when it became
-//! unknown or from the last fault, whichever is later.
+//! Liveness: every registered server leaves `unknown`, and within a bound
+//! made from the gateway's declared budgets, counted from when the
+//! operator first saw it unknown or from the last fault or write, whichever
+//! is later; every acknowledged registration is listed, and every
+//! acknowledged delete has taken effect, on every gateway that shares its
+//! store; no upstream is sent a storm of requests.
+//!
+//! Outside-in: it reads the operator's polls and writes, the faults and the
+//! fakes' logs, never the gateway's events.
 
 use std::collections::BTreeMap;
 
-use mcpsim_gateway::{GatewayEvent, Status};
+use mcpsim_sut::Status;
 
-use super::{check, Check};
-use crate::scenario::{Scenario, Verb};
-use crate::trace::What;
-use crate::world::Outcome;
+use super::{check, unknown_bound_ms, Check, Evidence};
+use crate::observe;
+use crate::operator::Phase;
 
-/// How long a server may stay `unknown` on `host` once nothing disturbs it:
-/// two attempts (a retry after a 401 fetches the token and lists again),
-/// one sync and one store call, and the messages around them.
-pub(crate) fn unknown_bound_ms(scenario: &Scenario, host: &str) -> u64 {
-    let Some(g) = scenario.gateways.iter().find(|g| g.host == host) else {
-        return 0;
-    };
-    let s = &g.settings;
-    2 * (s.token_timeout_ms + s.list_timeout_ms)
-        + s.sync_interval_ms
-        + s.store_timeout_ms
-        + 40 * scenario.network.hop_ms()
+/// A stretch of polls that saw one server `unknown`.
+struct Stretch {
+    /// When the first poll of the stretch had its answer.
+    first_ms: u64,
+    /// When the last poll of the stretch was sent.
+    last_ms: u64,
 }
 
-/// Every server leaves `unknown` before the deadline and within its bound
-/// (from the gateway's own status events); every acknowledged registration
-/// is listed on every gateway that shares its store.
-pub(crate) fn check_liveness(scenario: &Scenario, outcome: &Outcome) -> Check {
-    let mut findings: Vec<String> = outcome.observed.missing.clone();
-    for s in outcome
-        .observed
-        .servers
+pub(crate) fn check_liveness(e: &Evidence<'_>) -> Check {
+    let records = &e.outcome.records;
+    let mut findings = observe::owed_listings(
+        e.scenario,
+        &e.outcome.hosts,
+        &e.faults,
+        &records.writes,
+        e.seen,
+    );
+    for s in e
+        .seen
         .values()
-        .filter(|s| !s.deleted && s.status == "unknown")
+        .filter(|s| !s.deleted && s.view.status == Status::Unknown)
     {
         findings.push(format!(
             "{} on {} is still unknown at the deadline",
-            s.name, s.gateway
+            s.view.name, s.gateway
         ));
     }
-    let last_fault_before = |at: u64| {
-        scenario
-            .faults
+
+    // The latest moment before `at` that could have made a server unknown
+    // again: a fault, or a write to it.
+    let excuse_before = |server_id: &str, at: u64| {
+        let write = records
+            .writes
             .iter()
-            .filter(|f| f.at_ms <= at)
-            .map(|f| f.at_ms)
+            .filter(|w| w.sent_ms <= at && w.server_id.as_deref() == Some(server_id))
+            .map(|w| w.sent_ms)
             .max()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        write.max(e.faults.last_at_or_before(at))
     };
-    let crashed = |host: &str, after: u64| {
-        scenario.faults.iter().any(|f| {
-            matches!(&f.verb, Verb::Crash { host: h } | Verb::Bounce { host: h } if h == host)
-                && f.at_ms >= after
-        })
+    let mut open: BTreeMap<(String, String), Stretch> = BTreeMap::new();
+    let mut judge = |key: &(String, String), stretch: Stretch, end: &str| {
+        let from = stretch.first_ms.max(excuse_before(&key.1, stretch.last_ms));
+        let bound = unknown_bound_ms(e, &key.0);
+        let stayed = stretch.last_ms.saturating_sub(from);
+        if stayed > bound {
+            findings.push(format!(
+                "{}/{} was seen unknown for {stayed} ms (from {from} ms to {} ms{end}), over the bound of {bound} ms",
+                key.0, key.1, stretch.last_ms
+            ));
+        }
     };
-    // Per (gateway, server): since when it has been unknown.
-    let mut unknown_since: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for e in &outcome.trace {
-        let What::Gateway { event } = &e.what else {
+    for poll in records.polls.iter().filter(|p| p.phase == Phase::Settling) {
+        let Ok(rows) = &poll.servers else {
             continue;
         };
-        match event {
-            GatewayEvent::Registered { server_id, .. } => {
-                unknown_since.insert((e.host.clone(), server_id.clone()), e.at_ms);
+        for row in rows {
+            let key = (poll.gateway.clone(), row.server_id.clone());
+            if row.status == Status::Unknown {
+                open.entry(key)
+                    .and_modify(|s| s.last_ms = poll.sent_ms)
+                    .or_insert(Stretch {
+                        first_ms: poll.answered_ms,
+                        last_ms: poll.sent_ms,
+                    });
+            } else if let Some(stretch) = open.remove(&key) {
+                judge(&key, stretch, "");
             }
-            GatewayEvent::StatusChanged { server_id, to, .. } if *to == Status::Unknown => {
-                unknown_since.insert((e.host.clone(), server_id.clone()), e.at_ms);
-            }
-            GatewayEvent::StatusChanged { server_id, .. } => {
-                let key = (e.host.clone(), server_id.clone());
-                if let Some(since) = unknown_since.remove(&key) {
-                    let from = since.max(last_fault_before(e.at_ms));
-                    let bound = unknown_bound_ms(scenario, &e.host);
-                    if e.at_ms - from > bound {
-                        findings.push(format!(
-                            "{}/{server_id} stayed unknown {} ms (from {from} ms), over the bound of {bound} ms",
-                            e.host,
-                            e.at_ms - from
-                        ));
-                    }
-                }
-            }
-            GatewayEvent::Deleted { server_id } => {
-                unknown_since.remove(&(e.host.clone(), server_id.clone()));
-            }
-            _ => {}
+        }
+        // A server gone from the list ends its stretch unjudged: its
+        // delete, or its gateway's restart, is judged elsewhere.
+        open.retain(|(gateway, id), _| {
+            gateway != &poll.gateway || rows.iter().any(|r| &r.server_id == id)
+        });
+    }
+    for (key, stretch) in std::mem::take(&mut open) {
+        judge(&key, stretch, ", the last poll");
+    }
+
+    for (host, log) in &e.outcome.token_requests {
+        if log.dropped > 0 {
+            findings.push(format!(
+                "token server {host} was sent more than {} requests (a request storm)",
+                log.records.len()
+            ));
         }
     }
-    let end = outcome.observed.end_ms;
-    for ((host, server_id), since) in unknown_since {
-        if crashed(&host, since) {
-            // Its process is gone or was replaced; the new one registers
-            // the server again and is judged by that.
-            continue;
-        }
-        let from = since.max(last_fault_before(end));
-        let bound = unknown_bound_ms(scenario, &host);
-        if end.saturating_sub(from) > bound {
+    for (host, log) in &e.outcome.mcp_requests {
+        if log.dropped > 0 {
             findings.push(format!(
-                "{host}/{server_id} has been unknown since {from} ms, {} ms at the end, over the bound of {bound} ms",
-                end - from
+                "MCP server {host} was sent more than {} requests (a request storm)",
+                log.records.len()
             ));
         }
     }

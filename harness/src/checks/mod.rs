@@ -1,9 +1,26 @@
 //! Checkers: each looks at a finished run and names itself when it fails.
 //!
-//! Checkers never touch the world they check; they read the operator's
-//! observations, the trace and the fakes' counters.
+//! Checkers never touch the world they check. They judge a system under
+//! test from the outside: what the operator sent and saw through the API
+//! (its records), what the upstreams saw (the fakes' own request logs), and
+//! the faults the harness applied. Bounds come from what the system under
+//! test declared ([`mcpsim_sut::Declared`]).
+//!
+//! The system under test's own events are optional evidence: the one
+//! checker that needs them ([`hygiene`]) says so in its header, and reports
+//! itself not applicable when there are none; every other checker reads no
+//! event at all, so its verdict is the same with or without them.
 
+use std::collections::BTreeMap;
+
+use mcpsim_sut::Declared;
 use serde::Serialize;
+
+use crate::faults::Faults;
+use crate::observe::Seen;
+use crate::scenario::Scenario;
+use crate::trace::TraceEvent;
+use crate::world::Outcome;
 
 /// One checker's verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -12,6 +29,9 @@ pub struct Check {
     pub passed: bool,
     /// Why it failed, one line per finding; empty when it passed.
     pub findings: Vec<String>,
+    /// Why it could not judge this run (it passes then, with nothing said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_applicable: Option<String>,
 }
 
 pub(crate) fn check(name: &'static str, findings: Vec<String>) -> Check {
@@ -19,7 +39,65 @@ pub(crate) fn check(name: &'static str, findings: Vec<String>) -> Check {
         name,
         passed: findings.is_empty(),
         findings,
+        not_applicable: None,
     }
+}
+
+pub(crate) fn not_applicable(name: &'static str, why: &str) -> Check {
+    Check {
+        name,
+        passed: true,
+        findings: Vec::new(),
+        not_applicable: Some(why.to_string()),
+    }
+}
+
+/// Everything a checker may look at.
+pub(crate) struct Evidence<'a> {
+    pub scenario: &'a Scenario,
+    pub outcome: &'a Outcome,
+    /// Each server as the operator last saw it.
+    pub seen: &'a BTreeMap<(String, String), Seen>,
+    /// The trace, with or without the system under test's own events.
+    pub trace: &'a [TraceEvent],
+    /// Why the trace carries no events of the system under test, if so.
+    pub no_events: Option<&'static str>,
+    pub faults: Faults<'a>,
+    /// The report as JSON, for the secrets check.
+    pub report_text: &'a str,
+    /// Whether the dialect reads the time of a server's last check.
+    pub reports_check_time: bool,
+}
+
+impl Evidence<'_> {
+    /// What the system under test declared about a gateway host.
+    pub fn declared(&self, host: &str) -> Option<&Declared> {
+        self.outcome.hosts.get(host)
+    }
+
+    /// The longest one message can take.
+    pub fn hop_ms(&self) -> u64 {
+        self.scenario.network.hop_ms()
+    }
+
+    /// The fake MCP server a URL points at, by host name.
+    pub fn upstream_host(url: Option<&str>) -> Option<String> {
+        let uri: http::Uri = url?.parse().ok()?;
+        uri.host().map(str::to_string)
+    }
+}
+
+/// How long a server may stay `unknown` on `host` once nothing disturbs it:
+/// two attempts (a retry after a 401 fetches the token and lists again),
+/// one sync and one store call, and the messages around them.
+pub(crate) fn unknown_bound_ms(evidence: &Evidence<'_>, host: &str) -> u64 {
+    let Some(d) = evidence.declared(host) else {
+        return 0;
+    };
+    2 * (d.token_budget_ms.unwrap_or(0) + d.listing_budget_ms)
+        + d.sync_interval_ms.unwrap_or(0)
+        + d.store_budget_ms.unwrap_or(0)
+        + 40 * evidence.hop_ms()
 }
 
 mod consistency;
@@ -31,11 +109,17 @@ mod paths;
 mod secrets;
 mod tokens;
 
-pub(crate) use consistency::check_consistency;
-pub(crate) use converges::check_converges;
-pub(crate) use expectations::check_expectations;
-pub(crate) use hygiene::check_hygiene;
-pub(crate) use liveness::check_liveness;
 pub use paths::check_path_independence;
-pub(crate) use secrets::check_no_secrets;
-pub(crate) use tokens::check_tokens;
+
+/// Every checker of one run, in report order.
+pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
+    vec![
+        liveness::check_liveness(evidence),
+        consistency::check_consistency(evidence),
+        secrets::check_no_secrets(evidence),
+        converges::check_converges(evidence),
+        expectations::check_expectations(evidence),
+        hygiene::check_hygiene(evidence),
+        tokens::check_tokens(evidence),
+    ]
+}

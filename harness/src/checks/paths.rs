@@ -1,19 +1,23 @@
 //! Path independence: the same server and upstream behaviour end the same
 //! (status and tool set) whatever path registered the server.
+//!
+//! Outside-in: it compares what the operator saw in two reports.
+
+use mcpsim_sut::Status;
 
 use super::{check, Check};
 use crate::Report;
 
 /// What `host` ended with for the server named `name`: status and sorted
 /// tools, `None` if it lists no such server.
-fn ending(report: &Report, host: &str, name: &str) -> Option<(String, Vec<String>)> {
+fn ending(report: &Report, host: &str, name: &str) -> Option<(Status, Vec<String>)> {
     let server = report
         .servers
         .iter()
         .rfind(|s| s.gateway == host && s.name == name && !s.deleted)?;
     let mut tools = server.tools.clone();
     tools.sort();
-    Some((server.status.clone(), tools))
+    Some((server.status, tools))
 }
 
 /// Compares the server `name` on `host` in two runs that differ only in
@@ -29,7 +33,7 @@ pub fn check_path_independence(
     let mut findings = Vec::new();
     let (left, right) = (ending(a, host, name), ending(b, host, name));
     if left != right {
-        let show = |e: &Option<(String, Vec<String>)>| match e {
+        let show = |e: &Option<(Status, Vec<String>)>| match e {
             Some((status, tools)) => format!("{status} with {} tools", tools.len()),
             None => "not listed".to_string(),
         };

@@ -1,15 +1,19 @@
-//! No secret in any response, log line, trace or report.
+//! No secret in any response, the trace or the report.
+//!
+//! Every secret the scenario hands out (client secrets, static tokens,
+//! signing keys, the operator's key, environment values) and every access
+//! token a fake issued is looked for, by value, in every answer the
+//! operator read, the trace and the report; a finding names a secret by its
+//! index and length, never by its value.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{check, Check};
-use crate::scenario::Scenario;
-use crate::world::Outcome;
+use super::{check, Check, Evidence};
 
 /// Collects every secret a scenario hands out, and every token issued.
-fn secrets(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
+fn secrets(e: &Evidence<'_>) -> Vec<String> {
     fn walk(value: &Value, out: &mut Vec<String>) {
         match value {
             Value::Object(map) => {
@@ -37,14 +41,14 @@ fn secrets(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     }
     let mut out = Vec::new();
     walk(
-        &serde_json::to_value(scenario).unwrap_or(Value::Null),
+        &serde_json::to_value(e.scenario).unwrap_or(Value::Null),
         &mut out,
     );
-    for g in &scenario.gateways {
+    for g in &e.scenario.gateways {
         // Values the config reads from the environment are secrets too.
         out.extend(g.env.values().cloned());
     }
-    for server in outcome.token_servers.values() {
+    for server in e.outcome.token_servers.values() {
         out.extend(server.issued_tokens());
     }
     out.retain(|s| s.len() >= 4);
@@ -53,22 +57,25 @@ fn secrets(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     out
 }
 
-/// No secret appears in any response, the trace or the report.
-pub(crate) fn check_no_secrets(scenario: &Scenario, outcome: &Outcome, report_text: &str) -> Check {
-    let secrets = secrets(scenario, outcome);
-    let trace_text = serde_json::to_string(&outcome.trace).unwrap_or_default();
+pub(crate) fn check_no_secrets(e: &Evidence<'_>) -> Check {
+    let secrets = secrets(e);
+    let trace_text = serde_json::to_string(e.trace).unwrap_or_default();
     let mut places: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    places.insert("report", vec![report_text]);
+    places.insert("report", vec![e.report_text]);
     places.insert("trace", vec![trace_text.as_str()]);
     places.insert(
         "responses",
-        outcome.observed.bodies.iter().map(String::as_str).collect(),
+        e.outcome
+            .records
+            .bodies
+            .iter()
+            .map(String::as_str)
+            .collect(),
     );
     let mut findings = Vec::new();
     for (i, secret) in secrets.iter().enumerate() {
         for (place, texts) in &places {
             if texts.iter().any(|t| t.contains(secret.as_str())) {
-                // Name the secret by its index, never by its value.
                 findings.push(format!(
                     "secret #{i} ({} characters) appears in the {place}",
                     secret.len()

@@ -1,161 +1,194 @@
-//! Token discipline: no more than one token request per server per
-//! validity window while nothing failed; a refetch after a 401 before the
-//! upstream is asked again; never the caller's own key sent upstream.
+//! Token discipline, judged by what the token servers and MCP servers saw:
+//! a gateway that holds a valid token does not fetch another for the same
+//! upstream within the token's validity unless something asked for it (a
+//! 401 to that token, a write, a restart); after an upstream refused a
+//! token with 401, the gateway never presents that token to it again; the
+//! caller's own key never reaches an upstream.
+//!
+//! Outside-in: it reads the fakes' request logs (which issued token each
+//! MCP request carried), the operator's writes and the faults. How long a
+//! gateway keeps a token comes from what it declared
+//! ([`mcpsim_sut::TokenReuse`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcpsim_gateway::GatewayEvent;
+use mcpsim_fakes::{CredentialSeen, TokenOutcome, TokenRef, TokenRequestRecord};
 
-use super::{check, Check};
-use crate::scenario::Scenario;
-use crate::trace::What;
-use crate::world::Outcome;
+use super::{check, Check, Evidence};
+use crate::observe;
 
-/// The shortest token lifetime any token server of the scenario gives a
-/// gateway with these settings, in ms (the lenient end of the window).
-fn shortest_ttl_ms(scenario: &Scenario, host: &str) -> u64 {
-    let Some(g) = scenario.gateways.iter().find(|g| g.host == host) else {
-        return 0;
-    };
-    let s = &g.settings;
-    scenario
-        .token_servers
-        .iter()
-        .map(|t| match t.config.expires_in_s {
-            Some(e) => e
-                .saturating_sub(s.token_expiry_skew_s)
-                .max(s.token_ttl_floor_s),
-            None => s.token_default_ttl_s,
-        })
-        .min()
-        .unwrap_or(0)
-        * 1_000
+/// Which gateways presented which issued token to which MCP server.
+fn uses(e: &Evidence<'_>) -> BTreeMap<TokenRef, BTreeSet<(String, String)>> {
+    let mut used: BTreeMap<TokenRef, BTreeSet<(String, String)>> = BTreeMap::new();
+    for (mcp, log) in &e.outcome.mcp_requests {
+        for r in &log.records {
+            if let CredentialSeen::Issued { token } = &r.credential {
+                let peer = r.peer.clone().unwrap_or_default();
+                used.entry(token.clone())
+                    .or_default()
+                    .insert((peer, mcp.clone()));
+            }
+        }
+    }
+    used
 }
 
-pub(crate) fn check_tokens(scenario: &Scenario, outcome: &Outcome) -> Check {
-    let trace = &outcome.trace;
+/// When an upstream first refused each issued token with 401.
+fn refusals(e: &Evidence<'_>) -> BTreeMap<TokenRef, u64> {
+    let mut refused: BTreeMap<TokenRef, u64> = BTreeMap::new();
+    for log in e.outcome.mcp_requests.values() {
+        for r in &log.records {
+            if let (CredentialSeen::Issued { token }, Some(401), Some(at)) =
+                (&r.credential, r.status, r.answered_ms)
+            {
+                let first = refused.entry(token.clone()).or_insert(at);
+                *first = (*first).min(at);
+            }
+        }
+    }
+    refused
+}
+
+/// The issued token and stated lifetime of a token request, if it issued one.
+fn issued(r: &TokenRequestRecord) -> Option<(&TokenRef, Option<u64>)> {
+    match &r.outcome {
+        TokenOutcome::Issued {
+            token,
+            expires_in_s,
+        } => Some((token, *expires_in_s)),
+        _ => None,
+    }
+}
+
+pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
     let mut findings = Vec::new();
-    let restarted = |host: &str, from: u64, to: u64| {
-        scenario.faults.iter().any(|f| {
-            f.verb.hosts().contains(&host)
-                && matches!(
-                    f.verb,
-                    crate::scenario::Verb::Crash { .. } | crate::scenario::Verb::Bounce { .. }
-                )
-                && f.at_ms >= from
-                && f.at_ms <= to
-        })
-    };
+    let hop = e.hop_ms();
+    let used = uses(e);
+    let refused = refusals(e);
+    let writes = &e.outcome.records.writes;
 
-    // 1. One fetch per validity window, unless something asked for another.
-    // (host, server) -> (last fetch, reason for a new one seen since)
-    let mut last: BTreeMap<(String, String), (u64, bool)> = BTreeMap::new();
-    for e in trace {
-        let What::Gateway { event } = &e.what else {
-            continue;
-        };
-        match event {
-            GatewayEvent::TokenFetched { server_id, .. } => {
-                let key = (e.host.clone(), server_id.clone());
-                if let Some((at, excused)) = last.get(&key) {
-                    let window = shortest_ttl_ms(scenario, &e.host);
-                    if !excused && !restarted(&e.host, *at, e.at_ms) && e.at_ms - at < window {
-                        findings.push(format!(
-                            "{}/{server_id}: a second token was fetched at {} ms, {} ms after the first, within its {window} ms validity and with no 401 or change in between",
-                            e.host,
-                            e.at_ms,
-                            e.at_ms - at
-                        ));
-                    }
+    // 1. One token per validity window, per gateway and upstream.
+    for (token_host, log) in &e.outcome.token_requests {
+        let latency = e
+            .scenario
+            .token_servers
+            .iter()
+            .find(|t| &t.host == token_host)
+            .map_or(0, |t| t.config.latency_ms);
+        // (peer, client, scope, resource, audience, upstream) -> issued
+        // requests whose token that peer presented to that upstream.
+        type Key<'r> = (
+            String,
+            &'r Option<String>,
+            &'r Option<String>,
+            &'r Option<String>,
+            &'r Option<String>,
+            String,
+        );
+        let mut held: BTreeMap<Key<'_>, Vec<&TokenRequestRecord>> = BTreeMap::new();
+        for r in &log.records {
+            let Some((token, _)) = issued(r) else {
+                continue;
+            };
+            let peer = r.peer.clone().unwrap_or_default();
+            for (user, upstream) in used.get(token).into_iter().flatten() {
+                if user == &peer {
+                    held.entry((
+                        peer.clone(),
+                        &r.client_id,
+                        &r.scope,
+                        &r.resource,
+                        &r.audience,
+                        upstream.clone(),
+                    ))
+                    .or_default()
+                    .push(r);
                 }
-                last.insert(key, (e.at_ms, false));
-            }
-            GatewayEvent::TokenInvalidated { server_id, .. }
-            | GatewayEvent::Updated { server_id }
-            | GatewayEvent::Deleted { server_id } => {
-                if let Some(entry) = last.get_mut(&(e.host.clone(), server_id.clone())) {
-                    entry.1 = true;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    // 2. After an upstream answered 401, a gateway that fetches tokens for
-    // it asks for a new token before it asks that upstream again.
-    let upstream_of = |gateway: &str, server_id: &str| -> Option<String> {
-        let seen = outcome
-            .observed
-            .servers
-            .get(&(gateway.to_string(), server_id.to_string()))?;
-        let uri: http::Uri = seen.url.as_deref()?.parse().ok()?;
-        uri.host().map(str::to_string)
-    };
-    let mut token_users: BTreeSet<(String, String)> = BTreeSet::new();
-    for e in trace {
-        if let What::Gateway {
-            event: GatewayEvent::TokenFetched { server_id, .. },
-        } = &e.what
-        {
-            if let Some(upstream) = upstream_of(&e.host, server_id) {
-                token_users.insert((e.host.clone(), upstream));
             }
         }
-    }
-    // (gateway, upstream) -> time of a 401 not yet followed by a fetch
-    let mut pending: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for e in trace {
-        match &e.what {
-            What::Gateway {
-                event: GatewayEvent::TokenFetched { server_id, .. },
-            } => {
-                if let Some(upstream) = upstream_of(&e.host, server_id) {
-                    pending.remove(&(e.host.clone(), upstream));
-                }
+        for ((peer, client, .., upstream), requests) in &held {
+            let Some(declared) = e.declared(peer) else {
+                continue;
+            };
+            // Two servers of one gateway behind one upstream may each hold
+            // a token of their own.
+            let servers = e
+                .seen
+                .values()
+                .filter(|s| {
+                    &s.gateway == peer
+                        && Evidence::upstream_host(s.view.url.as_deref()).as_ref() == Some(upstream)
+                })
+                .count();
+            if servers > 1 {
+                continue;
             }
-            What::Http {
-                to,
-                method,
-                status,
-                took_ms,
-                ..
-            } => {
-                let key = (e.host.clone(), to.clone());
-                if !token_users.contains(&key) {
+            let sharing = observe::sharing(e.scenario, peer);
+            for pair in requests.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                let Some((token, expires_in_s)) = issued(a) else {
+                    continue;
+                };
+                let kept = declared.token_reuse.kept_ms(expires_in_s);
+                let gap = b.received_ms.saturating_sub(a.received_ms);
+                // The gateway counts a token's life from when it had it: up
+                // to the token server's latency and a few messages later.
+                if gap + latency + 4 * hop >= kept {
                     continue;
                 }
-                let sent = e.at_ms - took_ms;
-                if let Some(rejected_at) = pending.get(&key) {
-                    if method == "POST" && sent > *rejected_at {
-                        findings.push(format!(
-                            "{}: asked {to} again at {sent} ms with the token it rejected at {rejected_at} ms",
-                            e.host
-                        ));
-                        pending.remove(&key);
-                    }
+                let from = a.received_ms.saturating_sub(2 * hop);
+                let rejected = refused.get(token).is_some_and(|at| *at <= b.received_ms);
+                let restarted = e.faults.restarted(peer, a.received_ms, b.received_ms);
+                let written = writes.iter().any(|w| {
+                    sharing.contains(&w.gateway) && w.sent_ms >= from && w.sent_ms <= b.received_ms
+                });
+                if rejected || restarted || written {
+                    continue;
                 }
-                // A 401 to a session's closing DELETE is cleanup whose
-                // answer a client may ignore; a 401 to a request is not.
-                if *status == Some(401) && method == "POST" {
-                    pending.insert(key, e.at_ms);
-                }
+                findings.push(format!(
+                    "{peer}: fetched a second token from {token_host} at {} ms for {upstream} (client {}), {gap} ms after the first, within its {kept} ms validity and with no 401, change or restart in between",
+                    b.received_ms,
+                    client.as_deref().unwrap_or("?"),
+                ));
             }
-            What::Note { text } if e.host == "sim" => {
-                if let Some(gone) = text
-                    .strip_prefix("crash ")
-                    .or_else(|| text.strip_prefix("bounce "))
+        }
+    }
+
+    // 2. A token an upstream refused with 401 is never presented to it
+    // again. A request that reaches the upstream later than four messages
+    // after the refusal left it was sent after the refusal arrived.
+    for (upstream, log) in &e.outcome.mcp_requests {
+        let mut rejected: BTreeMap<(String, TokenRef), u64> = BTreeMap::new();
+        let mut reported: BTreeSet<(String, TokenRef)> = BTreeSet::new();
+        for r in &log.records {
+            let CredentialSeen::Issued { token } = &r.credential else {
+                continue;
+            };
+            let key = (r.peer.clone().unwrap_or_default(), token.clone());
+            if let Some(at) = rejected.get(&key) {
+                if r.http_method == "POST"
+                    && r.received_ms > at + 4 * hop
+                    && reported.insert(key.clone())
                 {
-                    pending.retain(|(g, _), _| g != gone);
+                    findings.push(format!(
+                        "{}: asked {upstream} again at {} ms with the token it rejected at {at} ms",
+                        key.0, r.received_ms
+                    ));
                 }
             }
-            _ => {}
+            // A 401 to a session's closing DELETE is cleanup whose answer
+            // a client may ignore; a 401 to a request is not.
+            if let (Some(401), Some(at), "POST") = (r.status, r.answered_ms, r.http_method.as_str())
+            {
+                rejected.entry(key).or_insert(at);
+            }
         }
     }
 
     // 3. The operator's own key never reaches an upstream.
-    if let Some(key) = &scenario.operator.api_key {
-        for (host, server) in &outcome.mcp_servers {
-            if server.rejected_bearers().iter().any(|b| b == key) {
+    if let Some(key) = &e.scenario.operator.api_key {
+        for (host, server) in &e.outcome.mcp_servers {
+            if server.foreign_bearers().iter().any(|b| b == key) {
                 findings.push(format!(
                     "{host} was sent the caller's own Authorization instead of the server's credentials"
                 ));

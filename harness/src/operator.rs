@@ -1,0 +1,476 @@
+//! The operator: registers servers and polls like a person would, through
+//! the system under test's dialect, and records everything it sends and
+//! sees. It judges nothing: the checkers do, from its records.
+//!
+//! Its phases: [`Operator::send_steps`] (the scenario's writes, a group of
+//! racing steps at a time), [`Operator::poll_until_settled`] (every gateway,
+//! until every server has left `unknown` after the last fault, or the
+//! deadline), [`Operator::read_tools`] (and a tool call per healthy server
+//! when asked), and [`Operator::read_again`] (one more list, so that a
+//! status that changed while tools were read is not judged against them).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mcpsim_sut::{
+    ApiAnswer, ApiRequest, CallAnswer, Declared, Dialect, HealthView, HttpClient, HttpError,
+    ServerView, Status, ToolView, WriteAnswer,
+};
+use serde_json::{json, Value};
+
+use crate::faults::Faults;
+use crate::net::SimHttpClient;
+use crate::observe::{self, Seen};
+use crate::scenario::{Action, Scenario, Step};
+use crate::trace::{now_ms, Trace, TracingClient, What};
+
+/// How long the operator waits for one answer from a gateway.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What kind of write a step was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One write the operator sent, and what came of it.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteRecord {
+    pub gateway: String,
+    pub kind: WriteKind,
+    /// The server's name, as the operator means it.
+    pub name: String,
+    /// The id written to (update, delete) or given back (create).
+    pub server_id: Option<String>,
+    pub sent_ms: u64,
+    /// What the gateway answered; none when it did not answer in time.
+    pub answer: Option<WriteAnswer>,
+    /// One line for the report: `create docs -> 201`.
+    pub text: String,
+}
+
+/// Why a poll is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Until everything has settled.
+    Settling,
+    /// The one read after the tools were read.
+    Final,
+}
+
+/// One read of a gateway's server list.
+#[derive(Clone, Debug)]
+pub(crate) struct Poll {
+    pub gateway: String,
+    pub sent_ms: u64,
+    pub answered_ms: u64,
+    pub phase: Phase,
+    /// What the gateway listed, or why nothing could be read.
+    pub servers: Result<Vec<ServerView>, String>,
+}
+
+/// One read of a gateway's health.
+#[derive(Clone, Debug)]
+pub(crate) struct HealthPoll {
+    pub gateway: String,
+    pub answered_ms: u64,
+    pub items: Result<Vec<HealthView>, String>,
+}
+
+/// One read of a server's tools.
+#[derive(Clone, Debug)]
+pub(crate) struct ToolRead {
+    pub gateway: String,
+    pub server_id: String,
+    pub tools: Result<Vec<ToolView>, String>,
+}
+
+/// One tool call through a gateway.
+#[derive(Clone, Debug)]
+pub(crate) struct ToolCall {
+    pub gateway: String,
+    pub tool: String,
+    pub answer: Option<CallAnswer>,
+}
+
+/// Everything the operator did and saw.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    pub writes: Vec<WriteRecord>,
+    pub polls: Vec<Poll>,
+    pub health: Vec<HealthPoll>,
+    pub tool_reads: Vec<ToolRead>,
+    pub tool_calls: Vec<ToolCall>,
+    /// Every response body the operator read, for the secrets check.
+    pub bodies: Vec<String>,
+    pub deadline_hit: bool,
+    pub end_ms: u64,
+}
+
+pub(crate) struct Operator<'a> {
+    http: TracingClient<SimHttpClient>,
+    records: &'a Mutex<Records>,
+    scenario: &'a Scenario,
+    dialect: &'a dyn Dialect,
+    hosts: &'a BTreeMap<String, Declared>,
+    faults: Faults<'a>,
+}
+
+/// Runs the operator's whole session.
+pub(crate) async fn operate(
+    scenario: &Scenario,
+    dialect: &dyn Dialect,
+    hosts: &BTreeMap<String, Declared>,
+    trace: &Trace,
+    records: &Mutex<Records>,
+) {
+    let (client, driver) = SimHttpClient::local();
+    tokio::task::spawn_local(driver.run());
+    let op = Operator {
+        http: TracingClient {
+            inner: client,
+            host: "operator".to_string(),
+            trace: trace.clone(),
+        },
+        records,
+        scenario,
+        dialect,
+        hosts,
+        faults: Faults::new(scenario),
+    };
+    op.send_steps().await;
+    op.poll_until_settled(trace).await;
+    op.read_tools().await;
+    op.read_again().await;
+    op.records().end_ms = now_ms();
+}
+
+impl Operator<'_> {
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One request to a gateway; a refused connection (the gateway not
+    /// listening yet, or restarting) is retried until the deadline. Gives
+    /// up, and drops the connection, after `patience`.
+    async fn call(
+        &self,
+        gateway: &str,
+        request: &ApiRequest,
+        patience: Duration,
+    ) -> Option<(u16, Value)> {
+        loop {
+            let mut builder = http::Request::builder()
+                .method(request.method.clone())
+                .uri(format!("http://{gateway}{}", request.path));
+            if request.body.is_some() {
+                builder = builder.header("content-type", "application/json");
+            }
+            if let Some(key) = &self.scenario.operator.api_key {
+                let (name, value) = self.dialect.authorization(key);
+                builder = builder.header(name, value);
+            }
+            let bytes = request
+                .body
+                .as_ref()
+                .map(|b| b.to_string().into_bytes())
+                .unwrap_or_default();
+            let built = builder.body(bytes).ok()?;
+            // An open connection across a partition hangs: give up on it
+            // as a person would, and say so with no answer.
+            let answer = tokio::time::timeout(patience, self.http.send(built)).await;
+            let Ok(answer) = answer else {
+                return None;
+            };
+            match answer {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = String::from_utf8_lossy(response.body()).to_string();
+                    let value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+                    self.records().bodies.push(text);
+                    return Some((status, value));
+                }
+                Err(HttpError::Connect(_)) if now_ms() < self.scenario.deadline_ms => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The ids of servers created so far, by name.
+    fn created(&self) -> BTreeMap<String, String> {
+        let mut created = BTreeMap::new();
+        for w in &self.records().writes {
+            if let (WriteKind::Create, Some(id), Some(answer)) = (w.kind, &w.server_id, &w.answer) {
+                if answer.accepted {
+                    created.insert(w.name.clone(), id.clone());
+                }
+            }
+        }
+        created
+    }
+
+    /// Sends one step and records it.
+    async fn send_step(&self, step: &Step, created: &BTreeMap<String, String>) -> WriteRecord {
+        let gateway = step
+            .gateway
+            .clone()
+            .unwrap_or_else(|| self.scenario.gateways[0].host.clone());
+        let patience = step
+            .give_up_after_ms
+            .map_or(CALL_TIMEOUT, Duration::from_millis);
+        let sent_ms = now_ms();
+        let (kind, name, target, request) = match &step.action {
+            Action::Create { .. } => {
+                let registration = step.action.registration();
+                let name = registration
+                    .map(|r| self.dialect.registration_name(r))
+                    .unwrap_or_default();
+                let request = registration.map(|r| self.dialect.create(r));
+                (WriteKind::Create, name, None, request)
+            }
+            Action::Update { server, .. } => {
+                let id = created.get(server).cloned().unwrap_or_default();
+                let request = step
+                    .action
+                    .registration()
+                    .map(|r| self.dialect.update(&id, r));
+                (WriteKind::Update, server.clone(), Some(id), request)
+            }
+            Action::Delete { server } => {
+                let id = created.get(server).cloned().unwrap_or_default();
+                let request = Some(self.dialect.delete(&id));
+                (WriteKind::Delete, server.clone(), Some(id), request)
+            }
+        };
+        let label = match kind {
+            WriteKind::Create => format!("create {name}"),
+            WriteKind::Update => format!("update {name}"),
+            WriteKind::Delete => format!("delete {name}"),
+        };
+        let result = match &request {
+            Some(request) => self.call(&gateway, request, patience).await,
+            None => None,
+        };
+        let answer = result.as_ref().map(|(status, body)| {
+            self.dialect.read_write(ApiAnswer {
+                status: *status,
+                body,
+            })
+        });
+        let text = match &answer {
+            Some(a) => match &a.error {
+                Some(error) => format!("{label} -> {}: {error}", a.status),
+                None => format!("{label} -> {}", a.status),
+            },
+            None if step.give_up_after_ms.is_some() => format!("{label} -> gave up"),
+            None => format!("{label} -> no answer"),
+        };
+        let server_id = match kind {
+            WriteKind::Create => answer.as_ref().and_then(|a| a.server_id.clone()),
+            _ => target,
+        };
+        WriteRecord {
+            gateway,
+            kind,
+            name,
+            server_id,
+            sent_ms,
+            answer,
+            text,
+        }
+    }
+
+    /// Steps marked `with_previous` go out together with the step before
+    /// them; a group's answers are recorded in step order.
+    async fn send_steps(&self) {
+        let steps = &self.scenario.operator.steps;
+        let mut i = 0;
+        while i < steps.len() {
+            let mut group = vec![&steps[i]];
+            i += 1;
+            while i < steps.len() && steps[i].with_previous {
+                group.push(&steps[i]);
+                i += 1;
+            }
+            let now = now_ms();
+            if group[0].at_ms > now {
+                tokio::time::sleep(Duration::from_millis(group[0].at_ms - now)).await;
+            }
+            let created = self.created();
+            let sends = group.iter().map(|step| self.send_step(step, &created));
+            let written = futures_util::future::join_all(sends).await;
+            self.records().writes.extend(written);
+        }
+    }
+
+    /// Reads every gateway's list (and health, where it has a store) until
+    /// every server has left `unknown` after the last fault, or the
+    /// deadline passes.
+    async fn poll_until_settled(&self, trace: &Trace) {
+        let scenario = self.scenario;
+        loop {
+            // Only a round that began after the last fault can say how
+            // things ended: one that began before may have read a host just
+            // before it restarted.
+            let round_start = now_ms();
+            let mut all_settled = true;
+            for g in &scenario.gateways {
+                let sent_ms = now_ms();
+                let answer = self.call(&g.host, &self.dialect.list(), CALL_TIMEOUT).await;
+                let servers = match &answer {
+                    Some((status, body)) => self.dialect.read_list(ApiAnswer {
+                        status: *status,
+                        body,
+                    }),
+                    None => Err("no answer".to_string()),
+                };
+                match &servers {
+                    Ok(rows) => {
+                        if rows.iter().any(|r| r.status == Status::Unknown) {
+                            all_settled = false;
+                        }
+                    }
+                    Err(_) => all_settled = false,
+                }
+                self.records().polls.push(Poll {
+                    gateway: g.host.clone(),
+                    sent_ms,
+                    answered_ms: now_ms(),
+                    phase: Phase::Settling,
+                    servers,
+                });
+                if g.store.is_some() {
+                    if let Some((status, body)) = self
+                        .call(&g.host, &self.dialect.health(), CALL_TIMEOUT)
+                        .await
+                    {
+                        let items = self.dialect.read_health(ApiAnswer {
+                            status,
+                            body: &body,
+                        });
+                        self.records().health.push(HealthPoll {
+                            gateway: g.host.clone(),
+                            answered_ms: now_ms(),
+                            items,
+                        });
+                    }
+                }
+            }
+            let owed = {
+                let records = self.records();
+                let seen = observe::seen(&records);
+                observe::owed_listings(scenario, self.hosts, &self.faults, &records.writes, &seen)
+            };
+            all_settled &= owed.is_empty();
+            // Settling before the last fault proves nothing about after it.
+            let faults_done =
+                self.faults.all_before(round_start) && now_ms() >= scenario.operator.poll_until_ms;
+            if all_settled && faults_done {
+                trace.push(
+                    "operator",
+                    What::Note {
+                        text: "every server settled".into(),
+                    },
+                );
+                break;
+            }
+            if now_ms() >= scenario.deadline_ms {
+                trace.push(
+                    "operator",
+                    What::Note {
+                        text: "deadline reached".into(),
+                    },
+                );
+                self.records().deadline_hit = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(scenario.operator.poll_interval_ms)).await;
+        }
+    }
+
+    /// Reads the tools of every listed server on every gateway that serves
+    /// MCP traffic, and calls one tool of each healthy server when asked.
+    async fn read_tools(&self) {
+        let listed: Vec<Seen> = {
+            let records = self.records();
+            observe::seen(&records)
+                .into_values()
+                .filter(|s| !s.deleted)
+                .collect()
+        };
+        for seen in listed {
+            let serves = self
+                .hosts
+                .get(&seen.gateway)
+                .is_some_and(|d| d.serves_tools);
+            if !serves {
+                continue;
+            }
+            let request = self.dialect.tools(&seen.server_id);
+            let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
+            let tools = match &answer {
+                Some((status, body)) => self.dialect.read_tools(
+                    ApiAnswer {
+                        status: *status,
+                        body,
+                    },
+                    &seen.view,
+                ),
+                None => Err("no answer".to_string()),
+            };
+            self.records().tool_reads.push(ToolRead {
+                gateway: seen.gateway.clone(),
+                server_id: seen.server_id.clone(),
+                tools: tools.clone(),
+            });
+            let Ok(tools) = tools else {
+                continue;
+            };
+            if self.scenario.operator.call_tools && seen.view.status == Status::Healthy {
+                if let Some(tool) = tools.first() {
+                    let request = self.dialect.call_tool(&seen.view, tool, &json!({}));
+                    let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await.map(
+                        |(status, body)| {
+                            self.dialect.read_call(ApiAnswer {
+                                status,
+                                body: &body,
+                            })
+                        },
+                    );
+                    self.records().tool_calls.push(ToolCall {
+                        gateway: seen.gateway.clone(),
+                        tool: tool.exposed.clone(),
+                        answer,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One more read of every gateway's list.
+    async fn read_again(&self) {
+        for g in &self.scenario.gateways {
+            let sent_ms = now_ms();
+            let answer = self.call(&g.host, &self.dialect.list(), CALL_TIMEOUT).await;
+            let servers = match &answer {
+                Some((status, body)) => self.dialect.read_list(ApiAnswer {
+                    status: *status,
+                    body,
+                }),
+                None => Err("no answer".to_string()),
+            };
+            self.records().polls.push(Poll {
+                gateway: g.host.clone(),
+                sent_ms,
+                answered_ms: now_ms(),
+                phase: Phase::Final,
+                servers,
+            });
+        }
+    }
+}

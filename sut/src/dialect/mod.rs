@@ -1,0 +1,111 @@
+//! API dialects: how mcpsim's operator speaks to one kind of gateway.
+//!
+//! Everything the operator sends and reads goes through a [`Dialect`]: the
+//! config file it writes (in the gateway's own format), registration by
+//! REST, update, delete, reading one server, the list, health, tools and a
+//! tool call, and how the gateway's statuses and errors map to mcpsim's
+//! model ([`crate::model`]). A dialect builds requests and reads answers;
+//! it never sends anything itself, so the same dialect serves the
+//! simulation and real sockets.
+//!
+//! Invariant: a dialect never puts a secret into an error message it makes
+//! (it names fields, never values).
+
+mod litellm;
+
+pub use litellm::LiteLlm;
+
+use serde_json::Value;
+
+use crate::model::{CallAnswer, HealthView, ServerDef, ServerView, ToolView, WriteAnswer};
+
+/// One request to a gateway's API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiRequest {
+    pub method: http::Method,
+    /// Path and query, e.g. `/v1/mcp/tools?server_id=abc`.
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl ApiRequest {
+    pub fn get(path: impl Into<String>) -> Self {
+        ApiRequest {
+            method: http::Method::GET,
+            path: path.into(),
+            body: None,
+        }
+    }
+
+    pub fn with_body(method: http::Method, path: impl Into<String>, body: Value) -> Self {
+        ApiRequest {
+            method,
+            path: path.into(),
+            body: Some(body),
+        }
+    }
+}
+
+/// A gateway's answer: its status and its body, parsed as JSON when it is
+/// JSON and kept as a JSON string otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiAnswer<'a> {
+    pub status: u16,
+    pub body: &'a Value,
+}
+
+/// What the operator registers or updates: the gateway's own body, sent
+/// verbatim, or a server in mcpsim's words that the dialect writes.
+#[derive(Clone, Copy, Debug)]
+pub enum Registration<'a> {
+    Native(&'a Value),
+    Def(&'a ServerDef),
+}
+
+/// How to speak to one kind of gateway's management API.
+pub trait Dialect: Send + Sync + 'static {
+    /// A short name: `litellm`.
+    fn name(&self) -> &'static str;
+
+    /// The header that carries the operator's own key.
+    fn authorization(&self, api_key: &str) -> (http::HeaderName, String);
+
+    /// The gateway's config file: the scenario's own native content, if
+    /// any, with `servers` written in; `None` when there is neither.
+    fn config_file(
+        &self,
+        native: Option<&Value>,
+        servers: &[ServerDef],
+    ) -> Result<Option<String>, String>;
+
+    /// The name the operator means by a registration.
+    fn registration_name(&self, registration: Registration<'_>) -> String;
+
+    fn create(&self, registration: Registration<'_>) -> ApiRequest;
+    fn update(&self, server_id: &str, registration: Registration<'_>) -> ApiRequest;
+    fn delete(&self, server_id: &str) -> ApiRequest;
+    fn get(&self, server_id: &str) -> ApiRequest;
+    fn list(&self) -> ApiRequest;
+    fn health(&self) -> ApiRequest;
+    fn tools(&self, server_id: &str) -> ApiRequest;
+    fn call_tool(&self, server: &ServerView, tool: &ToolView, arguments: &Value) -> ApiRequest;
+
+    fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer;
+    fn read_list(&self, answer: ApiAnswer<'_>) -> Result<Vec<ServerView>, String>;
+    /// `Ok(None)` when the gateway says there is no such server.
+    fn read_one(&self, answer: ApiAnswer<'_>) -> Result<Option<ServerView>, String>;
+    fn read_health(&self, answer: ApiAnswer<'_>) -> Result<Vec<HealthView>, String>;
+    fn read_tools(
+        &self,
+        answer: ApiAnswer<'_>,
+        server: &ServerView,
+    ) -> Result<Vec<ToolView>, String>;
+    fn read_call(&self, answer: ApiAnswer<'_>) -> CallAnswer;
+
+    /// Whether the gateway's views carry the time of the last check
+    /// (`last_health_check`), so that a settled status without one is a
+    /// finding.
+    fn reports_check_time(&self) -> bool {
+        true
+    }
+}
