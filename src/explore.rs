@@ -7,9 +7,10 @@ use std::path::Path;
 pub use mcpsim_harness::explore::Options;
 use mcpsim_harness::explore::{run_cases, shrink};
 
-/// Runs the exploration and prints its tables; `flags` are the command-line
-/// flags that choose the system under test again, for the replay line.
-pub fn explore(options: &Options, flags: &str) -> Result<bool, String> {
+/// Runs the exploration and prints its tables; `label` says what the system
+/// under test is, `flags` are the command-line flags that choose it again,
+/// for the replay line.
+pub fn explore(options: &Options, label: &str, flags: &str) -> Result<bool, String> {
     let (k, n) = options.shard;
     let (results, seconds) = run_cases(options);
     let ran = results.len();
@@ -54,7 +55,7 @@ pub fn explore(options: &Options, flags: &str) -> Result<bool, String> {
         println!("{name:<20} {passed:>8} {failed:>8}");
     }
     println!();
-    println!("system under test: {}{flags}", options.target.sut.name());
+    println!("system under test: {label}");
     println!(
         "{} cases in {:.2} s, {:.0} cases/s on {} worker threads (seed {}, shard {}/{})",
         ran,

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::{Evidence, Report, RunError, Scenario, Sut};
+use mcpsim_simple_gateway::SimpleGateway;
 
 /// Deterministic simulation tests for MCP gateways.
 #[derive(Parser)]
@@ -53,6 +54,10 @@ enum Command {
         /// out of the trace, as for a gateway that reports none.
         #[arg(long)]
         outside_only: bool,
+        /// The system under test: `reference` (the reference gateway) or
+        /// `simple` (the deliberately simple example gateway).
+        #[arg(long, default_value = "reference", value_parser = ["reference", "simple"])]
+        sut: String,
     },
     /// Run generated scenarios in parallel; shrink and write the first failure.
     Explore {
@@ -78,6 +83,10 @@ enum Command {
         /// out of the trace, as for a gateway that reports none.
         #[arg(long)]
         outside_only: bool,
+        /// The system under test: `reference` (the reference gateway) or
+        /// `simple` (the deliberately simple example gateway).
+        #[arg(long, default_value = "reference", value_parser = ["reference", "simple"])]
+        sut: String,
     },
     /// List the gateway's switchable known defects.
     Defects,
@@ -124,19 +133,21 @@ fn main() -> ExitCode {
             mermaid,
             defects,
             outside_only,
+            sut,
             ..
-        } => {
-            let chosen = Chosen::new(defects, outside_only);
-            run_one(&file, seed, timeline, json, mermaid.as_deref(), &chosen)
-        }
+        } => Chosen::new(&sut, defects, outside_only)
+            .and_then(|chosen| run_one(&file, seed, timeline, json, mermaid.as_deref(), &chosen)),
         Command::Run {
             all: true,
             seed,
             dir,
             defects,
             outside_only,
+            sut,
             ..
-        } => run_all(&dir, seed, &Chosen::new(defects, outside_only)),
+        } => {
+            Chosen::new(&sut, defects, outside_only).and_then(|chosen| run_all(&dir, seed, &chosen))
+        }
         Command::Bench {
             scenario,
             runs,
@@ -174,32 +185,26 @@ fn main() -> ExitCode {
             out,
             defects,
             outside_only,
-        } => {
-            let jobs = jobs.unwrap_or_else(cores);
-            let chosen = Chosen::new(defects, outside_only);
-            let target = match mcpsim_harness::generate::Target::new(chosen.sut.clone()) {
-                Ok(target) => target,
-                Err(message) => {
-                    eprintln!("mcpsim: {message}");
-                    return ExitCode::from(2);
-                }
-            };
+            sut,
+        } => Chosen::new(&sut, defects, outside_only).and_then(|chosen| {
+            let target = mcpsim_harness::generate::Target::new(chosen.sut.clone())
+                .map_err(Failure::Usage)?;
             let options = explore::Options {
                 cases,
                 seed,
-                jobs,
+                jobs: jobs.unwrap_or_else(cores),
                 shard,
                 out,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 target,
                 evidence: chosen.evidence,
             };
-            match explore::explore(&options, &chosen.flags) {
+            match explore::explore(&options, &chosen.label, &chosen.flags) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Failure::Checks),
                 Err(message) => Err(Failure::Usage(message)),
             }
-        }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -217,20 +222,46 @@ struct Chosen {
     sut: Sut,
     evidence: Evidence,
     flags: String,
+    /// What the system under test is, in words.
+    label: String,
 }
 
 impl Chosen {
-    fn new(defects: Vec<Defect>, outside_only: bool) -> Self {
+    fn new(sut: &str, defects: Vec<Defect>, outside_only: bool) -> Result<Self, Failure> {
         let defects: Defects = defects.into_iter().collect();
-        let mut flags = defect_flags(defects);
+        let names: Vec<&str> = defects.iter().map(|d| d.name()).collect();
+        let (sut, mut flags, mut label) = match sut {
+            "reference" if names.is_empty() => (
+                Reference::new().sut(),
+                String::new(),
+                "reference".to_string(),
+            ),
+            "reference" => (
+                Reference::with_defects(defects).sut(),
+                defect_flags(defects),
+                format!("reference with defects: {}", names.join(", ")),
+            ),
+            _ if !defects.is_empty() => {
+                return Err(Failure::Usage(
+                    "--defect switches a known defect on in the reference gateway only".into(),
+                ))
+            }
+            _ => (
+                SimpleGateway.sut(),
+                " --sut simple".to_string(),
+                "simple".to_string(),
+            ),
+        };
         if outside_only {
             flags.push_str(" --outside-only");
+            label.push_str(", judged from the outside alone");
         }
-        Chosen {
-            sut: Reference::with_defects(defects).sut(),
+        Ok(Chosen {
+            sut,
             evidence: evidence(outside_only),
             flags,
-        }
+            label,
+        })
     }
 }
 

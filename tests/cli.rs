@@ -176,7 +176,7 @@ fn defects_are_listed_and_a_defect_hunt_exits_1_with_a_replayable_reproducer() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("system under test: reference --defect first-page-only"),
+        stdout.contains("system under test: reference with defects: first-page-only"),
         "{stdout}"
     );
     let replay = stdout
@@ -193,4 +193,46 @@ fn defects_are_listed_and_a_defect_hunt_exits_1_with_a_replayable_reproducer() {
     let bad = mcpsim(&["explore", "--defect", "no-such-defect"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("known: rest-drops-oauth2-flow"));
+}
+
+#[test]
+fn explore_pointed_at_the_simple_gateway_fails_with_a_replayable_reproducer() {
+    let out_dir = std::env::temp_dir().join(format!("mcpsim-cli-simple-{}", std::process::id()));
+    let out = mcpsim(&[
+        "explore",
+        "--sut",
+        "simple",
+        "--cases",
+        "50",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("system under test: simple"), "{stdout}");
+    let replay = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: mcpsim run "))
+        .expect("a replay line");
+    assert!(replay.ends_with("--sut simple"), "{replay}");
+    let mut args: Vec<&str> = vec!["run"];
+    args.extend(replay.split(' '));
+    let replayed = mcpsim(&args);
+    assert_eq!(replayed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("FAIL expectations"));
+    // Its settings are the simple gateway's own: the reference refuses them.
+    let other = mcpsim(&args[..2]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("at gateways[0].settings"));
+
+    let mixed = mcpsim(&[
+        "run",
+        "--all",
+        "--sut",
+        "simple",
+        "--defect",
+        "first-page-only",
+    ]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("reference gateway only"));
 }

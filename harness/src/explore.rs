@@ -207,7 +207,8 @@ pub fn run_case(
 }
 
 /// Shrinks a failing case with proptest's value tree: simplify while it
-/// still fails, complicate back when a step made it pass.
+/// still fails a checker it failed at first, complicate back when a step
+/// made it pass (or fail only something else).
 /// The plan it gives is fitted to the target.
 pub fn shrink(
     target: &Target,
@@ -221,13 +222,23 @@ pub fn shrink(
         Err(failure) => failure,
         Ok(_) => (None, vec!["flaky: passed when run again".to_string()]),
     };
+    // A simpler plan counts only if it fails a checker the original failed:
+    // shrinking must not slip from one bug to another.
+    let kinds = |failed: &[String]| -> Vec<String> {
+        failed
+            .iter()
+            .map(|f| f.split(':').next().unwrap_or("").to_string())
+            .collect()
+    };
+    let original = kinds(&failed);
     let mut best = tree.current();
     let mut steps = 0;
     if tree.simplify() {
         loop {
             steps += 1;
+            let same_kind = |f: &[String]| kinds(f).iter().any(|k| original.contains(k));
             match check(&tree.current(), target, evidence, determinism) {
-                Err((r, f)) => {
+                Err((r, f)) if same_kind(&f) => {
                     best = tree.current();
                     report = r;
                     failed = f;
@@ -235,7 +246,7 @@ pub fn shrink(
                         break;
                     }
                 }
-                Ok(_) => {
+                _ => {
                     if !tree.complicate() {
                         break;
                     }

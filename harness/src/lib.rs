@@ -15,7 +15,7 @@ mod checks;
 pub mod explore;
 mod faults;
 pub mod generate;
-pub mod mermaid;
+mod mermaid;
 pub mod net;
 mod observe;
 mod operator;
