@@ -17,7 +17,11 @@
 
 use std::collections::BTreeMap;
 
-pub use mcpsim_fakes::{McpServerConfig, StoreServerConfig, TokenServerConfig};
+/// The fakes' behaviours, for [`McpHost::config`] and [`TokenHost::config`].
+pub use mcpsim_fakes::{
+    ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServerConfig, ReplyMode,
+    StoreServerConfig, TokenFailure, TokenFailureRule, TokenServerConfig, ToolSpec,
+};
 use mcpsim_sut::{ServerDef, Status};
 use serde_json::Value;
 

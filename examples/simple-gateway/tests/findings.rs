@@ -1,0 +1,130 @@
+//! What mcpsim finds in the simple gateway, one shortcut at a time, from
+//! the outside alone: the gateway reports no events, so every verdict here
+//! rests on its API and on what its upstreams saw.
+
+use mcpsim_harness::builder::*;
+use mcpsim_harness::{Report, ServerAuth, ServerDef, Status};
+use mcpsim_simple_gateway::SimpleGateway;
+
+fn run(scenario: Scenario) -> Report {
+    mcpsim_harness::run(&SimpleGateway.sut(), &scenario).expect("the world runs")
+}
+
+fn findings(report: &Report, check: &str) -> Vec<String> {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == check)
+        .map(|c| c.findings.clone())
+        .unwrap_or_default()
+}
+
+fn oauth_world(builder: ScenarioBuilder) -> ScenarioBuilder {
+    let tokens = TokenServerConfig {
+        clients: vec![ClientRegistration {
+            client_id: "gw".into(),
+            client_secret: "gw-secret-value".into(),
+            scopes: Vec::new(),
+        }],
+        ..TokenServerConfig::default()
+    };
+    let mcp = McpServerConfig {
+        tool_count: Some(2),
+        auth: McpAuth::Oauth {
+            issuer: "mcpsim-auth".into(),
+            signing_key: tokens.signing_key.clone(),
+            required_scope: None,
+            revoke_at_ms: None,
+        },
+        ..McpServerConfig::default()
+    };
+    builder
+        .token_server(TokenHost::new("auth").config(tokens))
+        .mcp_server(McpHost::new("mcp").config(mcp))
+}
+
+fn oauth_server() -> ServerDef {
+    ServerDef::http("docs", "http://mcp/mcp").auth(ServerAuth::ClientCredentials {
+        token_url: "http://auth/oauth/token".into(),
+        client_id: "gw".into(),
+        client_secret: "gw-secret-value".into(),
+        scopes: Vec::new(),
+        explicit_flow: true,
+    })
+}
+
+#[test]
+fn a_token_per_exchange_breaks_token_discipline() {
+    let scenario = oauth_world(Scenario::builder("discovery, then a tool call"))
+        .gateway(GatewayHost::new("gateway").server(oauth_server()))
+        .call_tools()
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "token_discipline");
+    assert!(
+        found.iter().any(|f| f.contains("fetched a second token")),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+    // The inside view is not applicable to a gateway without events.
+    let hygiene = report
+        .checks
+        .iter()
+        .find(|c| c.name == "cancellation_hygiene")
+        .unwrap();
+    assert!(hygiene.passed && hygiene.not_applicable.is_some());
+}
+
+#[test]
+fn a_client_that_gives_up_leaves_the_server_unknown_for_good() {
+    let mcp = McpServerConfig {
+        tool_count: Some(1),
+        latency_ms: [("tools/list".to_string(), 300)].into(),
+        ..McpServerConfig::default()
+    };
+    let scenario = Scenario::builder("the operator gives up on a slow create")
+        .deadline_ms(5_000)
+        .gateway(GatewayHost::new("gateway").settings(serde_json::json!({"timeout_ms": 1000})))
+        .mcp_server(McpHost::new("mcp").config(mcp))
+        .step(Step::create(ServerDef::http("docs", "http://mcp/mcp")).give_up_after_ms(100))
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "liveness");
+    assert!(
+        found.iter().any(|f| f.contains("still unknown")),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+}
+
+#[test]
+fn without_a_re_check_a_transient_failure_sticks() {
+    let mcp = McpServerConfig {
+        tool_count: Some(1),
+        failures: vec![McpFailureRule {
+            method: "tools/list".into(),
+            kind: McpFailure::Http { status: 503 },
+            after: 0,
+            count: Some(1),
+        }],
+        ..McpServerConfig::default()
+    };
+    let scenario = Scenario::builder("one 503, then the upstream recovers")
+        .gateway(GatewayHost::new("gateway").server(ServerDef::http("docs", "http://mcp/mcp")))
+        .mcp_server(McpHost::new("mcp").config(mcp))
+        .poll_until_ms(3_000)
+        .expect("docs", Expectation::status(Status::Healthy))
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "expectations");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("expected healthy, got unhealthy")),
+        "{found:?}"
+    );
+}
