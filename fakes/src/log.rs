@@ -11,6 +11,8 @@
 //! keeps at most [`LOG_CAPACITY`] records and counts the rest, so a request
 //! storm is a finding and never an out-of-memory.
 
+use std::sync::Mutex;
+
 use serde::Serialize;
 
 use crate::{Clock, SIM_EPOCH_UNIX_S};
@@ -66,6 +68,58 @@ impl<T> Log<T> {
     pub(crate) fn get_mut(&mut self, index: Option<usize>) -> Option<&mut T> {
         index.and_then(|i| self.records.get_mut(i))
     }
+}
+
+/// A record that can say its request was abandoned.
+pub(crate) trait Abandon {
+    /// The client went away (or the host crashed) before the answer: no
+    /// answer time, since no clock may be readable then.
+    fn abandon(&mut self);
+}
+
+/// A request's record while it is being handled: updated as the handler
+/// learns more, finished with its outcome, or marked abandoned if the
+/// handler is dropped first.
+pub(crate) struct Recording<'a, T: Abandon> {
+    log: &'a Mutex<Log<T>>,
+    index: Option<usize>,
+    done: bool,
+}
+
+impl<'a, T: Abandon> Recording<'a, T> {
+    pub fn open(log: &'a Mutex<Log<T>>, record: T) -> Self {
+        let index = lock(log).push(record);
+        Recording {
+            log,
+            index,
+            done: false,
+        }
+    }
+
+    pub fn update(&self, change: impl FnOnce(&mut T)) {
+        if let Some(record) = lock(self.log).get_mut(self.index) {
+            change(record);
+        }
+    }
+
+    pub fn finish(&mut self, change: impl FnOnce(&mut T)) {
+        self.done = true;
+        self.update(change);
+    }
+}
+
+impl<T: Abandon> Drop for Recording<'_, T> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.update(T::abandon);
+        }
+    }
+}
+
+/// A poisoned lock only means another handler panicked; the log is still
+/// usable.
+pub(crate) fn lock<T>(log: &Mutex<Log<T>>) -> std::sync::MutexGuard<'_, Log<T>> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An issued access token, named by its public claims.
@@ -131,6 +185,13 @@ pub struct TokenRequestRecord {
     pub outcome: TokenOutcome,
 }
 
+impl Abandon for TokenRequestRecord {
+    fn abandon(&mut self) {
+        self.answered_ms = None;
+        self.outcome = TokenOutcome::Abandoned;
+    }
+}
+
 /// Which credential an MCP request carried.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -178,6 +239,14 @@ pub struct McpRequestRecord {
     /// The HTTP status answered; none while unanswered.
     pub status: Option<u16>,
     pub outcome: McpOutcome,
+}
+
+impl Abandon for McpRequestRecord {
+    fn abandon(&mut self) {
+        self.answered_ms = None;
+        self.status = None;
+        self.outcome = McpOutcome::Abandoned;
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ use futures_util::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::log::{run_ms, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, TokenRef};
+use crate::log::{
+    lock, run_ms, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, Recording, TokenRef,
+};
 use crate::{access_token, rule_hits, sleep_ms, Clock, SIM_EPOCH_UNIX_S};
 
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -223,6 +225,7 @@ struct Inner {
     tools: Vec<ToolSpec>,
     clock: Clock,
     state: Mutex<McpState>,
+    log: Mutex<Log<McpRequestRecord>>,
 }
 
 #[derive(Default)]
@@ -237,7 +240,6 @@ struct McpState {
     /// Every bearer token value that was neither this server's static token nor a token its
     /// issuer signed, refused or not. Secret by nature, so never in stats or the log.
     foreign_bearers: BTreeSet<String>,
-    log: Log<McpRequestRecord>,
 }
 
 impl McpServer {
@@ -259,6 +261,7 @@ impl McpServer {
                 tools,
                 clock,
                 state,
+                log: Mutex::default(),
             }),
         }
     }
@@ -291,7 +294,7 @@ impl McpServer {
 
     /// Every request to the MCP path so far, in the order they arrived.
     pub fn requests(&self) -> Log<McpRequestRecord> {
-        self.inner.lock().log.clone()
+        lock(&self.inner.log).clone()
     }
 
     pub fn tool_names(&self) -> Vec<String> {
@@ -299,53 +302,28 @@ impl McpServer {
     }
 }
 
-/// A request's record while it is being handled: answered with its status, or marked
-/// abandoned if the handler is dropped first (the client went away).
+/// A request's record while it is handled, and the failure a rule answered it with.
 struct Entry<'a> {
-    inner: &'a Inner,
-    index: Option<usize>,
+    recording: Recording<'a, McpRequestRecord>,
+    clock: &'a Clock,
     /// Set by the failure gate when a rule answered.
     injected: Option<McpOutcome>,
-    done: bool,
 }
 
-impl<'a> Entry<'a> {
-    fn open(inner: &'a Inner, record: McpRequestRecord) -> Self {
-        let index = inner.lock().log.push(record);
-        Entry {
-            inner,
-            index,
-            injected: None,
-            done: false,
-        }
-    }
-
+impl Entry<'_> {
     fn set_rpc_method(&self, method: &str) {
-        let mut state = self.inner.lock();
-        if let Some(record) = state.log.get_mut(self.index) {
-            record.rpc_method = Some(method.to_owned());
-        }
+        self.recording
+            .update(|record| record.rpc_method = Some(method.to_owned()));
     }
 
-    fn finish(&mut self, status: Option<StatusCode>, outcome: McpOutcome) {
-        self.done = true;
-        // An abandoned request has no answer, and may be dropped where no
-        // clock can be read (its host crashing).
-        let answered_ms = (outcome != McpOutcome::Abandoned).then(|| run_ms(&self.inner.clock));
-        let mut state = self.inner.lock();
-        if let Some(record) = state.log.get_mut(self.index) {
-            record.answered_ms = answered_ms;
-            record.status = status.map(|s| s.as_u16());
+    fn finish(&mut self, status: StatusCode) {
+        let answered_ms = run_ms(self.clock);
+        let outcome = self.injected.unwrap_or(McpOutcome::Answered);
+        self.recording.finish(|record| {
+            record.answered_ms = Some(answered_ms);
+            record.status = Some(status.as_u16());
             record.outcome = outcome;
-        }
-    }
-}
-
-impl Drop for Entry<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish(None, McpOutcome::Abandoned);
-        }
+        });
     }
 }
 
@@ -432,10 +410,13 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         status: None,
         outcome: McpOutcome::Pending,
     };
-    let mut entry = Entry::open(&inner, record);
+    let mut entry = Entry {
+        recording: Recording::open(&inner.log, record),
+        clock: &inner.clock,
+        injected: None,
+    };
     let response = serve(&inner, request, &mut entry).await;
-    let outcome = entry.injected.unwrap_or(McpOutcome::Answered);
-    entry.finish(Some(response.status()), outcome);
+    entry.finish(response.status());
     response
 }
 

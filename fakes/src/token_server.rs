@@ -20,7 +20,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::access_token::{self, Claims};
-use crate::log::{run_ms, ClientAuthSeen, Log, Peer, TokenOutcome, TokenRef, TokenRequestRecord};
+use crate::log::{
+    lock, run_ms, ClientAuthSeen, Log, Peer, Recording, TokenOutcome, TokenRef, TokenRequestRecord,
+};
 use crate::{rule_hits, sleep_ms, Clock};
 
 /// Token lifetime when the configuration omits `expires_in`: the response then says nothing
@@ -122,13 +124,13 @@ struct Inner {
     config: TokenServerConfig,
     clock: Clock,
     state: Mutex<TokenState>,
+    log: Mutex<Log<TokenRequestRecord>>,
 }
 
 #[derive(Default)]
 struct TokenState {
     stats: TokenStats,
     issued_tokens: Vec<String>,
-    log: Log<TokenRequestRecord>,
 }
 
 impl TokenServer {
@@ -139,6 +141,7 @@ impl TokenServer {
                 config,
                 clock,
                 state,
+                log: Mutex::default(),
             }),
         }
     }
@@ -163,47 +166,7 @@ impl TokenServer {
 
     /// Every request to the token path so far, in the order they arrived.
     pub fn requests(&self) -> Log<TokenRequestRecord> {
-        self.inner.lock().log.clone()
-    }
-}
-
-/// A request's record while it is being handled: finished with its
-/// outcome, or marked abandoned if the handler is dropped first (the client
-/// went away).
-struct Entry<'a> {
-    inner: &'a Inner,
-    index: Option<usize>,
-    done: bool,
-}
-
-impl<'a> Entry<'a> {
-    fn open(inner: &'a Inner, record: TokenRequestRecord) -> Self {
-        let index = inner.lock().log.push(record);
-        Entry {
-            inner,
-            index,
-            done: false,
-        }
-    }
-
-    fn finish(&mut self, outcome: TokenOutcome) {
-        self.done = true;
-        // An abandoned request has no answer, and may be dropped where no
-        // clock can be read (its host crashing).
-        let answered_ms = (outcome != TokenOutcome::Abandoned).then(|| run_ms(&self.inner.clock));
-        let mut state = self.inner.lock();
-        if let Some(record) = state.log.get_mut(self.index) {
-            record.answered_ms = answered_ms;
-            record.outcome = outcome;
-        }
-    }
-}
-
-impl Drop for Entry<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish(TokenOutcome::Abandoned);
-        }
+        lock(&self.inner.log).clone()
     }
 }
 
@@ -288,7 +251,15 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         Ok(body) => body,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
-    let mut entry = Entry::open(&inner, seen(&parts.headers, &body, received_ms, peer));
+    let mut entry = Recording::open(&inner.log, seen(&parts.headers, &body, received_ms, peer));
+    let clock = inner.clock.clone();
+    let mut finish = move |outcome: TokenOutcome| {
+        let answered_ms = run_ms(&clock);
+        entry.finish(|r| {
+            r.answered_ms = Some(answered_ms);
+            r.outcome = outcome;
+        });
+    };
     sleep_ms(inner.config.latency_ms).await;
 
     let rule = inner
@@ -299,7 +270,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     if let Some(rule) = rule {
         inner.lock().stats.failed_injected += 1;
         let response = injected(rule.kind, basic_credentials(&parts.headers).is_some()).await;
-        entry.finish(TokenOutcome::Injected {
+        finish(TokenOutcome::Injected {
             status: Some(response.status().as_u16()),
         });
         return response;
@@ -307,7 +278,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
 
     match issue(&inner, &parts.headers, &body) {
         Ok((response, token, expires_in_s)) => {
-            entry.finish(TokenOutcome::Issued {
+            finish(TokenOutcome::Issued {
                 token,
                 expires_in_s,
             });
@@ -315,7 +286,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         }
         Err(error) => {
             inner.lock().stats.rejected += 1;
-            entry.finish(TokenOutcome::Refused {
+            finish(TokenOutcome::Refused {
                 status: error.status.as_u16(),
                 error: error.code.to_string(),
             });

@@ -320,16 +320,7 @@ impl Operator<'_> {
             let round_start = now_ms();
             let mut all_settled = true;
             for g in &scenario.gateways {
-                let sent_ms = now_ms();
-                let answer = self.call(&g.host, &self.dialect.list(), CALL_TIMEOUT).await;
-                let servers = match &answer {
-                    Some((status, body)) => self.dialect.read_list(ApiAnswer {
-                        status: *status,
-                        body,
-                    }),
-                    None => Err("no answer".to_string()),
-                };
-                match &servers {
+                match &self.read_list(&g.host, Phase::Settling).await {
                     Ok(rows) => {
                         if rows.iter().any(|r| r.status == Status::Unknown) {
                             all_settled = false;
@@ -337,13 +328,6 @@ impl Operator<'_> {
                     }
                     Err(_) => all_settled = false,
                 }
-                self.records().polls.push(Poll {
-                    gateway: g.host.clone(),
-                    sent_ms,
-                    answered_ms: now_ms(),
-                    phase: Phase::Settling,
-                    servers,
-                });
                 if g.store.is_some() {
                     if let Some((status, body)) = self
                         .call(&g.host, &self.dialect.health(), CALL_TIMEOUT)
@@ -455,22 +439,30 @@ impl Operator<'_> {
     /// One more read of every gateway's list.
     async fn read_again(&self) {
         for g in &self.scenario.gateways {
-            let sent_ms = now_ms();
-            let answer = self.call(&g.host, &self.dialect.list(), CALL_TIMEOUT).await;
-            let servers = match &answer {
-                Some((status, body)) => self.dialect.read_list(ApiAnswer {
-                    status: *status,
-                    body,
-                }),
-                None => Err("no answer".to_string()),
-            };
-            self.records().polls.push(Poll {
-                gateway: g.host.clone(),
-                sent_ms,
-                answered_ms: now_ms(),
-                phase: Phase::Final,
-                servers,
-            });
+            // Recorded; the checkers read it.
+            let _ = self.read_list(&g.host, Phase::Final).await;
         }
+    }
+
+    /// Reads one gateway's server list and records the poll; gives what it
+    /// read.
+    async fn read_list(&self, gateway: &str, phase: Phase) -> Result<Vec<ServerView>, String> {
+        let sent_ms = now_ms();
+        let answer = self.call(gateway, &self.dialect.list(), CALL_TIMEOUT).await;
+        let servers = match &answer {
+            Some((status, body)) => self.dialect.read_list(ApiAnswer {
+                status: *status,
+                body,
+            }),
+            None => Err("no answer".to_string()),
+        };
+        self.records().polls.push(Poll {
+            gateway: gateway.to_string(),
+            sent_ms,
+            answered_ms: now_ms(),
+            phase,
+            servers: servers.clone(),
+        });
+        servers
     }
 }

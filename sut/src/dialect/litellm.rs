@@ -407,6 +407,40 @@ mod tests {
     }
 
     #[test]
+    fn one_server_reads_as_a_view_or_as_none_and_calls_name_the_exposed_tool() {
+        let row = json!({"server_id": "a", "server_name": "docs", "status": "healthy"});
+        let one = LiteLlm.read_one(ApiAnswer {
+            status: 200,
+            body: &row,
+        });
+        assert_eq!(one.unwrap().unwrap().status, Status::Healthy);
+        let missing = json!({"detail": {"error": "no server"}});
+        let none = LiteLlm.read_one(ApiAnswer {
+            status: 404,
+            body: &missing,
+        });
+        assert_eq!(none, Ok(None));
+        let broken = LiteLlm.read_one(ApiAnswer {
+            status: 500,
+            body: &missing,
+        });
+        assert!(broken.unwrap_err().contains("500: no server"));
+        assert_eq!(LiteLlm.get("a").path, "/v1/mcp/server/a");
+        let server = view(&row).unwrap();
+        let tool = ToolView {
+            exposed: "docs-search".into(),
+            upstream: "search".into(),
+        };
+        let call = LiteLlm.call_tool(&server, &tool, &json!({"q": 1}));
+        assert_eq!(call.body.unwrap()["name"], json!("docs-search"));
+        let (name, value) = LiteLlm.authorization("sk-1");
+        assert_eq!(
+            (name.as_str(), value.as_str()),
+            ("authorization", "Bearer sk-1")
+        );
+    }
+
+    #[test]
     fn tools_lose_their_alias_prefix() {
         let server = view(
             &json!({"server_id": "a", "server_name": "docs", "alias": "docs",
