@@ -14,6 +14,14 @@
 //! or JSON-RPC code, so that nothing turns into a silent empty list. The
 //! stage in progress is also published through [`StageCell`], so a caller's
 //! timeout can say where the time ran out.
+//!
+//! A hostile upstream ends an exchange with an error that names what was
+//! wrong: a reply over [`MAX_REPLY_BYTES`], a reply for another request id,
+//! a content type that is neither JSON nor SSE, a redirect (never
+//! followed), a cursor that repeats. The session's closing `DELETE` is not
+//! part of the exchange: the caller gets it back as a [`Closing`] and sends
+//! it when the result is safe, so a clean-up that hangs cannot lose a
+//! finished listing.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -31,6 +39,19 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// A server that keeps handing out cursors is broken; stop rather than loop.
 const MAX_PAGES: usize = 1_000;
+/// The largest reply the client reads; a larger one ends the exchange.
+pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The request that ends a session, for the caller to send once the
+/// exchange's result is safe; empty when there is no session to end.
+#[derive(Debug, Default)]
+pub struct Closing(Option<http::Request<Vec<u8>>>);
+
+impl Closing {
+    pub fn request(self) -> Option<http::Request<Vec<u8>>> {
+        self.0
+    }
+}
 
 /// Where in a discovery attempt something happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -251,10 +272,22 @@ impl<'a> Session<'a> {
         if status == http::StatusCode::NOT_FOUND && self.id.is_some() {
             return Err(PostError::SessionGone);
         }
+        if status.is_redirection() {
+            return Err(PostError::Other(Failure::Protocol(format!(
+                "HTTP {} redirect, not followed: a gateway calls only the URL it was given",
+                status.as_u16()
+            ))));
+        }
         if !status.is_success() {
             return Err(PostError::Other(Failure::Status {
                 status: status.as_u16(),
             }));
+        }
+        if response.body().len() > MAX_REPLY_BYTES {
+            return Err(PostError::Other(Failure::Protocol(format!(
+                "reply is {} bytes, over the {MAX_REPLY_BYTES}-byte limit",
+                response.body().len()
+            ))));
         }
         let headers = response.headers().clone();
         if notification {
@@ -269,9 +302,16 @@ impl<'a> Session<'a> {
         let reply = if content_type.starts_with("text/event-stream") {
             find_in_sse(&body, id)?
         } else if content_type.starts_with("application/json") {
-            serde_json::from_slice::<Value>(&body).map_err(|_| {
+            let reply = serde_json::from_slice::<Value>(&body).map_err(|_| {
                 PostError::Other(Failure::Protocol("reply is not valid JSON".to_string()))
-            })?
+            })?;
+            if reply.get("id").and_then(Value::as_u64) != Some(id) {
+                return Err(PostError::Other(Failure::Protocol(format!(
+                    "reply is for request id {}, not {id}",
+                    reply.get("id").map_or("none".to_string(), Value::to_string)
+                ))));
+            }
+            reply
         } else {
             return Err(PostError::Other(Failure::Protocol(format!(
                 "reply has content type {:?}, expected application/json or text/event-stream",
@@ -339,6 +379,7 @@ impl<'a> Session<'a> {
         stage.set(Stage::List);
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut seen = std::collections::BTreeSet::new();
         for _ in 0..MAX_PAGES {
             let params = match &cursor {
                 Some(c) => json!({"cursor": c}),
@@ -361,6 +402,12 @@ impl<'a> Session<'a> {
             tools.extend(page);
             match result.get("nextCursor").and_then(Value::as_str) {
                 Some(next) if !self.request.quirks.first_page_only => {
+                    if !seen.insert(next.to_string()) {
+                        return Err(PostError::Other(Failure::Protocol(format!(
+                            "tools/list handed out a cursor it had handed out before, after {} tools; stopped rather than loop",
+                            tools.len()
+                        ))));
+                    }
                     cursor = Some(next.to_string());
                 }
                 _ => return Ok(tools),
@@ -371,16 +418,16 @@ impl<'a> Session<'a> {
         ))))
     }
 
-    /// Ends the session; best effort, since the listing already succeeded or
-    /// failed on its own terms.
-    async fn close(&mut self) {
+    /// The request that ends the session, for the caller to send; best
+    /// effort, since the exchange already succeeded or failed on its own
+    /// terms.
+    fn closing(&mut self) -> Closing {
         if self.id.is_none() {
-            return;
+            return Closing::default();
         }
-        if let Ok(request) = self.build(http::Method::DELETE, None) {
-            let _ = self.http.send(request).await;
-        }
+        let request = self.build(http::Method::DELETE, None).ok();
         self.id = None;
+        Closing(request)
     }
 }
 
@@ -429,21 +476,21 @@ fn find_in_sse(body: &[u8], id: u64) -> Result<Value, PostError> {
     )))
 }
 
-/// Lists every tool of one server in a fresh session.
+/// Lists every tool of one server in a fresh session; gives the result and
+/// the request that ends the session.
 pub async fn list_tools(
     http: &dyn HttpClient,
     request: &ListRequest<'_>,
     stage: &StageCell,
-) -> Result<Vec<Tool>, McpError> {
+) -> (Result<Vec<Tool>, McpError>, Closing) {
     let mut session = Session::new(http, request);
     let mut fresh_sessions_left = session.fresh_sessions_allowed();
     loop {
-        session.initialize(stage).await?;
+        if let Err(error) = session.initialize(stage).await {
+            return (Err(error), Closing::default());
+        }
         match session.list_all(stage).await {
-            Ok(tools) => {
-                session.close().await;
-                return Ok(tools);
-            }
+            Ok(tools) => return (Ok(tools), session.closing()),
             Err(PostError::SessionGone) if fresh_sessions_left > 0 => {
                 // The server forgot the session: start again, without DELETE.
                 fresh_sessions_left -= 1;
@@ -452,36 +499,38 @@ pub async fn list_tools(
                 let error = at(Stage::List, e);
                 // A 401 must reach the caller at once, so it can drop the
                 // token: a DELETE with rejected credentials would only be
-                // refused too, and a budget could run out while it waits.
-                if error.status() != Some(401) {
-                    session.close().await;
-                }
-                return Err(error);
+                // refused too.
+                let closing = if error.status() == Some(401) {
+                    Closing::default()
+                } else {
+                    session.closing()
+                };
+                return (Err(error), closing);
             }
         }
     }
 }
 
 /// Calls one tool in a fresh session and returns the JSON-RPC `result` as
-/// the server sent it (a result with `isError` is still a result).
+/// the server sent it (a result with `isError` is still a result), and the
+/// request that ends the session.
 pub async fn call_tool(
     http: &dyn HttpClient,
     request: &ListRequest<'_>,
     stage: &StageCell,
     name: &str,
     arguments: &Value,
-) -> Result<Value, McpError> {
+) -> (Result<Value, McpError>, Closing) {
     let mut session = Session::new(http, request);
     let mut fresh_sessions_left = session.fresh_sessions_allowed();
     let params = json!({"name": name, "arguments": arguments});
     loop {
-        session.initialize(stage).await?;
+        if let Err(error) = session.initialize(stage).await {
+            return (Err(error), Closing::default());
+        }
         stage.set(Stage::Call);
         match session.post("tools/call", params.clone(), false).await {
-            Ok((result, _)) => {
-                session.close().await;
-                return Ok(result);
-            }
+            Ok((result, _)) => return (Ok(result), session.closing()),
             Err(PostError::SessionGone) if fresh_sessions_left > 0 => {
                 // The server forgot the session before the call reached a
                 // tool: start again, without DELETE.
@@ -489,8 +538,7 @@ pub async fn call_tool(
             }
             Err(e) => {
                 let error = at(Stage::Call, e);
-                session.close().await;
-                return Err(error);
+                return (Err(error), session.closing());
             }
         }
     }
@@ -499,6 +547,153 @@ pub async fn call_tool(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// Answers each POST from a script, by JSON-RPC method; counts them.
+    struct Scripted {
+        answer: Box<dyn Fn(&str, u64) -> http::Response<Vec<u8>> + Send + Sync>,
+        sent: Mutex<Vec<String>>,
+    }
+
+    impl HttpClient for Scripted {
+        fn send(
+            &self,
+            request: http::Request<Vec<u8>>,
+        ) -> crate::http_client::BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
+            let body: Value = serde_json::from_slice(request.body()).unwrap_or(Value::Null);
+            let method = body["method"].as_str().unwrap_or("DELETE").to_string();
+            let id = body["id"].as_u64().unwrap_or(0);
+            self.sent.lock().unwrap().push(method.clone());
+            let response = (self.answer)(&method, id);
+            Box::pin(async move { Ok(response) })
+        }
+    }
+
+    fn json_reply(id: u64, result: Value) -> http::Response<Vec<u8>> {
+        let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .header(SESSION_HEADER, "s-1")
+            .body(body.to_string().into_bytes())
+            .unwrap()
+    }
+
+    fn initialized(method: &str, id: u64) -> Option<http::Response<Vec<u8>>> {
+        match method {
+            "initialize" => Some(json_reply(id, json!({"protocolVersion": "2025-11-25"}))),
+            "notifications/initialized" => Some(
+                http::Response::builder()
+                    .status(202)
+                    .body(Vec::new())
+                    .unwrap(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn list_with(
+        tools: impl Fn(u64) -> http::Response<Vec<u8>> + Send + Sync + 'static,
+    ) -> (Result<Vec<Tool>, McpError>, Closing, Vec<String>) {
+        let http = Scripted {
+            answer: Box::new(move |method, id| {
+                initialized(method, id).unwrap_or_else(|| tools(id))
+            }),
+            sent: Mutex::new(Vec::new()),
+        };
+        let request = ListRequest {
+            url: "http://mcp/mcp",
+            headers: &[],
+            quirks: ClientQuirks::default(),
+        };
+        let stage = StageCell::new(Stage::Connect);
+        let (result, closing) =
+            futures_util::FutureExt::now_or_never(list_tools(&http, &request, &stage))
+                .expect("the scripted client never waits");
+        let sent = http.sent.lock().unwrap().clone();
+        (result, closing, sent)
+    }
+
+    #[test]
+    fn hostile_replies_end_the_listing_with_what_was_wrong() {
+        let tool = json!({"name": "t", "inputSchema": {"type": "object"}});
+        let cases: Vec<(
+            Box<dyn Fn(u64) -> http::Response<Vec<u8>> + Send + Sync>,
+            &str,
+        )> = vec![
+            (
+                Box::new(|id| json_reply(id + 7, json!({"tools": []}))),
+                "reply is for request id",
+            ),
+            (
+                Box::new(|_| {
+                    http::Response::builder()
+                        .status(302)
+                        .header("location", "http://elsewhere/mcp")
+                        .body(Vec::new())
+                        .unwrap()
+                }),
+                "redirect, not followed",
+            ),
+            (
+                Box::new(|_| {
+                    http::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(vec![b' '; MAX_REPLY_BYTES + 1])
+                        .unwrap()
+                }),
+                "over the 2097152-byte limit",
+            ),
+            (
+                Box::new(|_| {
+                    http::Response::builder()
+                        .status(200)
+                        .header("content-type", "text/html")
+                        .body(b"<html>oops</html>".to_vec())
+                        .unwrap()
+                }),
+                "content type \"text/html\"",
+            ),
+            (
+                Box::new(|_| {
+                    http::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(vec![0xff, 0xfe, b'{'])
+                        .unwrap()
+                }),
+                "not valid JSON",
+            ),
+            (
+                Box::new(move |id| json_reply(id, json!({"tools": [tool], "nextCursor": "same"}))),
+                "cursor it had handed out before",
+            ),
+        ];
+        for (answer, expected) in cases {
+            let (result, closing, _) = list_with(answer);
+            let error = result.unwrap_err();
+            assert_eq!(error.stage, Stage::List, "{error}");
+            assert!(error.to_string().contains(expected), "{error}");
+            // The session is still ended, by the caller.
+            assert!(closing.request().is_some());
+        }
+    }
+
+    #[test]
+    fn a_finished_listing_hands_its_delete_to_the_caller() {
+        let tool = json!({"name": "t", "inputSchema": {"type": "object"}});
+        let (result, closing, sent) =
+            list_with(move |id| json_reply(id, json!({"tools": [tool.clone()]})));
+        assert_eq!(result.unwrap().len(), 1);
+        assert_eq!(
+            sent,
+            ["initialize", "notifications/initialized", "tools/list"]
+        );
+        let delete = closing.request().unwrap();
+        assert_eq!(delete.method(), http::Method::DELETE);
+        assert_eq!(delete.headers()[SESSION_HEADER], "s-1");
+    }
 
     #[test]
     fn sse_bodies_yield_the_matching_response() {

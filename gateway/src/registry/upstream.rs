@@ -15,7 +15,9 @@ use serde_json::Value;
 use super::Registry;
 use crate::defects::Defect;
 use crate::http_client::{BoxFuture, HttpClient};
-use crate::mcp_client::{self, ClientQuirks, ListRequest, McpError, Stage, StageCell, Tool};
+use crate::mcp_client::{
+    self, ClientQuirks, Closing, ListRequest, McpError, Stage, StageCell, Tool,
+};
 use crate::spec::{self, Auth, ServerSpec, Transport};
 use crate::token::{TokenError, TokenRequest};
 use crate::GatewayEvent;
@@ -28,7 +30,7 @@ pub(super) trait Operation: Sync {
         http: &'a dyn HttpClient,
         request: &'a ListRequest<'a>,
         stage: &'a StageCell,
-    ) -> BoxFuture<'a, Result<Self::Output, McpError>>;
+    ) -> BoxFuture<'a, (Result<Self::Output, McpError>, Closing)>;
 }
 
 /// Lists every tool.
@@ -41,7 +43,7 @@ impl Operation for List {
         http: &'a dyn HttpClient,
         request: &'a ListRequest<'a>,
         stage: &'a StageCell,
-    ) -> BoxFuture<'a, Result<Vec<Tool>, McpError>> {
+    ) -> BoxFuture<'a, (Result<Vec<Tool>, McpError>, Closing)> {
         Box::pin(mcp_client::list_tools(http, request, stage))
     }
 }
@@ -59,7 +61,7 @@ impl Operation for Call<'_> {
         http: &'a dyn HttpClient,
         request: &'a ListRequest<'a>,
         stage: &'a StageCell,
-    ) -> BoxFuture<'a, Result<Value, McpError>> {
+    ) -> BoxFuture<'a, (Result<Value, McpError>, Closing)> {
         Box::pin(mcp_client::call_tool(
             http,
             request,
@@ -188,7 +190,11 @@ impl Registry {
                 deadline,
                 operation.run(self.deps.http.as_ref(), &request, &stage),
             )
-            .await;
+            .await
+            .map(|(result, closing)| {
+                self.close_later(closing, budget);
+                result
+            });
             match result {
                 Ok(Ok(output)) => return Ok(output),
                 // Defect error-becomes-cancellation: MCP SDK 1.26 raises the
@@ -220,6 +226,18 @@ impl Registry {
                     })
                 }
             }
+        }
+    }
+
+    /// Sends a session's closing `DELETE` on its own, within its own budget,
+    /// after the exchange's result: a clean-up that hangs must not lose a
+    /// finished listing.
+    fn close_later(&self, closing: Closing, budget: Duration) {
+        if let Some(request) = closing.request() {
+            let http = self.deps.http.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(budget, http.send(request)).await;
+            });
         }
     }
 
