@@ -28,11 +28,13 @@ pub use log::{
     TokenRef, TokenRequestRecord, LOG_CAPACITY,
 };
 pub use mcp_server::{
-    McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, ReplyMode, ToolSpec,
+    GetStream, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, Paging,
+    ReplyMode, SseStyle, ToolBehaviour, ToolChange, ToolSpec,
 };
 pub use store_server::{StoreServer, StoreServerConfig, StoreStats, StoredRow};
 pub use token_server::{
-    ClientRegistration, TokenFailure, TokenFailureRule, TokenServer, TokenServerConfig, TokenStats,
+    AcceptedClientAuth, ClientRegistration, TokenFailure, TokenFailureRule, TokenServer,
+    TokenServerConfig, TokenStats,
 };
 
 /// Whether a failure rule hits the request with this zero-based ordinal: the first `after`

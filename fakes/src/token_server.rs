@@ -1,4 +1,9 @@
-//! A fake OAuth 2.0 token endpoint for the client-credentials grant (RFC 6749 §4.4, §5).
+//! A fake OAuth 2.0 token endpoint for the client-credentials grant (RFC 6749 §4.4, §5), with
+//! its RFC 8414 authorization-server metadata so that clients can discover it.
+//!
+//! Behaviours of real endpoints are settings, off by default: accepting only HTTP Basic or
+//! only the form body, requiring `scope`, `resource` (RFC 8707) or `audience`, and tokens that
+//! live otherwise than their stated `expires_in` (or state none).
 //!
 //! Invariants: every answer is decided by the request, the configuration, the injected clock and
 //! the request's ordinal, never by wall-clock time or chance. State (counters and the list of
@@ -34,12 +39,31 @@ const BODY_LIMIT_BYTES: usize = 64 * 1024;
 #[serde(deny_unknown_fields, default)]
 pub struct TokenServerConfig {
     pub path: String,
+    /// The `iss` of every token. A URL also names where the metadata says the endpoint is;
+    /// otherwise the metadata uses the `Host` the client addressed.
     pub issuer: String,
     pub signing_key: String,
     pub clients: Vec<ClientRegistration>,
+    /// The `expires_in` a token response states; none states nothing.
     pub expires_in_s: Option<u64>,
+    /// How long tokens really live, when that differs from what `expires_in_s` states (or
+    /// when nothing is stated): a day when neither is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifetime_s: Option<u64>,
     pub latency_ms: u64,
     pub failures: Vec<TokenFailureRule>,
+    /// Which client authentication the endpoint accepts.
+    #[serde(skip_serializing_if = "is_any")]
+    pub client_auth: AcceptedClientAuth,
+    /// A request must ask for this scope (among others), or gets `invalid_scope`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_scope: Option<String>,
+    /// A request must name this `resource` (RFC 8707), or gets `invalid_target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_resource: Option<String>,
+    /// A request must name this `audience`, or gets `invalid_request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_audience: Option<String>,
 }
 
 impl Default for TokenServerConfig {
@@ -50,10 +74,32 @@ impl Default for TokenServerConfig {
             signing_key: "mcpsim-signing-key".into(),
             clients: Vec::new(),
             expires_in_s: Some(3600),
+            lifetime_s: None,
             latency_ms: 0,
             failures: Vec::new(),
+            client_auth: AcceptedClientAuth::Any,
+            require_scope: None,
+            require_resource: None,
+            require_audience: None,
         }
     }
+}
+
+/// Which client authentication a token endpoint accepts. RFC 6749 §2.3.1 requires Basic and
+/// allows the form body; real endpoints differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptedClientAuth {
+    #[default]
+    Any,
+    /// HTTP Basic only (`client_secret_basic`).
+    BasicOnly,
+    /// The form body only (`client_secret_post`).
+    FormOnly,
+}
+
+fn is_any(accepted: &AcceptedClientAuth) -> bool {
+    *accepted == AcceptedClientAuth::Any
 }
 
 /// A pre-registered confidential client. Empty `scopes` means any scope may be requested.
@@ -177,12 +223,12 @@ impl Inner {
     }
 }
 
-/// An RFC 6749 §5.2 error, with the `WWW-Authenticate` challenge when the client used Basic.
+/// An RFC 6749 §5.2 error; a 401 carries the `WWW-Authenticate` challenge (RFC 7235 requires
+/// one on every 401, RFC 6749 names Basic's).
 struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: &'static str,
-    basic_challenge: bool,
 }
 
 impl OAuthError {
@@ -191,16 +237,14 @@ impl OAuthError {
             status: StatusCode::BAD_REQUEST,
             code,
             description,
-            basic_challenge: false,
         }
     }
 
-    fn invalid_client(basic_challenge: bool) -> Self {
+    fn invalid_client(description: &'static str) -> Self {
         OAuthError {
             status: StatusCode::UNAUTHORIZED,
             code: "invalid_client",
-            description: "client authentication failed",
-            basic_challenge,
+            description,
         }
     }
 }
@@ -209,7 +253,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.code, "error_description": self.description});
         let mut response = json_response(self.status, &body);
-        if self.basic_challenge {
+        if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"mcpsim\""),
@@ -233,7 +277,20 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    if request.uri().path() != inner.config.path {
+    let path = request.uri().path();
+    if path.starts_with("/.well-known/oauth-authorization-server")
+        || path.starts_with("/.well-known/openid-configuration")
+    {
+        return metadata(&inner, request.headers());
+    }
+    if path == AUTHORIZE_PATH {
+        return OAuthError::bad_request(
+            "unsupported_response_type",
+            "this server issues tokens for the client-credentials grant only",
+        )
+        .into_response();
+    }
+    if path != inner.config.path {
         return StatusCode::NOT_FOUND.into_response();
     }
     if request.method() != Method::POST {
@@ -269,7 +326,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         .find(|rule| rule_hits(rule.after, rule.count, ordinal));
     if let Some(rule) = rule {
         inner.lock().stats.failed_injected += 1;
-        let response = injected(rule.kind, basic_credentials(&parts.headers).is_some()).await;
+        let response = injected(rule.kind).await;
         finish(TokenOutcome::Injected {
             status: Some(response.status().as_u16()),
         });
@@ -335,9 +392,73 @@ fn seen(
     }
 }
 
-async fn injected(kind: TokenFailure, used_basic: bool) -> Response {
+/// The authorization endpoint the metadata names; it refuses everything.
+const AUTHORIZE_PATH: &str = "/authorize";
+
+/// RFC 8414 authorization-server metadata. Clients that discover (the MCP SDKs' own
+/// client-credentials providers) need `issuer`, `token_endpoint` and, though the grant never
+/// uses them, `authorization_endpoint` and `response_types_supported`.
+fn metadata(inner: &Inner, headers: &HeaderMap) -> Response {
+    let config = &inner.config;
+    let issuer_is_url =
+        config.issuer.starts_with("http://") || config.issuer.starts_with("https://");
+    let base = if issuer_is_url {
+        config.issuer.trim_end_matches('/').to_string()
+    } else {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    };
+    let methods: &[&str] = match config.client_auth {
+        AcceptedClientAuth::Any => &["client_secret_basic", "client_secret_post"],
+        AcceptedClientAuth::BasicOnly => &["client_secret_basic"],
+        AcceptedClientAuth::FormOnly => &["client_secret_post"],
+    };
+    let mut scopes: Vec<&str> = config
+        .clients
+        .iter()
+        .flat_map(|c| c.scopes.iter().map(String::as_str))
+        .chain(config.require_scope.as_deref())
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let issuer = if issuer_is_url {
+        config.issuer.clone()
+    } else {
+        base.clone()
+    };
+    let mut body = serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{base}{}", config.path),
+        "authorization_endpoint": format!("{base}{AUTHORIZE_PATH}"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": methods,
+    });
+    if !scopes.is_empty() {
+        body["scopes_supported"] = scopes.into();
+    }
+    let mut response = json_response(StatusCode::OK, &body);
+    // Metadata may be cached; only token responses must not be.
+    response.headers_mut().remove(header::PRAGMA);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
+    response
+}
+
+async fn injected(kind: TokenFailure) -> Response {
     match kind {
-        TokenFailure::InvalidClient => OAuthError::invalid_client(used_basic).into_response(),
+        TokenFailure::InvalidClient => {
+            OAuthError::invalid_client("client authentication failed").into_response()
+        }
         TokenFailure::ServerError => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &serde_json::json!({"error": "server_error"}),
@@ -401,16 +522,37 @@ fn issue(
             ));
         }
         (Some(Ok((id, secret))), _, None) => (id.clone(), secret.clone()),
-        (Some(Err(())), _, None) => return Err(OAuthError::invalid_client(true)),
+        (Some(Err(())), _, None) => {
+            return Err(OAuthError::invalid_client(
+                "the Authorization header is not valid Basic",
+            ))
+        }
         (None, Some(id), Some(secret)) => (id.to_string(), secret.to_string()),
-        (None, _, _) => return Err(OAuthError::invalid_client(false)),
+        (None, _, _) => {
+            return Err(OAuthError::invalid_client(
+                "no client authentication (HTTP Basic, or client_id and client_secret)",
+            ))
+        }
     };
+    match (inner.config.client_auth, basic.is_some()) {
+        (AcceptedClientAuth::BasicOnly, false) => {
+            return Err(OAuthError::invalid_client(
+                "this endpoint accepts HTTP Basic client authentication only",
+            ))
+        }
+        (AcceptedClientAuth::FormOnly, true) => {
+            return Err(OAuthError::invalid_client(
+                "this endpoint accepts client credentials in the form body only",
+            ))
+        }
+        _ => {}
+    }
     let client = inner
         .config
         .clients
         .iter()
         .find(|c| c.client_id == client_id && c.client_secret == client_secret)
-        .ok_or_else(|| OAuthError::invalid_client(basic.is_some()))?;
+        .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
 
     match param("grant_type") {
         None => {
@@ -431,6 +573,30 @@ fn issue(
     let requested: Vec<&str> = param("scope")
         .map(|s| s.split_whitespace().collect())
         .unwrap_or_default();
+    if let Some(scope) = &inner.config.require_scope {
+        if !requested.contains(&scope.as_str()) {
+            return Err(OAuthError::bad_request(
+                "invalid_scope",
+                "this endpoint requires a scope the request does not ask for",
+            ));
+        }
+    }
+    if let Some(resource) = &inner.config.require_resource {
+        if param("resource") != Some(resource.as_str()) {
+            return Err(OAuthError::bad_request(
+                "invalid_target",
+                "the request must name this server's resource (RFC 8707)",
+            ));
+        }
+    }
+    if let Some(audience) = &inner.config.require_audience {
+        if param("audience") != Some(audience.as_str()) {
+            return Err(OAuthError::bad_request(
+                "invalid_request",
+                "the request must name the audience this endpoint requires",
+            ));
+        }
+    }
     let allowed =
         |scope: &&str| client.scopes.is_empty() || client.scopes.iter().any(|s| s == scope);
     if !requested.iter().all(allowed) {
@@ -448,7 +614,8 @@ fn issue(
 
     let lifetime = inner
         .config
-        .expires_in_s
+        .lifetime_s
+        .or(inner.config.expires_in_s)
         .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
     let now_ms = u64::try_from((inner.clock)().as_millis()).unwrap_or(u64::MAX);
     let exp_ms = now_ms.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));

@@ -899,6 +899,7 @@ impl Plan {
                     signing_key: SIGNING_KEY.into(),
                     required_scope: None,
                     revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
+                    authorization_server: None,
                 };
                 let mut config = TokenServerConfig {
                     signing_key: SIGNING_KEY.into(),

@@ -160,6 +160,7 @@ async fn an_mcp_request_is_recorded_with_its_method_session_version_and_token() 
                 signing_key: "k".into(),
                 required_scope: None,
                 revoke_at_ms: None,
+                authorization_server: None,
             },
             failures: vec![McpFailureRule {
                 method: "tools/list".into(),

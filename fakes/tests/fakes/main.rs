@@ -3,6 +3,7 @@
 //! Each test builds its own server and a settable clock, so tests share nothing and need no
 //! sockets; `tokio::time` sleeps only where a test asks for latency or a hang.
 
+mod behaviours;
 mod log;
 mod mcp_server;
 mod token_server;

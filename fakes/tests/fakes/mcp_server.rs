@@ -20,11 +20,11 @@ use crate::{assert_hangs, send, Reply, TestClock};
 const KEY: &str = "shared-key";
 
 /// A POST as real clients send it; `session` and `version` become the MCP headers.
-fn post(message: Value, session: Option<&str>, version: Option<&str>) -> Request<Body> {
+pub(crate) fn post(message: Value, session: Option<&str>, version: Option<&str>) -> Request<Body> {
     post_with(message.to_string(), session, version, None)
 }
 
-fn post_with(
+pub(crate) fn post_with(
     body: String,
     session: Option<&str>,
     version: Option<&str>,
@@ -46,27 +46,27 @@ fn post_with(
     request.body(Body::from(body)).unwrap()
 }
 
-fn initialize_msg(version: &str) -> Value {
+pub(crate) fn initialize_msg(version: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": version, "capabilities": {},
         "clientInfo": {"name": "test", "version": "1"}}})
 }
 
-fn list_msg(id: u64, cursor: Option<&str>) -> Value {
+pub(crate) fn list_msg(id: u64, cursor: Option<&str>) -> Value {
     let params = cursor.map_or(json!({}), |c| json!({ "cursor": c }));
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params})
 }
 
-fn call_msg(id: u64, tool: &str) -> Value {
+pub(crate) fn call_msg(id: u64, tool: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": {"name": tool, "arguments": {}}})
 }
 
-fn initialized_msg() -> Value {
+pub(crate) fn initialized_msg() -> Value {
     json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
 }
 
-fn plain(path: &str, method: &str, session: Option<&str>) -> Request<Body> {
+pub(crate) fn plain(path: &str, method: &str, session: Option<&str>) -> Request<Body> {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -77,7 +77,7 @@ fn plain(path: &str, method: &str, session: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-fn server(config: McpServerConfig) -> (McpServer, Router, TestClock) {
+pub(crate) fn server(config: McpServerConfig) -> (McpServer, Router, TestClock) {
     let (time, clock) = TestClock::new(1_000_000);
     let server = McpServer::new(config, clock);
     let router = server.router();
@@ -85,13 +85,13 @@ fn server(config: McpServerConfig) -> (McpServer, Router, TestClock) {
 }
 
 /// Opens a session and returns its id.
-async fn open(router: &Router) -> String {
+pub(crate) async fn open(router: &Router) -> String {
     let reply = send(router, post(initialize_msg("2025-11-25"), None, None)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.header("mcp-session-id").unwrap().to_string()
 }
 
-fn error_code(reply: &Reply) -> i64 {
+pub(crate) fn error_code(reply: &Reply) -> i64 {
     reply.json()["error"]["code"].as_i64().unwrap()
 }
 
@@ -113,7 +113,7 @@ async fn happy_flow_lists_three_pages_then_deletes() {
     assert_eq!(result["protocolVersion"], "2025-11-25");
     assert_eq!(
         result["capabilities"],
-        json!({"tools": {"listChanged": false}})
+        json!({"tools": {"listChanged": false}, "logging": {}})
     );
     assert_eq!(result["serverInfo"]["name"], "mcpsim-fake");
     let session = Some("s-000001");
@@ -231,7 +231,14 @@ async fn sse_reply_parses() {
     let reply = send(&router, post(initialize_msg("2025-06-18"), None, None)).await;
     assert_eq!(reply.header("content-type"), Some("text/event-stream"));
     let session = reply.header("mcp-session-id").unwrap().to_string();
-    assert!(reply.body.starts_with("id: 0\ndata:\n\n"));
+    // A priming event with an empty data line and a retry hint, then the response.
+    assert!(
+        reply
+            .body
+            .starts_with("id: s-000001/0\nretry: 3000\ndata:\n\n"),
+        "{}",
+        reply.body
+    );
 
     let reply = send(
         &router,
@@ -241,6 +248,9 @@ async fn sse_reply_parses() {
     assert_eq!(reply.status, StatusCode::OK);
     let events: Vec<&str> = reply.body.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(events.len(), 2);
+    // Event ids go on across the streams of a session.
+    assert!(events[0].starts_with("id: s-000001/2\n"), "{}", reply.body);
+    assert!(events[1].contains("\nid: s-000001/3\n"), "{}", reply.body);
     let data = events[1]
         .lines()
         .find_map(|line| line.strip_prefix("data: "))
@@ -275,7 +285,7 @@ async fn tools_call_answers_listed_tools_only() {
     assert_eq!(
         reply.json(),
         json!({"jsonrpc": "2.0", "id": 1, "result": {
-            "content": [{"type": "text", "text": "tool_001 called"}], "isError": false}})
+            "content": [{"type": "text", "text": "tool_001 called with {}"}], "isError": false}})
     );
     let reply = send(&router, post(call_msg(2, "no_such_tool"), s, None)).await;
     assert_eq!((reply.status, error_code(&reply)), (StatusCode::OK, -32602));
@@ -298,9 +308,9 @@ async fn tools_call_in_sse_mode() {
     let config = McpServerConfig {
         reply: ReplyMode::Sse,
         tools: vec![ToolSpec {
-            name: "get_weather".into(),
             description: None,
             input_schema: json!({"type": "object"}),
+            ..ToolSpec::named("get_weather")
         }],
         ..McpServerConfig::default()
     };
@@ -322,7 +332,7 @@ async fn tools_call_in_sse_mode() {
     assert_eq!(message["id"], 9);
     assert_eq!(
         message["result"]["content"][0]["text"],
-        "get_weather called"
+        "get_weather called with {}"
     );
 }
 
@@ -423,6 +433,7 @@ fn oauth_config(required_scope: Option<&str>) -> McpServerConfig {
             signing_key: KEY.into(),
             required_scope: required_scope.map(String::from),
             revoke_at_ms: None,
+            authorization_server: None,
         },
         tool_count: Some(1),
         ..McpServerConfig::default()
@@ -452,7 +463,7 @@ async fn missing_token_is_401_with_resource_metadata() {
     assert_eq!(
         reply.header("www-authenticate"),
         Some(
-            "Bearer resource_metadata=\"http://mcp.sim:8080/.well-known/oauth-protected-resource\""
+            "Bearer resource_metadata=\"http://mcp.sim:8080/.well-known/oauth-protected-resource/mcp\""
         )
     );
     let reply = send(&router, init_with(Some("garbage"))).await;
@@ -725,7 +736,12 @@ async fn static_bearer_records_the_wrong_key() {
     assert_eq!(server.rejected_bearers(), ["sk-caller"]);
 }
 
-fn rule(method: &str, kind: McpFailure, after: u32, count: Option<u32>) -> McpFailureRule {
+pub(crate) fn rule(
+    method: &str,
+    kind: McpFailure,
+    after: u32,
+    count: Option<u32>,
+) -> McpFailureRule {
     McpFailureRule {
         method: method.into(),
         kind,
@@ -775,7 +791,10 @@ async fn failure_rules_count_per_method() {
 
 /// Sends and reads the body frame by frame; returns the status, the content type and what
 /// arrived before the body failed. Panics if the body ends cleanly instead.
-async fn send_cut(router: &Router, request: Request<Body>) -> (StatusCode, String, String) {
+pub(crate) async fn send_cut(
+    router: &Router,
+    request: Request<Body>,
+) -> (StatusCode, String, String) {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let content_type = response.headers()["content-type"]
@@ -816,7 +835,7 @@ async fn cut_stream_in_sse_mode_stops_after_the_priming_event() {
         send_cut(&router, post(call_msg(2, "tool_000"), s, None)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type, "text/event-stream");
-    assert_eq!(received, "id: 0\ndata:\n\n");
+    assert_eq!(received, "id: s-000001/4\nretry: 3000\ndata:\n\n");
     // The rule cut one answer; the next is whole again.
     let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
     assert!(reply.body.contains("tool_000 called"));
@@ -876,6 +895,7 @@ async fn session_terminated_forces_a_new_session() {
             revoked_refused: 0,
             sessions_opened: 2,
             sessions_deleted: 0,
+            ..McpStats::default()
         }
     );
 }

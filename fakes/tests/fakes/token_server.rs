@@ -8,7 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use mcpsim_fakes::access_token;
 use mcpsim_fakes::{
-    ClientRegistration, TokenFailure, TokenFailureRule, TokenServer, TokenServerConfig, TokenStats,
+    AcceptedClientAuth, ClientRegistration, TokenFailure, TokenFailureRule, TokenServer,
+    TokenServerConfig, TokenStats,
 };
 
 use crate::{assert_hangs, send, Reply, TestClock};
@@ -129,7 +130,7 @@ async fn both_methods_at_once_are_refused() {
 }
 
 #[tokio::test]
-async fn bad_secret_is_401_with_a_challenge_only_for_basic() {
+async fn bad_secret_is_401_with_a_challenge() {
     let (_time, clock) = TestClock::new(0);
     let server = TokenServer::new(config(), clock);
     let router = server.router();
@@ -153,7 +154,11 @@ async fn bad_secret_is_401_with_a_challenge_only_for_basic() {
     ];
     let reply = send(&router, post(None, &form)).await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
-    assert_eq!(reply.header("www-authenticate"), None);
+    // Every 401 carries a challenge (RFC 7235), form-body credentials too.
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Basic realm=\"mcpsim\"")
+    );
 
     let reply = send(&router, post(None, &grant_type)).await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
@@ -354,4 +359,139 @@ fn config_reads_from_json() {
     assert!(!format!("{config:?}").contains("\"s\""));
     let typo = serde_json::json!({"pathh": "/x"});
     assert!(serde_json::from_value::<TokenServerConfig>(typo).is_err());
+}
+
+#[tokio::test]
+async fn metadata_names_the_token_endpoint_and_the_accepted_methods() {
+    let (_time, clock) = TestClock::new(0);
+    let server = TokenServer::new(
+        TokenServerConfig {
+            issuer: "http://127.0.0.1:4100".into(),
+            client_auth: AcceptedClientAuth::BasicOnly,
+            require_scope: Some("mcp".into()),
+            ..config()
+        },
+        clock,
+    );
+    let router = server.router();
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let reply = send(&router, request).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let body = reply.json();
+        assert_eq!(body["issuer"], "http://127.0.0.1:4100");
+        assert_eq!(body["token_endpoint"], "http://127.0.0.1:4100/oauth/token");
+        assert_eq!(
+            body["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        assert_eq!(
+            body["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic"])
+        );
+        assert!(body["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"mcp".into()));
+        assert!(body["authorization_endpoint"].is_string());
+    }
+    // Without a URL issuer the metadata follows the Host the client used.
+    let plain = TokenServer::new(config(), TestClock::new(0).1).router();
+    let request = Request::get("/.well-known/oauth-authorization-server")
+        .header("host", "auth.sim:81")
+        .body(Body::empty())
+        .unwrap();
+    let body = send(&plain, request).await.json();
+    assert_eq!(body["issuer"], "http://auth.sim:81");
+    assert_eq!(body["token_endpoint"], "http://auth.sim:81/oauth/token");
+}
+
+#[tokio::test]
+async fn an_endpoint_may_accept_one_client_authentication_only() {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "gw client"),
+        ("client_secret", SECRET),
+    ];
+    for (accepted, basic_ok, form_ok) in [
+        (AcceptedClientAuth::Any, true, true),
+        (AcceptedClientAuth::BasicOnly, true, false),
+        (AcceptedClientAuth::FormOnly, false, true),
+    ] {
+        let server = TokenServer::new(
+            TokenServerConfig {
+                client_auth: accepted,
+                ..config()
+            },
+            TestClock::new(0).1,
+        );
+        let router = server.router();
+        let by_basic = send(&router, grant()).await;
+        let by_form = send(&router, post(None, &form)).await;
+        assert_eq!(by_basic.status == StatusCode::OK, basic_ok, "{accepted:?}");
+        assert_eq!(by_form.status == StatusCode::OK, form_ok, "{accepted:?}");
+        for refused in [&by_basic, &by_form]
+            .into_iter()
+            .filter(|r| r.status != StatusCode::OK)
+        {
+            assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+    }
+}
+
+#[tokio::test]
+async fn required_scope_resource_and_audience_are_checked() {
+    let server = TokenServer::new(
+        TokenServerConfig {
+            require_scope: Some("mcp".into()),
+            require_resource: Some("http://mcp/mcp".into()),
+            require_audience: Some("api".into()),
+            ..config()
+        },
+        TestClock::new(0).1,
+    );
+    let router = server.router();
+    let full = [
+        ("grant_type", "client_credentials"),
+        ("scope", "read mcp"),
+        ("resource", "http://mcp/mcp"),
+        ("audience", "api"),
+    ];
+    let auth = basic("gw client", SECRET);
+    assert_eq!(
+        send(&router, post(Some(&auth), &full)).await.status,
+        StatusCode::OK
+    );
+    for (drop, code) in [
+        ("scope", "invalid_scope"),
+        ("resource", "invalid_target"),
+        ("audience", "invalid_request"),
+    ] {
+        let partial: Vec<(&str, &str)> = full.iter().copied().filter(|(k, _)| *k != drop).collect();
+        let reply = send(&router, post(Some(&auth), &partial)).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, code);
+    }
+}
+
+#[tokio::test]
+async fn a_token_may_live_otherwise_than_it_says() {
+    let (_time, clock) = TestClock::new(1_000);
+    let server = TokenServer::new(
+        TokenServerConfig {
+            expires_in_s: None,
+            lifetime_s: Some(60),
+            signing_key: "k".into(),
+            ..config()
+        },
+        clock,
+    );
+    let reply = send(&server.router(), grant()).await;
+    let body = reply.json();
+    assert!(body.get("expires_in").is_none(), "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let claims = access_token::verify("k", token, Duration::from_millis(1_000)).unwrap();
+    assert_eq!(claims.exp_ms, 61_000);
 }
