@@ -86,6 +86,10 @@ pub enum Auth {
         client_id: String,
         client_secret: Secret,
         scopes: Vec<String>,
+        /// Sent as the grant's `audience`, for providers that require one.
+        audience: Option<String>,
+        /// Sent as the grant's RFC 8707 `resource`.
+        resource: Option<String>,
     },
     /// Per-user OAuth (authorization code): the gateway holds no credential of
     /// its own, so it cannot list tools without a user.
@@ -171,6 +175,8 @@ pub struct RestCredentials {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub scopes: Option<Vec<String>>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
 }
 
 /// The body of `POST /v1/mcp/server` and `PUT /v1/mcp/server`, in LiteLLM's
@@ -205,6 +211,8 @@ pub struct ConfigServer {
     pub token_url: Option<String>,
     pub authorization_url: Option<String>,
     pub scopes: Option<Vec<String>>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
     pub authentication_token: Option<String>,
     pub auth_value: Option<String>,
     pub static_headers: Option<BTreeMap<String, String>>,
@@ -234,6 +242,8 @@ struct Fields {
     client_id: Option<String>,
     client_secret: Option<String>,
     scopes: Vec<String>,
+    audience: Option<String>,
+    resource: Option<String>,
     token_url: Option<String>,
     authorization_url: Option<String>,
     static_headers: BTreeMap<String, String>,
@@ -318,6 +328,8 @@ pub(crate) fn from_rest_with(
         client_id: credentials.client_id,
         client_secret: credentials.client_secret,
         scopes: credentials.scopes.unwrap_or_default(),
+        audience: credentials.audience,
+        resource: credentials.resource,
         token_url: body.token_url.clone(),
         authorization_url: body.authorization_url.clone(),
         static_headers: body.static_headers.clone().unwrap_or_default(),
@@ -378,6 +390,8 @@ pub fn from_config(
         client_id: resolve("client_id", &entry.client_id)?,
         client_secret: resolve("client_secret", &entry.client_secret)?,
         scopes: entry.scopes.clone().unwrap_or_default(),
+        audience: resolve("audience", &entry.audience)?,
+        resource: resolve("resource", &entry.resource)?,
         token_url: resolve("token_url", &entry.token_url)?,
         authorization_url: entry.authorization_url.clone(),
         static_headers: entry.static_headers.clone().unwrap_or_default(),
@@ -577,6 +591,8 @@ fn normalise_auth(f: &Fields) -> Result<Auth, SpecError> {
             client_id: f.client_id.clone().unwrap_or_default(),
             client_secret: Secret::new(f.client_secret.clone().unwrap_or_default()),
             scopes: f.scopes.clone(),
+            audience: f.audience.clone(),
+            resource: f.resource.clone(),
         }
     };
     let header = |name: &str, prefix: &str| -> Result<Auth, SpecError> {

@@ -1,7 +1,11 @@
 //! OAuth2 client-credentials tokens, one cache entry per server.
 //!
 //! Tokens come from the `oauth2` crate driven over the gateway's own
-//! [`HttpClient`], so the same code runs in the simulation and live. An entry
+//! [`HttpClient`], so the same code runs in the simulation and live. A
+//! request carries the configured `scope`, `audience` and RFC 8707
+//! `resource`; an endpoint that refuses the configured client
+//! authentication (`invalid_client`) is asked once more the other way (HTTP
+//! Basic or the form body), since real endpoints accept one or the other. An entry
 //! lives `max(expires_in - skew, floor)` seconds (LiteLLM's rule), or the
 //! default TTL when the token server states no `expires_in`; a 401 from the
 //! MCP server invalidates it. An entry also remembers which credentials it
@@ -59,6 +63,8 @@ pub struct TokenRequest {
     pub client_id: String,
     pub client_secret: Secret,
     pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
 }
 
 impl TokenRequest {
@@ -75,6 +81,10 @@ impl TokenRequest {
         }
         for scope in &self.scopes {
             hasher.update(scope.as_bytes());
+            hasher.update([0]);
+        }
+        for extra in [&self.audience, &self.resource] {
+            hasher.update(extra.as_deref().unwrap_or("\u{1}").as_bytes());
             hasher.update([0]);
         }
         hex::encode(hasher.finalize())
@@ -192,15 +202,30 @@ impl TokenCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Asks the token server, with the configured client authentication and,
+    /// if the endpoint refuses it as `invalid_client`, once more the other way.
     async fn fetch(
         &self,
         request: &TokenRequest,
     ) -> Result<(Secret, Option<Duration>), TokenError> {
-        let token_url = TokenUrl::new(request.token_url.clone()).map_err(|_| TokenError::BadUrl)?;
-        let auth_type = match self.policy.client_auth {
-            ClientAuthMethod::RequestBody => AuthType::RequestBody,
-            ClientAuthMethod::Basic => AuthType::BasicAuth,
+        let (first, other) = match self.policy.client_auth {
+            ClientAuthMethod::RequestBody => (AuthType::RequestBody, AuthType::BasicAuth),
+            ClientAuthMethod::Basic => (AuthType::BasicAuth, AuthType::RequestBody),
         };
+        match self.fetch_with(request, first).await {
+            Err(TokenError::Refused { error, .. }) if error == "invalid_client" => {
+                self.fetch_with(request, other).await
+            }
+            result => result,
+        }
+    }
+
+    async fn fetch_with(
+        &self,
+        request: &TokenRequest,
+        auth_type: AuthType,
+    ) -> Result<(Secret, Option<Duration>), TokenError> {
+        let token_url = TokenUrl::new(request.token_url.clone()).map_err(|_| TokenError::BadUrl)?;
         let client = BasicClient::new(ClientId::new(request.client_id.clone()))
             .set_client_secret(ClientSecret::new(
                 request.client_secret.expose().to_string(),
@@ -223,12 +248,14 @@ impl TokenCache {
         let scopes = request.scopes.iter().map(|s| Scope::new(s.clone()));
         // Boxing as `Send` here pins the borrow lifetimes, which rustc cannot
         // otherwise prove `Send` for every lifetime inside a spawned task.
-        let exchange: crate::http_client::BoxFuture<'_, _> = Box::pin(
-            client
-                .exchange_client_credentials()
-                .add_scopes(scopes)
-                .request_async(&send),
-        );
+        let mut grant = client.exchange_client_credentials().add_scopes(scopes);
+        if let Some(audience) = &request.audience {
+            grant = grant.add_extra_param("audience", audience.clone());
+        }
+        if let Some(resource) = &request.resource {
+            grant = grant.add_extra_param("resource", resource.clone());
+        }
+        let exchange: crate::http_client::BoxFuture<'_, _> = Box::pin(grant.request_async(&send));
         let result = exchange.await;
         let status = *status.lock().unwrap_or_else(|e| e.into_inner());
         match result {
@@ -329,6 +356,8 @@ mod tests {
             client_id: "id".to_string(),
             client_secret: secret.clone(),
             scopes: Vec::new(),
+            audience: None,
+            resource: None,
         }
     }
 
@@ -382,8 +411,9 @@ mod tests {
     async fn refusals_and_garbage_keep_the_status_and_never_the_body() {
         let http = Arc::new(Scripted {
             calls: AtomicU64::new(0),
+            // Refused both ways (the body, then Basic), then garbage.
             answer: Box::new(|n| match n {
-                0 => (401, r#"{"error":"invalid_client"}"#.to_string()),
+                0 | 1 => (401, r#"{"error":"invalid_client"}"#.to_string()),
                 _ => (500, "oops s3cret".to_string()),
             }),
             bodies: Mutex::new(Vec::new()),
@@ -404,5 +434,35 @@ mod tests {
             "{garbage}"
         );
         assert!(!garbage.to_string().contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_refuses_the_body_is_asked_with_basic_and_extras_are_sent() {
+        let http = Arc::new(Scripted {
+            calls: AtomicU64::new(0),
+            answer: Box::new(|n| match n {
+                0 => (401, r#"{"error":"invalid_client"}"#.to_string()),
+                _ => (
+                    200,
+                    r#"{"access_token":"t","token_type":"Bearer","expires_in":60}"#.to_string(),
+                ),
+            }),
+            bodies: Mutex::new(Vec::new()),
+        });
+        let clock = Arc::new(FixedClock(Mutex::new(Duration::ZERO)));
+        let cache = TokenCache::new(http.clone(), clock, policy());
+        let secret = Secret::new("s3cret");
+        let mut wanted = request(&secret);
+        wanted.audience = Some("api".into());
+        wanted.resource = Some("http://mcp/mcp".into());
+        assert!(cache.get(&wanted).await.unwrap().fetched);
+        let bodies = http.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies[0].contains("client_secret="), "{}", bodies[0]);
+        assert!(!bodies[1].contains("client_secret="), "{}", bodies[1]);
+        for body in &bodies {
+            assert!(body.contains("audience=api"), "{body}");
+            assert!(body.contains("resource=http%3A%2F%2Fmcp%2Fmcp"), "{body}");
+        }
     }
 }

@@ -18,8 +18,9 @@
 use std::collections::BTreeMap;
 
 use mcpsim_fakes::{
-    ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServerConfig, ReplyMode,
-    TokenFailure, TokenFailureRule, TokenServerConfig,
+    AcceptedClientAuth, ClientRegistration, GetStream, McpAuth, McpFailure, McpFailureRule,
+    McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
+    TokenServerConfig, ToolChange,
 };
 use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut};
 use proptest::prelude::*;
@@ -163,6 +164,71 @@ pub struct Swarm {
     /// The MCP server (and token server) start listening only after the
     /// server was registered.
     pub late_upstream: bool,
+    /// The upstreams behave as some real ones do (see [`Quirk`]).
+    pub quirk: bool,
+    /// The first listing(s) get a hostile answer (see [`Hostile`]).
+    pub hostile: bool,
+}
+
+/// A behaviour of real upstreams that a gateway must cope with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quirk {
+    /// SSE replies with keep-alive comments and notifications before the
+    /// response, CRLF line endings.
+    ChattySse,
+    /// An empty first page whose cursor continues.
+    EmptyFirstPage,
+    /// A cursor that never advances: a gateway must stop, not loop.
+    StuckCursor,
+    /// The tool set grows at a stated instant.
+    ToolsChange,
+    /// Tokens that state no `expires_in` and live one second.
+    ShortUnstatedToken,
+    /// A token endpoint that accepts HTTP Basic only.
+    BasicOnlyToken,
+    /// A token endpoint that accepts the form body only.
+    FormOnlyToken,
+    /// A token endpoint that requires `scope`, `resource` and `audience`
+    /// (which the registration states).
+    TokenNeedsParams,
+    /// Sessions that the server ends after a number of requests.
+    SessionExpiry,
+    /// A GET stream answered 200 and held open.
+    OpenGetStream,
+    /// A server that refuses a request without `MCP-Protocol-Version`.
+    StrictVersion,
+    /// A server that speaks only 2025-03-26.
+    OldRevision,
+    /// A session DELETE that never answers.
+    DeleteHangs,
+}
+
+/// A hostile answer to a listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    EndlessBody,
+    Huge,
+    InvalidUtf8,
+    WrongContentType,
+    WrongId,
+    JsonRpcError,
+    HtmlPage,
+    Redirect,
+}
+
+impl Hostile {
+    fn failure(self) -> McpFailure {
+        match self {
+            Hostile::EndlessBody => McpFailure::EndlessBody,
+            Hostile::Huge => McpFailure::Huge { megabytes: 3 },
+            Hostile::InvalidUtf8 => McpFailure::InvalidUtf8,
+            Hostile::WrongContentType => McpFailure::WrongContentType,
+            Hostile::WrongId => McpFailure::WrongId,
+            Hostile::JsonRpcError => McpFailure::JsonRpcError { code: -32603 },
+            Hostile::HtmlPage => McpFailure::HtmlPage,
+            Hostile::Redirect => McpFailure::Redirect,
+        }
+    }
 }
 
 impl Swarm {
@@ -181,6 +247,8 @@ impl Swarm {
             (self.recheck_race, "recheck-race"),
             (self.slow_token, "slow-token"),
             (self.late_upstream, "late-upstream"),
+            (self.quirk, "quirk"),
+            (self.hostile, "hostile"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
@@ -203,6 +271,12 @@ pub struct Faults {
     pub crash_upstream: bool,
     /// When a late upstream starts listening.
     pub listen_after_ms: u64,
+    pub quirk: Quirk,
+    pub hostile: Hostile,
+    /// Requests a session takes before the server ends it (`SessionExpiry`).
+    pub session_max_requests: u32,
+    /// When the tool set grows (`ToolsChange`).
+    pub tools_change_at_ms: u64,
 }
 
 /// What a system under test supports, as far as the generator cares.
@@ -336,11 +410,13 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
     (
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
+        (on(), on()),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
                 (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
+                (quirk, hostile),
             )| Swarm {
                 restart,
                 give_up,
@@ -354,6 +430,8 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 recheck_race,
                 slow_token,
                 late_upstream,
+                quirk,
+                hostile,
             },
         )
 }
@@ -369,6 +447,37 @@ fn cut_strategy() -> impl Strategy<Value = Cut> {
             at_ms,
             for_ms,
         })
+}
+
+fn quirk_strategy() -> impl Strategy<Value = Quirk> {
+    proptest::sample::select(vec![
+        Quirk::ChattySse,
+        Quirk::EmptyFirstPage,
+        Quirk::StuckCursor,
+        Quirk::ToolsChange,
+        Quirk::ShortUnstatedToken,
+        Quirk::BasicOnlyToken,
+        Quirk::FormOnlyToken,
+        Quirk::TokenNeedsParams,
+        Quirk::SessionExpiry,
+        Quirk::OpenGetStream,
+        Quirk::StrictVersion,
+        Quirk::OldRevision,
+        Quirk::DeleteHangs,
+    ])
+}
+
+fn hostile_strategy() -> impl Strategy<Value = Hostile> {
+    proptest::sample::select(vec![
+        Hostile::EndlessBody,
+        Hostile::Huge,
+        Hostile::InvalidUtf8,
+        Hostile::WrongContentType,
+        Hostile::WrongId,
+        Hostile::JsonRpcError,
+        Hostile::HtmlPage,
+        Hostile::Redirect,
+    ])
 }
 
 fn faults_strategy() -> impl Strategy<Value = Faults> {
@@ -396,11 +505,18 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 Just(TOKEN_TIMEOUT_MS + 60)
             ],
         ),
+        (
+            quirk_strategy(),
+            hostile_strategy(),
+            prop_oneof![Just(2u32), Just(8u32)],
+            prop_oneof![Just(300u64), Just(900u64)],
+        ),
     )
         .prop_map(
             |(
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
+                (quirk, hostile, session_max_requests, tools_change_at_ms),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -413,6 +529,10 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 token_latency_ms,
                 crash_upstream,
                 listen_after_ms,
+                quirk,
+                hostile,
+                session_max_requests,
+                tools_change_at_ms,
             },
         )
 }
@@ -485,6 +605,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
 
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
 const SIGNING_KEY: &str = "gen-signing-key-4711";
+const GEN_AUDIENCE: &str = "gen-api";
 const BEARER: &str = "gen-bearer-token-4711";
 /// The operator's own key (LiteLLM's master key): it must never go upstream.
 const OPERATOR_KEY: &str = "sk-gen-operator-4711";
@@ -521,12 +642,28 @@ impl Plan {
         plan
     }
 
-    /// How many `tools/list` pages the listing takes.
-    fn pages(&self) -> u64 {
-        match self.page_size {
-            Some(size) => self.tool_count.div_ceil(size).max(1) as u64,
-            None => 1,
+    /// The upstream quirk of this case, if its switch is on.
+    fn quirk(&self) -> Option<Quirk> {
+        self.swarm.quirk.then_some(self.faults.quirk)
+    }
+
+    /// The tools the server has at the end of the run.
+    fn final_tool_count(&self) -> usize {
+        match self.quirk() {
+            Some(Quirk::ToolsChange) => self.tool_count + 2,
+            _ => self.tool_count,
         }
+    }
+
+    /// How many `tools/list` pages the longest listing takes (an empty first
+    /// page counts).
+    fn pages(&self) -> u64 {
+        let tools = self.tool_count.max(self.final_tool_count());
+        let pages = match self.page_size {
+            Some(size) => tools.div_ceil(size).max(1) as u64,
+            None => 1,
+        };
+        pages + u64::from(self.quirk() == Some(Quirk::EmptyFirstPage))
     }
 
     fn client_credentials(&self) -> bool {
@@ -589,10 +726,16 @@ impl Plan {
         if self.swarm.late_upstream {
             timed.push(self.faults.listen_after_ms);
         }
+        if self.quirk() == Some(Quirk::ToolsChange) {
+            timed.push(self.faults.tools_change_at_ms);
+        }
         // Faults that fail a number of requests, wherever those fall: each
         // can cost one more attempt, one after the other.
         let mut counted = 0;
         if self.swarm.stream_cut {
+            counted += u64::from(self.faults.list_after) + 1;
+        }
+        if self.swarm.hostile {
             counted += u64::from(self.faults.list_after) + 1;
         }
         if self.swarm.token_flaky && self.client_credentials() {
@@ -638,6 +781,17 @@ impl Plan {
         );
         if !self.caps.store && gateway_restart && by_rest {
             return None;
+        }
+        // Upstreams no listing can succeed against.
+        let listing_requests = self.pages() + 1;
+        match self.quirk() {
+            Some(Quirk::StuckCursor) => return Some(Status::Unhealthy),
+            Some(Quirk::SessionExpiry)
+                if listing_requests > u64::from(self.faults.session_max_requests) =>
+            {
+                return Some(Status::Unhealthy)
+            }
+            _ => {}
         }
         match self.crashed_upstream() {
             // Every check after the crash fails.
@@ -707,13 +861,22 @@ impl Plan {
             AuthPlan::Bearer => ServerAuth::Bearer {
                 token: BEARER.into(),
             },
-            AuthPlan::ClientCredentials { with_flow, .. } => ServerAuth::ClientCredentials {
-                token_url: "http://auth/oauth/token".into(),
-                client_id: "gen-client".into(),
-                client_secret: CLIENT_SECRET.into(),
-                scopes: Vec::new(),
-                explicit_flow: with_flow,
-            },
+            AuthPlan::ClientCredentials { with_flow, .. } => {
+                let params = self.quirk() == Some(Quirk::TokenNeedsParams);
+                ServerAuth::ClientCredentials {
+                    token_url: "http://auth/oauth/token".into(),
+                    client_id: "gen-client".into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    scopes: if params {
+                        vec!["mcp".into()]
+                    } else {
+                        Vec::new()
+                    },
+                    audience: params.then(|| GEN_AUDIENCE.into()),
+                    resource: params.then(|| "http://mcp/mcp".into()),
+                    explicit_flow: with_flow,
+                }
+            }
         }
     }
 
@@ -881,6 +1044,45 @@ impl Plan {
                 count: Some(1),
             });
         }
+        if self.swarm.hostile {
+            mcp.failures.push(McpFailureRule {
+                method: "tools/list".into(),
+                kind: self.faults.hostile.failure(),
+                after: self.faults.list_after,
+                count: Some(1),
+            });
+        }
+        match self.quirk() {
+            Some(Quirk::ChattySse) => {
+                mcp.reply = ReplyMode::Sse;
+                mcp.sse = SseStyle {
+                    keep_alives: 2,
+                    notifications: 2,
+                    crlf: true,
+                    ..SseStyle::default()
+                };
+            }
+            Some(Quirk::EmptyFirstPage) => mcp.paging = Paging::EmptyFirstPage,
+            Some(Quirk::StuckCursor) => mcp.paging = Paging::StuckCursor,
+            Some(Quirk::ToolsChange) => mcp.tool_changes.push(ToolChange {
+                at_ms: self.faults.tools_change_at_ms,
+                tools: Vec::new(),
+                tool_count: Some(self.final_tool_count()),
+            }),
+            Some(Quirk::SessionExpiry) => {
+                mcp.session_max_requests = Some(self.faults.session_max_requests)
+            }
+            Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
+            Some(Quirk::StrictVersion) => mcp.require_version_header = true,
+            Some(Quirk::OldRevision) => mcp.protocol_versions = vec!["2025-03-26".into()],
+            Some(Quirk::DeleteHangs) => mcp.failures.push(McpFailureRule {
+                method: "DELETE".into(),
+                kind: McpFailure::Hang,
+                after: 0,
+                count: None,
+            }),
+            _ => {}
+        }
         let late = self
             .swarm
             .late_upstream
@@ -912,6 +1114,22 @@ impl Plan {
                     }],
                     ..TokenServerConfig::default()
                 };
+                match self.quirk() {
+                    Some(Quirk::ShortUnstatedToken) => {
+                        config.expires_in_s = None;
+                        config.lifetime_s = Some(1);
+                    }
+                    Some(Quirk::BasicOnlyToken) => {
+                        config.client_auth = AcceptedClientAuth::BasicOnly
+                    }
+                    Some(Quirk::FormOnlyToken) => config.client_auth = AcceptedClientAuth::FormOnly,
+                    Some(Quirk::TokenNeedsParams) => {
+                        config.require_scope = Some("mcp".into());
+                        config.require_resource = Some("http://mcp/mcp".into());
+                        config.require_audience = Some(GEN_AUDIENCE.into());
+                    }
+                    _ => {}
+                }
                 if self.swarm.token_flaky {
                     let kind = match self.faults.token_flake {
                         TokenFlake::ServerError => TokenFailure::ServerError,
@@ -1000,7 +1218,7 @@ impl Plan {
         if let Some(status) = self.expected_status() {
             let mut expectation = Expectation::status(status);
             if status == Status::Healthy {
-                expectation = expectation.tool_count(self.tool_count);
+                expectation = expectation.tool_count(self.final_tool_count());
             }
             builder = builder.expect("srv", expectation);
         }

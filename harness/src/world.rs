@@ -225,12 +225,16 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
         .iter()
         .map(|(h, s)| (h.clone(), s.requests()))
         .collect();
+    // So is the trace: tasks still running when the world goes (a session's
+    // closing DELETE, say) are dropped in an order that depends on the
+    // thread, and must not add to it.
+    let events = trace.events();
     drop(sim);
     let records = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Outcome {
         records,
         hosts,
-        trace: trace.events(),
+        trace: events,
         token_servers,
         mcp_servers,
         stores,

@@ -97,6 +97,12 @@ pub enum ServerAuth {
         client_secret: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         scopes: Vec<String>,
+        /// The grant's `audience`, for providers that require one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+        /// The grant's RFC 8707 `resource`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
         /// Whether the registration names the flow explicitly (LiteLLM's
         /// `oauth2_flow: client_credentials`); the reporter of LiteLLM
         /// issue 27635 left it out. Dialects without such a field ignore it.
@@ -124,6 +130,8 @@ impl std::fmt::Debug for ServerAuth {
                 token_url,
                 client_id,
                 scopes,
+                audience,
+                resource,
                 explicit_flow,
                 ..
             } => f
@@ -132,6 +140,8 @@ impl std::fmt::Debug for ServerAuth {
                 .field("client_id", client_id)
                 .field("client_secret", &"<redacted>")
                 .field("scopes", scopes)
+                .field("audience", audience)
+                .field("resource", resource)
                 .field("explicit_flow", explicit_flow)
                 .finish(),
         }

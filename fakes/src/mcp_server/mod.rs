@@ -174,8 +174,12 @@ impl McpServer {
 
     /// The names of the tools the server has now (its tool set may change over the run).
     pub fn tool_names(&self) -> Vec<String> {
-        self.inner
-            .tools_now()
+        self.tool_names_at(self.inner.now_ms())
+    }
+
+    /// The names of the tools the server has at `at_ms` of the run.
+    pub fn tool_names_at(&self, at_ms: u64) -> Vec<String> {
+        tools::at(&self.inner.tool_sets, at_ms)
             .iter()
             .map(|t| t.name.clone())
             .collect()

@@ -292,12 +292,16 @@ impl Registry {
                 client_id,
                 client_secret,
                 scopes,
+                audience,
+                resource,
             } => Some(TokenRequest {
                 server_id: spec.id.clone(),
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
                 scopes: scopes.clone(),
+                audience: audience.clone(),
+                resource: resource.clone(),
             }),
         };
         Ok((url, headers, token_request))

@@ -78,11 +78,21 @@ fn render_row(entry: &Entry) -> Value {
             credentials.insert("auth_value".into(), json!(REDACTED));
         }
         Auth::ClientCredentials {
-            client_id, scopes, ..
+            client_id,
+            scopes,
+            audience,
+            resource,
+            ..
         } => {
             credentials.insert("client_id".into(), json!(client_id));
             credentials.insert("client_secret".into(), json!(REDACTED));
             credentials.insert("scopes".into(), json!(scopes));
+            if let Some(audience) = audience {
+                credentials.insert("audience".into(), json!(audience));
+            }
+            if let Some(resource) = resource {
+                credentials.insert("resource".into(), json!(resource));
+            }
         }
         Auth::None | Auth::UserOAuth => {}
     }

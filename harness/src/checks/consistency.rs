@@ -89,7 +89,8 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
         let Some(fake) = host.and_then(|h| e.outcome.mcp_servers.get(&h)) else {
             continue;
         };
-        let mut expected = fake.tool_names();
+        // The tool set the fake had when the run ended (it may change).
+        let mut expected = fake.tool_names_at(records.end_ms);
         expected.sort();
         let mut tools: Vec<String> = seen.tools.iter().map(|t| t.upstream.clone()).collect();
         tools.sort();

@@ -1,7 +1,7 @@
 //! Token discipline, judged by what the token servers and MCP servers saw:
 //! a gateway that holds a valid token does not fetch another for the same
 //! upstream within the token's validity unless something asked for it (a
-//! 401 to that token, a write, a restart); after an upstream refused a
+//! 401 from that upstream since, a write, a restart); after an upstream refused a
 //! token with 401, the gateway never presents that token to it again; the
 //! caller's own key never reaches an upstream.
 //!
@@ -33,16 +33,20 @@ fn uses(e: &Evidence<'_>) -> BTreeMap<TokenRef, BTreeSet<(String, String)>> {
     used
 }
 
-/// When an upstream first refused each issued token with 401.
-fn refusals(e: &Evidence<'_>) -> BTreeMap<TokenRef, u64> {
-    let mut refused: BTreeMap<TokenRef, u64> = BTreeMap::new();
-    for log in e.outcome.mcp_requests.values() {
+/// When an upstream refused a gateway's issued token with 401: (gateway,
+/// upstream) -> the instants its answers left.
+fn refusals(e: &Evidence<'_>) -> BTreeMap<(String, String), Vec<u64>> {
+    let mut refused: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for (upstream, log) in &e.outcome.mcp_requests {
         for r in &log.records {
-            if let (CredentialSeen::Issued { token }, Some(401), Some(at)) =
+            if let (CredentialSeen::Issued { .. }, Some(401), Some(at)) =
                 (&r.credential, r.status, r.answered_ms)
             {
-                let first = refused.entry(token.clone()).or_insert(at);
-                *first = (*first).min(at);
+                let peer = r.peer.clone().unwrap_or_default();
+                refused
+                    .entry((peer, upstream.clone()))
+                    .or_default()
+                    .push(at);
             }
         }
     }
@@ -126,7 +130,7 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
             let sharing = observe::sharing(e.scenario, peer);
             for pair in requests.windows(2) {
                 let (a, b) = (pair[0], pair[1]);
-                let Some((token, expires_in_s)) = issued(a) else {
+                let Some((_, expires_in_s)) = issued(a) else {
                     continue;
                 };
                 let kept = declared.token_reuse.kept_ms(expires_in_s);
@@ -137,7 +141,11 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                     continue;
                 }
                 let from = a.received_ms.saturating_sub(2 * hop);
-                let rejected = refused.get(token).is_some_and(|at| *at <= b.received_ms);
+                // A 401 to this gateway from this upstream, to the first token
+                // or to one still in flight with another exchange, is a reason.
+                let rejected = refused
+                    .get(&(peer.clone(), upstream.clone()))
+                    .is_some_and(|ats| ats.iter().any(|at| *at >= from && *at <= b.received_ms));
                 let restarted = e.faults.restarted(peer, a.received_ms, b.received_ms);
                 let written = writes.iter().any(|w| {
                     sharing.contains(&w.gateway) && w.sent_ms >= from && w.sent_ms <= b.received_ms

@@ -45,6 +45,8 @@ fn rest_body(def: &ServerDef) -> Value {
             client_id,
             client_secret,
             scopes,
+            audience,
+            resource,
             explicit_flow,
         } => {
             body["auth_type"] = json!("oauth2");
@@ -52,6 +54,12 @@ fn rest_body(def: &ServerDef) -> Value {
             body["credentials"] = json!({"client_id": client_id, "client_secret": client_secret});
             if !scopes.is_empty() {
                 body["credentials"]["scopes"] = json!(scopes);
+            }
+            if let Some(audience) = audience {
+                body["credentials"]["audience"] = json!(audience);
+            }
+            if let Some(resource) = resource {
+                body["credentials"]["resource"] = json!(resource);
             }
             if *explicit_flow {
                 body["oauth2_flow"] = json!("client_credentials");
@@ -76,6 +84,8 @@ fn config_entry(def: &ServerDef) -> Value {
             client_id,
             client_secret,
             scopes,
+            audience,
+            resource,
             explicit_flow,
         } => {
             entry["auth_type"] = json!("oauth2");
@@ -84,6 +94,12 @@ fn config_entry(def: &ServerDef) -> Value {
             entry["client_secret"] = json!(client_secret);
             if !scopes.is_empty() {
                 entry["scopes"] = json!(scopes);
+            }
+            if let Some(audience) = audience {
+                entry["audience"] = json!(audience);
+            }
+            if let Some(resource) = resource {
+                entry["resource"] = json!(resource);
             }
             if *explicit_flow {
                 entry["oauth2_flow"] = json!("client_credentials");
@@ -334,6 +350,8 @@ mod tests {
             client_id: "gw".into(),
             client_secret: "s3cret".into(),
             scopes: vec![],
+            audience: None,
+            resource: None,
             explicit_flow,
         })
     }
