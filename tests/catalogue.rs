@@ -46,6 +46,20 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "split-control-restart",
         "split-store-restart",
         "split-config-on-data-plane",
+        "sse-chatty-crlf",
+        "paging-empty-first-page",
+        "paging-stuck-cursor",
+        "tools-list-changed",
+        "token-without-expires-in",
+        "token-basic-only",
+        "token-form-only",
+        "token-requires-audience-resource-scope",
+        "session-expires-after-requests",
+        "session-expires-too-soon",
+        "strict-version-header",
+        "old-revision-only",
+        "delete-hangs",
+        "hostile-upstreams",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

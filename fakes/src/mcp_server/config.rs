@@ -48,8 +48,9 @@ pub struct McpServerConfig {
     /// A session ends on the server after this many requests: later ones get 404.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_max_requests: Option<u32>,
-    /// Refuse a request after `initialize` that carries no `MCP-Protocol-Version` with 400.
-    /// By default a missing header means 2025-03-26, as the spec says.
+    /// Refuse with 400 a request after `initialize` whose `MCP-Protocol-Version` is missing
+    /// (when the session agreed on 2025-06-18 or later) or names another revision than the
+    /// session agreed on. By default a missing header means 2025-03-26, as the spec says.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub require_version_header: bool,
 }

@@ -105,6 +105,8 @@ struct Session {
     requests: u32,
     /// The next event id of its streams.
     next_event: u64,
+    /// The revision `initialize` agreed on.
+    version: String,
 }
 
 #[derive(Default)]
@@ -509,6 +511,7 @@ fn initialize(inner: &Inner, id: Value, params: Option<&Value>) -> Response {
                 opened_unix_ms,
                 requests: 0,
                 next_event: 0,
+                version: version.to_string(),
             },
         );
         session
@@ -618,6 +621,9 @@ fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
         let expired = match state.sessions.get_mut(session) {
             None => return Some(refuse(StatusCode::NOT_FOUND, "Session not found")),
             Some(live) => {
+                if let Some(refusal) = strict_version(inner, headers, &live.version) {
+                    return Some(refusal);
+                }
                 live.requests += 1;
                 let too_old = inner
                     .config
@@ -639,12 +645,6 @@ fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     let version = headers
         .get(VERSION_HEADER)
         .map(|v| v.to_str().unwrap_or(""));
-    if version.is_none() && inner.config.require_version_header {
-        return Some(refuse(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: MCP-Protocol-Version header is required",
-        ));
-    }
     if !inner.supports(version.unwrap_or(FALLBACK_VERSION)) {
         return Some(refuse(
             StatusCode::BAD_REQUEST,
@@ -652,6 +652,25 @@ fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
         ));
     }
     None
+}
+
+/// A strict server's refusal of a request whose `MCP-Protocol-Version` is missing (from
+/// 2025-06-18 on, which requires it) or names another revision than the session agreed on.
+fn strict_version(inner: &Inner, headers: &HeaderMap, agreed: &str) -> Option<Response> {
+    if !inner.config.require_version_header {
+        return None;
+    }
+    match header_str(headers, &VERSION_HEADER) {
+        None if agreed != FALLBACK_VERSION => Some(refuse(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: MCP-Protocol-Version header is required",
+        )),
+        Some(sent) if sent != agreed => Some(refuse(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: MCP-Protocol-Version differs from the negotiated one",
+        )),
+        _ => None,
+    }
 }
 
 /// Counts the request, waits the configured latency, and answers it with an injected failure

@@ -199,7 +199,25 @@ async fn sessions_expire_by_age_or_by_use() {
 }
 
 #[tokio::test]
-async fn a_strict_server_wants_the_version_header_and_an_old_one_speaks_its_own() {
+async fn a_strict_server_wants_the_agreed_version_in_every_request() {
+    let config = McpServerConfig {
+        tool_count: Some(1),
+        require_version_header: true,
+        ..McpServerConfig::default()
+    };
+    let (_server, router, _time) = server(config);
+    let session = open(&router).await;
+    let s = Some(session.as_str());
+    let bare = send(&router, post(list_msg(1, None), s, None)).await;
+    assert_eq!(bare.status, StatusCode::BAD_REQUEST);
+    let other = send(&router, post(list_msg(2, None), s, Some("2025-06-18"))).await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST);
+    let agreed = send(&router, post(list_msg(3, None), s, Some("2025-11-25"))).await;
+    assert_eq!(agreed.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_strict_server_of_an_old_revision_speaks_its_own() {
     let config = McpServerConfig {
         tool_count: Some(1),
         require_version_header: true,
@@ -210,8 +228,9 @@ async fn a_strict_server_wants_the_version_header_and_an_old_one_speaks_its_own(
     let reply = send(&router, post(initialize_msg("2025-11-25"), None, None)).await;
     assert_eq!(reply.json()["result"]["protocolVersion"], "2025-03-26");
     let session = reply.header("mcp-session-id").unwrap().to_string();
+    // 2025-03-26 has no version header: none is right, and so is its own.
     let bare = send(&router, post(list_msg(1, None), Some(&session), None)).await;
-    assert_eq!(bare.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bare.status, StatusCode::OK);
     let newer = send(
         &router,
         post(list_msg(2, None), Some(&session), Some("2025-11-25")),
@@ -347,3 +366,4 @@ async fn hostile_answers_are_what_they_say() {
             .is_err()
     );
 }
+
