@@ -5,6 +5,7 @@
 
 mod bench;
 mod explore;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,6 +116,20 @@ enum Command {
         #[arg(long)]
         outside_only: bool,
     },
+    /// Serve a scenario's token servers, MCP servers and stores on
+    /// 127.0.0.1, on real time, with a log line per request, until
+    /// interrupted.
+    Serve {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// The first port (the fakes take consecutive ports); the system
+        /// chooses when absent.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Stop after this many milliseconds.
+        #[arg(long, value_name = "MS")]
+        for_ms: Option<u64>,
+    },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
         #[arg(long, default_value = "scenarios")]
@@ -177,6 +192,12 @@ fn main() -> ExitCode {
         }
         Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
         Command::List { dir } => list(&dir),
+        Command::Serve { file, port, for_ms } => serve::run(&serve::Options {
+            file: &file,
+            port,
+            for_ms,
+        })
+        .map_err(Failure::Usage),
         Command::Explore {
             cases,
             seed,

@@ -20,6 +20,7 @@ pub mod net;
 mod observe;
 mod operator;
 pub mod scenario;
+pub mod serve;
 pub mod trace;
 mod world;
 

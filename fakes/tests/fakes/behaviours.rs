@@ -366,4 +366,3 @@ async fn hostile_answers_are_what_they_say() {
             .is_err()
     );
 }
-
