@@ -236,3 +236,69 @@ fn explore_pointed_at_the_simple_gateway_fails_with_a_replayable_reproducer() {
     assert_eq!(mixed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("reference gateway only"));
 }
+
+#[test]
+fn serve_puts_the_fakes_on_loopback_and_logs_each_request() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpsim"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "serve",
+            "scenarios/reporter-rest-oauth2.json",
+            "--for-ms",
+            "20000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the mcpsim binary runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut urls = std::collections::BTreeMap::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("serving ") {
+            let mut words = rest.split_whitespace();
+            let host = words.next().unwrap().to_string();
+            let url = words.nth(1).unwrap().to_string();
+            urls.insert(host, url);
+        }
+        if line.starts_with("instants of the scenario") {
+            break;
+        }
+    }
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    let address = urls["auth"].trim_start_matches("http://").to_string();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /.well-known/oauth-authorization-server HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(&format!(
+            "\"token_endpoint\":\"http://{address}/oidc/v1/token\""
+        )),
+        "{answer}"
+    );
+    let logged = lines.next().unwrap().unwrap();
+    assert!(
+        logged.contains("-> auth GET /.well-known/oauth-authorization-server = 200"),
+        "{logged}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let empty = temp_file(
+        "no-fakes.json",
+        r#"{"description": "x", "gateways": [{"host": "g"}]}"#,
+    );
+    let out = mcpsim(&["serve", empty.to_str().unwrap(), "--for-ms", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 
 /// The fakes' behaviours, for [`McpHost::config`] and [`TokenHost::config`].
 pub use mcpsim_fakes::{
-    ClientRegistration, McpAuth, McpFailure, McpFailureRule, McpServerConfig, ReplyMode,
-    StoreServerConfig, TokenFailure, TokenFailureRule, TokenServerConfig, ToolSpec,
+    AcceptedClientAuth, ClientRegistration, GetStream, McpAuth, McpFailure, McpFailureRule,
+    McpServerConfig, Paging, ReplyMode, SseStyle, StoreServerConfig, TokenFailure,
+    TokenFailureRule, TokenServerConfig, ToolBehaviour, ToolChange, ToolSpec,
 };
 use mcpsim_sut::{ServerDef, Status};
 use serde_json::Value;
