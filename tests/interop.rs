@@ -178,7 +178,10 @@ fn world() -> Scenario {
 }
 
 fn start() -> Fakes {
-    let scenario = world();
+    start_serving(world())
+}
+
+fn start_serving(scenario: Scenario) -> Fakes {
     let (urls_tx, urls_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let token_log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -359,5 +362,31 @@ fn the_conformance_suite_passes_every_tools_scenario_with_json_and_with_sse_repl
             out.display()
         );
         assert!(text.contains("Baseline check passed"), "{host}:\n{text}");
+    }
+}
+
+#[test]
+fn the_reporters_scenario_served_gives_the_python_sdk_its_tools_with_a_discovered_token() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/reporter-rest-oauth2.json");
+    let scenario = Scenario::load(&file).expect("the catalogue loads");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/python/peer.py");
+    for version in ["python-1.26", "python-2"] {
+        let Some(python) = peer(&format!("{version}/bin/python")) else {
+            return;
+        };
+        let fakes = start_serving(scenario.clone());
+        let url = format!("{}/api/2.0/mcp/sql", fakes.urls["ws"]);
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .args(["discover", &url, "dbx-client", "dbx-secret-0f3a9c"]);
+        let (ok, text) = run(command);
+        let listed = answer(ok, &text);
+        assert_eq!(listed["had_token"], true, "{version}: {listed}");
+        assert_eq!(
+            listed["tools"],
+            serde_json::json!(["execute_sql", "list_tables"]),
+            "{version}: {listed}"
+        );
     }
 }

@@ -606,6 +606,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
 const SIGNING_KEY: &str = "gen-signing-key-4711";
 const GEN_AUDIENCE: &str = "gen-api";
+const GEN_ISSUER: &str = "http://auth";
 const BEARER: &str = "gen-bearer-token-4711";
 /// The operator's own key (LiteLLM's master key): it must never go upstream.
 const OPERATOR_KEY: &str = "sk-gen-operator-4711";
@@ -1097,13 +1098,16 @@ impl Plan {
             }
             AuthPlan::ClientCredentials { expires_in_s, .. } => {
                 mcp.auth = McpAuth::Oauth {
-                    issuer: "mcpsim-auth".into(),
+                    // An issuer URL, so that the protected-resource metadata
+                    // names a discoverable authorization server.
+                    issuer: GEN_ISSUER.into(),
                     signing_key: SIGNING_KEY.into(),
                     required_scope: None,
                     revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
                     authorization_server: None,
                 };
                 let mut config = TokenServerConfig {
+                    issuer: GEN_ISSUER.into(),
                     signing_key: SIGNING_KEY.into(),
                     expires_in_s: Some(expires_in_s),
                     latency_ms: self.token_latency_ms(),
