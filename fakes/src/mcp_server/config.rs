@@ -53,6 +53,11 @@ pub struct McpServerConfig {
     /// session agreed on. By default a missing header means 2025-03-26, as the spec says.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub require_version_header: bool,
+    /// Serve a POST whose `Accept` does not list both `application/json` and
+    /// `text/event-stream` (the spec's MUST; refused with 406 by default), as lenient real
+    /// servers do.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lenient_accept: bool,
 }
 
 impl Default for McpServerConfig {
@@ -81,6 +86,7 @@ impl Default for McpServerConfig {
             session_ttl_ms: None,
             session_max_requests: None,
             require_version_header: false,
+            lenient_accept: false,
         }
     }
 }

@@ -367,7 +367,8 @@ async fn post(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Respons
                 media_type.eq_ignore_ascii_case(media)
             })
     };
-    if !accepts("application/json") || !accepts("text/event-stream") {
+    let accepted = accepts("application/json") && accepts("text/event-stream");
+    if !accepted && !inner.config.lenient_accept {
         return refuse(
             StatusCode::NOT_ACCEPTABLE,
             "Accept must list application/json and text/event-stream",

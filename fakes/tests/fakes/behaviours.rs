@@ -366,3 +366,19 @@ async fn hostile_answers_are_what_they_say() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn accept_is_strict_unless_the_server_is_told_to_be_lenient() {
+    for (lenient, expected) in [(false, StatusCode::NOT_ACCEPTABLE), (true, StatusCode::OK)] {
+        let config = McpServerConfig {
+            lenient_accept: lenient,
+            ..McpServerConfig::default()
+        };
+        let (_server, router, _time) = server(config);
+        let mut request = post(initialize_msg("2025-11-25"), None, None);
+        request
+            .headers_mut()
+            .insert("accept", "application/json".parse().unwrap());
+        assert_eq!(send(&router, request).await.status, expected);
+    }
+}
