@@ -35,6 +35,7 @@ fn oauth_world(builder: ScenarioBuilder) -> ScenarioBuilder {
             signing_key: tokens.signing_key.clone(),
             required_scope: None,
             revoke_at_ms: None,
+            authorization_server: None,
         },
         ..McpServerConfig::default()
     };
@@ -49,6 +50,8 @@ fn oauth_server() -> ServerDef {
         client_id: "gw".into(),
         client_secret: "gw-secret-value".into(),
         scopes: Vec::new(),
+        audience: None,
+        resource: None,
         explicit_flow: true,
     })
 }
