@@ -5,6 +5,7 @@
 
 mod bench;
 mod explore;
+mod live;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -130,6 +131,63 @@ enum Command {
         #[arg(long, value_name = "MS")]
         for_ms: Option<u64>,
     },
+    /// Run scenarios live: the scenario's fakes and a real gateway on
+    /// 127.0.0.1, on real time, judged by the same checkers.
+    Live {
+        /// A scenario file (JSON).
+        #[arg(conflicts_with_all = ["all", "cases"])]
+        file: Option<PathBuf>,
+        /// Every catalogue scenario, one row each.
+        #[arg(long)]
+        all: bool,
+        /// Where the catalogue lives (for --all).
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+        /// Run this many generated cases instead.
+        #[arg(long)]
+        cases: Option<usize>,
+        /// Seed of the generated cases.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The gateway: `reference` (in this process), `litellm` or
+        /// `contextforge` (started from their installation).
+        #[arg(long, default_value = "reference")]
+        target: String,
+        /// Attach to a gateway already listening at this loopback URL
+        /// instead of starting one.
+        #[arg(long, value_name = "URL")]
+        attach: Option<String>,
+        /// The operator's key for an attached gateway.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Start the gateway with this command line instead of the
+        /// installed one; `{port}`, `{config}` and `{dir}` are filled in.
+        #[arg(long)]
+        command: Option<String>,
+        /// Where `scripts/install-gateways` installed the real gateways.
+        #[arg(long, env = "MCPSIM_GATEWAYS", default_value = ".gateways")]
+        gateways: PathBuf,
+        /// Where each run gets a folder (config files, gateway output).
+        #[arg(long, default_value = "live-out")]
+        work: PathBuf,
+        /// Slack for one message on loopback, in ms (the simulation uses
+        /// the network's latency).
+        #[arg(long, default_value_t = 25)]
+        hop_ms: u64,
+        /// Print the trace as a readable timeline (one scenario).
+        #[arg(long)]
+        timeline: bool,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the run as a Mermaid sequence diagram to this file.
+        #[arg(long, value_name = "FILE.md")]
+        mermaid: Option<PathBuf>,
+        /// Also run each scenario in the simulation and say where the
+        /// verdicts differ (exit 2 if any do).
+        #[arg(long)]
+        compare: bool,
+    },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
         #[arg(long, default_value = "scenarios")]
@@ -192,6 +250,50 @@ fn main() -> ExitCode {
         }
         Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
         Command::List { dir } => list(&dir),
+        Command::Live {
+            file,
+            all,
+            dir,
+            cases,
+            seed,
+            target,
+            attach,
+            api_key,
+            command,
+            gateways,
+            work,
+            hop_ms,
+            timeline,
+            json,
+            mermaid,
+            compare,
+        } => {
+            let files = match (file, all) {
+                (Some(file), _) => Ok(vec![file]),
+                (None, true) => catalogue(&dir),
+                (None, false) if cases.is_some() => Ok(Vec::new()),
+                (None, false) => Err(Failure::Usage(
+                    "give a scenario file, --all or --cases N".into(),
+                )),
+            };
+            files.and_then(|files| {
+                live::live(&live::Options {
+                    target,
+                    files,
+                    generated: cases.map(|n| (n, seed)),
+                    attach,
+                    api_key,
+                    command,
+                    gateways_dir: gateways,
+                    work_dir: work,
+                    hop_ms,
+                    timeline,
+                    json,
+                    mermaid,
+                    compare,
+                })
+            })
+        }
         Command::Serve { file, port, for_ms } => serve::run(&serve::Options {
             file: &file,
             port,
@@ -406,8 +508,19 @@ fn run_one(
 
 fn print_report(file: &Path, report: &Report) {
     println!("{}: {}", file.display(), report.description);
+    if let Some(live) = &report.live {
+        println!(
+            "live against {} {} ({}), time scale {}, ready after {} ms: {}",
+            live.target, live.version, live.mode, live.time_scale, live.ready_ms, live.note
+        );
+    }
+    let time = if report.live.is_some() {
+        "real"
+    } else {
+        "simulated"
+    };
     println!(
-        "seed {}, ended at {} ms of simulated time{}",
+        "seed {}, ended at {} ms of {time} time{}",
         report.seed,
         report.end_ms,
         if report.deadline_hit {

@@ -103,3 +103,58 @@ async fn the_reporters_registration_works_on_real_sockets() {
         task.abort();
     }
 }
+
+/// Every catalogue scenario (and every defect story) whose faults apply
+/// live gives the same verdicts against the reference gateway on real
+/// sockets as in the simulation: the control that shows live mode itself
+/// is sound.
+#[test]
+fn every_catalogue_scenario_gives_the_same_verdicts_live_as_simulated() {
+    use mcpsim_gateway::Reference;
+    use mcpsim_harness::live::{run_live, LiveGateway, LiveOptions, LiveVerdict};
+    use mcpsim_harness::Scenario;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["scenarios", "scenarios/defects"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "json") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let sut = Reference::new().sut();
+    let options = LiveOptions {
+        settings_of: sut.clone(),
+        work_dir: std::env::temp_dir().join("mcpsim-live-tests"),
+        hop_ms: 25,
+    };
+    let gateway = LiveGateway::InProcess(sut.clone());
+    let mut differ = Vec::new();
+    for file in &files {
+        let scenario = Scenario::load(file).unwrap();
+        let simulated = mcpsim_harness::run(&sut, &scenario).unwrap();
+        let verdicts = |r: &mcpsim_harness::Report| -> Vec<(&'static str, bool)> {
+            r.checks.iter().map(|c| (c.name, c.passed)).collect()
+        };
+        match run_live(&gateway, &scenario, &options).unwrap() {
+            LiveVerdict::Ran(live) => {
+                assert!(live.live.is_some(), "a live report says it was live");
+                if verdicts(&live) != verdicts(&simulated) {
+                    differ.push(format!(
+                        "{}: live {:?}\n{}",
+                        file.display(),
+                        live.failed_checks()
+                            .map(|c| (c.name, c.findings.clone()))
+                            .collect::<Vec<_>>(),
+                        live.timeline()
+                    ));
+                }
+            }
+            LiveVerdict::NotApplicable(why) => panic!("{}: not applicable: {why}", file.display()),
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n\n"));
+}

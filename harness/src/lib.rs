@@ -15,6 +15,7 @@ mod checks;
 pub mod explore;
 mod faults;
 pub mod generate;
+pub mod live;
 mod mermaid;
 pub mod net;
 mod observe;
@@ -87,6 +88,9 @@ pub struct Report {
     pub mcp_requests: BTreeMap<String, Log<McpRequestRecord>>,
     pub trace_hash: String,
     pub trace: Vec<TraceEvent>,
+    /// Set when the run was live: real sockets and real time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<live::LiveInfo>,
 }
 
 impl Report {
@@ -133,7 +137,12 @@ pub fn run(sut: &Sut, scenario: &Scenario) -> Result<Report, RunError> {
 /// Runs one scenario and judges it on the evidence given.
 pub fn run_judged(sut: &Sut, scenario: &Scenario, evidence: Evidence) -> Result<Report, RunError> {
     let outcome = world::run_world(sut, scenario)?;
-    Ok(judge(sut, scenario, &outcome, evidence))
+    Ok(judge(
+        &Judging::simulated(sut, scenario),
+        scenario,
+        &outcome,
+        evidence,
+    ))
 }
 
 /// One run, judged twice: on everything, and on the outside alone.
@@ -148,15 +157,45 @@ pub struct BothVerdicts {
 /// rest on the system under test's own events.
 pub fn run_judged_both(sut: &Sut, scenario: &Scenario) -> Result<BothVerdicts, RunError> {
     let outcome = world::run_world(sut, scenario)?;
-    let report = judge(sut, scenario, &outcome, Evidence::Everything);
-    let outside = judge(sut, scenario, &outcome, Evidence::OutsideOnly);
+    let judging = Judging::simulated(sut, scenario);
+    let report = judge(&judging, scenario, &outcome, Evidence::Everything);
+    let outside = judge(&judging, scenario, &outcome, Evidence::OutsideOnly);
     Ok(BothVerdicts {
         report,
         outside_only: outside.checks,
     })
 }
 
-fn judge(sut: &Sut, scenario: &Scenario, outcome: &world::Outcome, evidence: Evidence) -> Report {
+/// What judging a run needs besides the run itself.
+pub(crate) struct Judging<'a> {
+    /// The system under test's name.
+    pub system: String,
+    pub dialect: &'a dyn mcpsim_sut::Dialect,
+    /// The longest one message can take.
+    pub hop_ms: u64,
+    /// Loopback addresses that stand for fake hosts (live runs).
+    pub authorities: BTreeMap<String, String>,
+    pub live: Option<live::LiveInfo>,
+}
+
+impl<'a> Judging<'a> {
+    fn simulated(sut: &'a Sut, scenario: &Scenario) -> Self {
+        Judging {
+            system: sut.name(),
+            dialect: sut.dialect(),
+            hop_ms: scenario.network.hop_ms(),
+            authorities: BTreeMap::new(),
+            live: None,
+        }
+    }
+}
+
+pub(crate) fn judge(
+    judging: &Judging<'_>,
+    scenario: &Scenario,
+    outcome: &world::Outcome,
+    evidence: Evidence,
+) -> Report {
     let trace = match evidence {
         Evidence::Everything => outcome.trace.clone(),
         Evidence::OutsideOnly => trace::without_events(&outcome.trace),
@@ -199,7 +238,7 @@ fn judge(sut: &Sut, scenario: &Scenario, outcome: &world::Outcome, evidence: Evi
         .collect();
     let mut report = Report {
         description: scenario.description.clone(),
-        system_under_test: sut.name(),
+        system_under_test: judging.system.clone(),
         seed: scenario.seed,
         end_ms: records.end_ms,
         deadline_hit: records.deadline_hit,
@@ -227,6 +266,7 @@ fn judge(sut: &Sut, scenario: &Scenario, outcome: &world::Outcome, evidence: Evi
         mcp_requests: outcome.mcp_requests.clone(),
         trace_hash: trace::hash(&trace),
         trace,
+        live: judging.live.clone(),
     };
     let report_text = serde_json::to_string(&report).unwrap_or_default();
     let evidence = checks::Evidence {
@@ -237,7 +277,9 @@ fn judge(sut: &Sut, scenario: &Scenario, outcome: &world::Outcome, evidence: Evi
         no_events,
         faults: faults::Faults::new(scenario),
         report_text: &report_text,
-        reports_check_time: sut.dialect().reports_check_time(),
+        reports_check_time: judging.dialect.reports_check_time(),
+        hop_ms: judging.hop_ms,
+        authorities: &judging.authorities,
     };
     report.checks = checks::all(&evidence);
     report

@@ -161,7 +161,7 @@ impl HttpClient for SimHttpClient {
 
 /// Rejects what hyper-util would reject with a vague error, or what would
 /// dial somewhere unintended, naming the problem but never the URL.
-fn check_request(request: &http::Request<Vec<u8>>) -> Result<(), HttpError> {
+pub(crate) fn check_request(request: &http::Request<Vec<u8>>) -> Result<(), HttpError> {
     let uri = request.uri();
     if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
         return Err(HttpError::Request(
@@ -179,7 +179,7 @@ fn check_request(request: &http::Request<Vec<u8>>) -> Result<(), HttpError> {
 
 /// Describes a client error by its kinds alone: hyper's fixed descriptions
 /// and the I/O error kind, never a message that could quote the request.
-fn describe(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut hyper_description = None;
     let mut io_kind = None;
     let mut source = Some(error);

@@ -10,7 +10,7 @@
 //! status that changed while tools were read is not judged against them).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcpsim_sut::{
@@ -20,10 +20,9 @@ use mcpsim_sut::{
 use serde_json::{json, Value};
 
 use crate::faults::Faults;
-use crate::net::SimHttpClient;
 use crate::observe::{self, Seen};
 use crate::scenario::{Action, Scenario, Step};
-use crate::trace::{now_ms, Trace, TracingClient, What};
+use crate::trace::{Trace, TracingClient, What};
 
 /// How long the operator waits for one answer from a gateway.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,7 +110,8 @@ pub(crate) struct Records {
 }
 
 pub(crate) struct Operator<'a> {
-    http: TracingClient<SimHttpClient>,
+    http: TracingClient<Arc<dyn HttpClient>>,
+    trace: &'a Trace,
     records: &'a Mutex<Records>,
     scenario: &'a Scenario,
     dialect: &'a dyn Dialect,
@@ -119,22 +119,24 @@ pub(crate) struct Operator<'a> {
     faults: Faults<'a>,
 }
 
-/// Runs the operator's whole session.
+/// Runs the operator's whole session. `http` reaches every gateway host by
+/// its name (`http://<host>/...`): over the simulated network, or on
+/// loopback in a live run.
 pub(crate) async fn operate(
     scenario: &Scenario,
     dialect: &dyn Dialect,
     hosts: &BTreeMap<String, Declared>,
     trace: &Trace,
     records: &Mutex<Records>,
+    http: Arc<dyn HttpClient>,
 ) {
-    let (client, driver) = SimHttpClient::local();
-    tokio::task::spawn_local(driver.run());
     let op = Operator {
         http: TracingClient {
-            inner: client,
+            inner: http,
             host: "operator".to_string(),
             trace: trace.clone(),
         },
+        trace,
         records,
         scenario,
         dialect,
@@ -145,10 +147,14 @@ pub(crate) async fn operate(
     op.poll_until_settled(trace).await;
     op.read_tools().await;
     op.read_again().await;
-    op.records().end_ms = now_ms();
+    op.records().end_ms = trace.now_ms();
 }
 
 impl Operator<'_> {
+    fn now_ms(&self) -> u64 {
+        self.trace.now_ms()
+    }
+
     fn records(&self) -> std::sync::MutexGuard<'_, Records> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -193,7 +199,7 @@ impl Operator<'_> {
                     self.records().bodies.push(text);
                     return Some((status, value));
                 }
-                Err(HttpError::Connect(_)) if now_ms() < self.scenario.deadline_ms => {
+                Err(HttpError::Connect(_)) if self.now_ms() < self.scenario.deadline_ms => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(_) => return None,
@@ -223,7 +229,7 @@ impl Operator<'_> {
         let patience = step
             .give_up_after_ms
             .map_or(CALL_TIMEOUT, Duration::from_millis);
-        let sent_ms = now_ms();
+        let sent_ms = self.now_ms();
         let (kind, name, target, request) = match &step.action {
             Action::Create { .. } => {
                 let registration = step.action.registration();
@@ -297,7 +303,7 @@ impl Operator<'_> {
                 group.push(&steps[i]);
                 i += 1;
             }
-            let now = now_ms();
+            let now = self.now_ms();
             if group[0].at_ms > now {
                 tokio::time::sleep(Duration::from_millis(group[0].at_ms - now)).await;
             }
@@ -317,7 +323,7 @@ impl Operator<'_> {
             // Only a round that began after the last fault can say how
             // things ended: one that began before may have read a host just
             // before it restarted.
-            let round_start = now_ms();
+            let round_start = self.now_ms();
             let mut all_settled = true;
             for g in &scenario.gateways {
                 match &self.read_list(&g.host, Phase::Settling).await {
@@ -339,7 +345,7 @@ impl Operator<'_> {
                         });
                         self.records().health.push(HealthPoll {
                             gateway: g.host.clone(),
-                            answered_ms: now_ms(),
+                            answered_ms: self.now_ms(),
                             items,
                         });
                     }
@@ -352,8 +358,8 @@ impl Operator<'_> {
             };
             all_settled &= owed.is_empty();
             // Settling before the last fault proves nothing about after it.
-            let faults_done =
-                self.faults.all_before(round_start) && now_ms() >= scenario.operator.poll_until_ms;
+            let faults_done = self.faults.all_before(round_start)
+                && self.now_ms() >= scenario.operator.poll_until_ms;
             if all_settled && faults_done {
                 trace.push(
                     "operator",
@@ -363,7 +369,7 @@ impl Operator<'_> {
                 );
                 break;
             }
-            if now_ms() >= scenario.deadline_ms {
+            if self.now_ms() >= scenario.deadline_ms {
                 trace.push(
                     "operator",
                     What::Note {
@@ -447,7 +453,7 @@ impl Operator<'_> {
     /// Reads one gateway's server list and records the poll; gives what it
     /// read.
     async fn read_list(&self, gateway: &str, phase: Phase) -> Result<Vec<ServerView>, String> {
-        let sent_ms = now_ms();
+        let sent_ms = self.now_ms();
         let answer = self.call(gateway, &self.dialect.list(), CALL_TIMEOUT).await;
         let servers = match &answer {
             Some((status, body)) => self.dialect.read_list(ApiAnswer {
@@ -459,7 +465,7 @@ impl Operator<'_> {
         self.records().polls.push(Poll {
             gateway: gateway.to_string(),
             sent_ms,
-            answered_ms: now_ms(),
+            answered_ms: self.now_ms(),
             phase,
             servers: servers.clone(),
         });

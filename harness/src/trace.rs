@@ -75,23 +75,69 @@ pub fn without_events(events: &[TraceEvent]) -> Vec<TraceEvent> {
         .collect()
 }
 
-/// The shared recorder. Hosts all run on the simulation's one thread; the
-/// mutex only satisfies `Send + Sync` bounds.
-#[derive(Clone, Default)]
-pub struct Trace(Arc<Mutex<Vec<TraceEvent>>>);
+/// Where a trace reads its time.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum TraceClock {
+    /// Simulated milliseconds since the world began (turmoil's clock).
+    #[default]
+    Simulated,
+    /// Real milliseconds since an instant: live runs on real sockets.
+    Real(std::time::Instant),
+}
 
+impl TraceClock {
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            TraceClock::Simulated => now_ms(),
+            TraceClock::Real(start) => start.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// The shared recorder. In the simulation every host runs on the
+/// simulation's one thread and the mutex only satisfies `Send + Sync`
+/// bounds; in a live run hosts record from several threads, in the order
+/// their events happen.
+#[derive(Clone, Default)]
+pub struct Trace {
+    events: Arc<Mutex<Vec<TraceEvent>>>,
+    clock: TraceClock,
+}
+
+/// Simulated milliseconds since the world began.
 pub(crate) fn now_ms() -> u64 {
     turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64
 }
 
 impl Trace {
+    /// A trace stamped with real milliseconds since `start`.
+    pub fn real(start: std::time::Instant) -> Trace {
+        Trace {
+            events: Arc::default(),
+            clock: TraceClock::Real(start),
+        }
+    }
+
+    /// Milliseconds of the run, by this trace's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> TraceClock {
+        self.clock
+    }
+
     pub fn push(&self, host: &str, what: What) {
         let event = TraceEvent {
-            at_ms: now_ms(),
+            at_ms: self.now_ms(),
             host: host.to_string(),
             what,
         };
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        self.lock().push(event);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TraceEvent>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records an event from outside any host (the driving loop), at a
@@ -102,11 +148,11 @@ impl Trace {
             host: host.to_string(),
             what,
         };
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        self.lock().push(event);
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,14 +162,14 @@ impl Trace {
     /// Sorts the events from index `start` on by their JSON: for events
     /// recorded together in an order that carries no meaning.
     pub fn sort_from(&self, start: usize) {
-        let mut events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = self.lock();
         if start < events.len() {
             events[start..].sort_by_cached_key(|e| serde_json::to_string(e).unwrap_or_default());
         }
     }
 
     pub fn events(&self) -> Vec<TraceEvent> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().clone()
     }
 }
 
@@ -307,7 +353,7 @@ impl<C: HttpClient> HttpClient for TracingClient<C> {
             let mut guard = Pending {
                 trace: &self.trace,
                 host: &self.host,
-                started: now_ms(),
+                started: self.trace.now_ms(),
                 to,
                 method,
                 path,
@@ -346,7 +392,7 @@ impl Pending<'_> {
                 path: std::mem::take(&mut self.path),
                 status,
                 error,
-                took_ms: now_ms().saturating_sub(self.started),
+                took_ms: self.trace.now_ms().saturating_sub(self.started),
             },
         );
     }

@@ -210,7 +210,10 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
         let (scenario, records, trace) = (scenario.clone(), records.clone(), trace.clone());
         let (sut, hosts) = (sut.clone(), hosts.clone());
         sim.client("operator", async move {
-            operate(&scenario, sut.dialect(), &hosts, &trace, &records).await;
+            let (client, driver) = SimHttpClient::local();
+            tokio::task::spawn_local(driver.run());
+            let http: Arc<dyn mcpsim_sut::HttpClient> = Arc::new(client);
+            operate(&scenario, sut.dialect(), &hosts, &trace, &records, http).await;
             Ok(())
         });
     }

@@ -45,3 +45,12 @@ pub trait HttpClient: Send + Sync + 'static {
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>>;
 }
+
+impl<T: HttpClient + ?Sized> HttpClient for std::sync::Arc<T> {
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
+        (**self).send(request)
+    }
+}

@@ -85,7 +85,7 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
             }
             continue;
         }
-        let host = Evidence::upstream_host(seen.view.url.as_deref());
+        let host = e.upstream_host(seen.view.url.as_deref());
         let Some(fake) = host.and_then(|h| e.outcome.mcp_servers.get(&h)) else {
             continue;
         };

@@ -67,6 +67,13 @@ pub(crate) struct Evidence<'a> {
     pub report_text: &'a str,
     /// Whether the dialect reads the time of a server's last check.
     pub reports_check_time: bool,
+    /// The longest one message can take: from the simulated network, or a
+    /// live run's stated slack.
+    pub hop_ms: u64,
+    /// Addresses (`127.0.0.1:4100`) that stand for a fake host in a live
+    /// run, where a gateway is told the relay's address; empty in the
+    /// simulation, where URLs name hosts.
+    pub authorities: &'a BTreeMap<String, String>,
 }
 
 impl Evidence<'_> {
@@ -77,12 +84,18 @@ impl Evidence<'_> {
 
     /// The longest one message can take.
     pub fn hop_ms(&self) -> u64 {
-        self.scenario.network.hop_ms()
+        self.hop_ms
     }
 
-    /// The fake MCP server a URL points at, by host name.
-    pub fn upstream_host(url: Option<&str>) -> Option<String> {
+    /// The fake host a URL points at, by its name in the scenario.
+    pub fn upstream_host(&self, url: Option<&str>) -> Option<String> {
         let uri: http::Uri = url?.parse().ok()?;
+        if let Some(host) = uri
+            .authority()
+            .and_then(|a| self.authorities.get(a.as_str()))
+        {
+            return Some(host.clone());
+        }
         uri.host().map(str::to_string)
     }
 }

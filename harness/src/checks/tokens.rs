@@ -121,7 +121,7 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                 .values()
                 .filter(|s| {
                     &s.gateway == peer
-                        && Evidence::upstream_host(s.view.url.as_deref()).as_ref() == Some(upstream)
+                        && e.upstream_host(s.view.url.as_deref()).as_ref() == Some(upstream)
                 })
                 .count();
             if servers > 1 {

@@ -1,0 +1,944 @@
+//! Live mode: the same scenarios, fakes and checkers against a gateway on
+//! real sockets (127.0.0.1 only) and real time.
+//!
+//! A live run puts every fake of the scenario on a loopback port of its
+//! own, each on a [`host`] thread that can be crashed and bounced, and puts
+//! a [`relay`] between each gateway and each fake (and between the operator
+//! and each gateway), through which partitions and holds are applied. The
+//! gateway under test is either a Rust system under test built in this
+//! process ([`LiveGateway::InProcess`]), a process of its own that the run
+//! starts with the config file and environment it wrote, and stops by its
+//! process id ([`LiveGateway::Process`]), or a gateway already listening
+//! ([`LiveGateway::Attached`]). The operator speaks the gateway's dialect,
+//! and the same checkers judge what the operator saw and what the fakes
+//! recorded, with bounds from what the target declares.
+//!
+//! Nothing here is deterministic, and the report says so: the trace and
+//! the fakes' records carry real milliseconds since the run began.
+//!
+//! Invariants: everything listens on and dials 127.0.0.1 only; every wait
+//! is bounded (a gateway's start by its target's ready timeout, the
+//! operator by the scenario's deadline, the whole run by the deadline plus
+//! a stated margin); a process the run started is stopped by the run.
+
+mod host;
+mod loopback;
+mod process;
+mod relay;
+mod scale;
+pub mod targets;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use mcpsim_fakes::{McpServer, StoreServer, TokenServer, SIM_EPOCH_UNIX_S};
+use mcpsim_sut::{Declared, Dialect, HostSetup, Injected, StoreAccess, Sut, SystemClock};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use loopback::{Loopback, Names};
+pub use process::{Launch, ProcessTarget};
+pub use scale::scaled;
+
+use crate::operator::{operate, Records};
+use crate::scenario::{Action, Scenario, ScenarioError, Verb};
+use crate::trace::{Trace, TraceSink, TracingClient, What};
+use crate::world::{Outcome, RunError};
+use crate::{Evidence, Judging, Report};
+use host::{HostThread, Life, PeerBook};
+use process::GatewayProcess;
+use relay::Relay;
+
+/// How much longer than its deadline a live run may take before it is
+/// ended as a failure of the run itself.
+const RUN_MARGIN: Duration = Duration::from_secs(120);
+
+/// What a live report says about how it was made.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveInfo {
+    /// The target's name: `reference`, `litellm`, `contextforge`.
+    pub target: String,
+    pub version: String,
+    /// How the gateway was brought up: in this process, started as a
+    /// process, or attached to.
+    pub mode: String,
+    /// Scenario instants were multiplied by this to fit the target's
+    /// budgets (1 when the target takes the scenario's own).
+    pub time_scale: f64,
+    /// How long the gateway took to answer after it was started (ms);
+    /// what its upstreams saw before that is stamped 0 ms.
+    pub ready_ms: u64,
+    /// Always: that the run was live and is not deterministic.
+    pub note: String,
+}
+
+/// The gateway under test of a live run.
+#[derive(Clone)]
+pub enum LiveGateway {
+    /// A Rust system under test, built in this process and served on a
+    /// loopback port, its upstream calls made on real sockets.
+    InProcess(Sut),
+    /// A gateway process, started for the run with the config file and
+    /// environment written in its own format.
+    Process(Arc<dyn ProcessTarget>),
+    /// A gateway already listening: nothing is started or stopped, and a
+    /// scenario that would restart it is not applicable.
+    Attached {
+        address: SocketAddr,
+        target: Arc<dyn ProcessTarget>,
+        api_key: Option<String>,
+    },
+}
+
+impl LiveGateway {
+    fn name(&self) -> String {
+        match self {
+            LiveGateway::InProcess(sut) => sut.name(),
+            LiveGateway::Process(target) | LiveGateway::Attached { target, .. } => target.name(),
+        }
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        match self {
+            LiveGateway::InProcess(sut) => sut.dialect(),
+            LiveGateway::Process(target) | LiveGateway::Attached { target, .. } => target.dialect(),
+        }
+    }
+
+    fn version(&self) -> String {
+        match self {
+            LiveGateway::InProcess(_) => env!("CARGO_PKG_VERSION").to_string(),
+            LiveGateway::Process(target) | LiveGateway::Attached { target, .. } => target.version(),
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            LiveGateway::InProcess(_) => "in this process",
+            LiveGateway::Process(_) => "started as a process",
+            LiveGateway::Attached { .. } => "attached",
+        }
+    }
+}
+
+/// How to run live.
+#[derive(Clone)]
+pub struct LiveOptions {
+    /// The system whose settings the scenario's gateway hosts are written
+    /// in (the reference gateway's, for the catalogue): what it declares
+    /// is the scenario's own time scale.
+    pub settings_of: Sut,
+    /// Where each run gets a folder (config files, a process's output).
+    pub work_dir: PathBuf,
+    /// The slack given to one message on loopback, where the simulation
+    /// uses the network's latency.
+    pub hop_ms: u64,
+}
+
+/// What came of a live run.
+#[derive(Debug)]
+pub enum LiveVerdict {
+    Ran(Box<Report>),
+    /// The scenario cannot be run against this target, and why: a fault
+    /// that cannot be applied live, a deployment the target cannot have, a
+    /// registration path it does not offer (with its own answer).
+    NotApplicable(String),
+}
+
+fn invalid(path: String, reason: String) -> RunError {
+    RunError::Invalid(ScenarioError {
+        file: String::new(),
+        path,
+        reason,
+    })
+}
+
+/// Why this scenario's faults cannot be applied to this gateway, if so.
+fn faults_unfit(gateway: &LiveGateway, scenario: &Scenario) -> Option<String> {
+    let gateways: Vec<&str> = scenario.gateways.iter().map(|g| g.host.as_str()).collect();
+    for fault in &scenario.faults {
+        if let Verb::Crash { host } | Verb::Bounce { host } = &fault.verb {
+            if gateways.contains(&host.as_str()) && matches!(gateway, LiveGateway::Attached { .. })
+            {
+                return Some(format!(
+                    "{} of {host} at {} ms: a gateway mcpsim did not start cannot be restarted",
+                    fault.verb.describe(),
+                    fault.at_ms
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Runs one scenario live against a gateway, and judges it.
+pub fn run_live(
+    gateway: &LiveGateway,
+    scenario: &Scenario,
+    options: &LiveOptions,
+) -> Result<LiveVerdict, RunError> {
+    scenario.validate().map_err(RunError::Invalid)?;
+    if let Some(why) = faults_unfit(gateway, scenario) {
+        return Ok(LiveVerdict::NotApplicable(why));
+    }
+    if let LiveGateway::Process(target) | LiveGateway::Attached { target, .. } = gateway {
+        if let Err(why) = target.fits(scenario) {
+            return Ok(LiveVerdict::NotApplicable(why));
+        }
+    }
+    // The scenario's own budgets, per host, from the system its settings
+    // are written for.
+    let own = crate::world::setups(&options.settings_of, scenario)?;
+    let own_declared: BTreeMap<String, Declared> = own
+        .iter()
+        .map(|(setup, declared)| (setup.host.clone(), declared.clone()))
+        .collect();
+    let (declared, time_scale) = match gateway {
+        LiveGateway::InProcess(sut) => {
+            let mine = crate::world::setups(sut, scenario)?;
+            let declared = mine.into_iter().map(|(s, d)| (s.host, d)).collect();
+            (declared, 1.0)
+        }
+        LiveGateway::Process(target) | LiveGateway::Attached { target, .. } => {
+            let mut declared = BTreeMap::new();
+            let mut factor: f64 = 1.0;
+            for (i, (setup, own)) in own.iter().enumerate() {
+                let theirs = target
+                    .declare(setup, own)
+                    .map_err(|e| invalid(format!("gateways[{i}].{}", e.path), e.reason))?;
+                factor = factor.max(scale::factor(own, &theirs));
+                declared.insert(setup.host.clone(), theirs);
+            }
+            (declared, factor)
+        }
+    };
+    let as_run = scale::scaled(scenario, time_scale);
+    let dir = run_dir(&options.work_dir, scenario)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Failed(format!("cannot start a runtime: {e}")))?;
+    let bound = Duration::from_millis(as_run.deadline_ms) + RUN_MARGIN;
+    let world = LiveWorld {
+        gateway,
+        scenario: &as_run,
+        own_declared: &own_declared,
+        declared: &declared,
+        dir: &dir,
+    };
+    let run = runtime.block_on(async {
+        match tokio::time::timeout(bound, world.run()).await {
+            Ok(result) => result,
+            Err(_) => Err(RunError::Failed(format!(
+                "the live run did not end within {bound:?}"
+            ))),
+        }
+    })?;
+    let Run {
+        outcome,
+        authorities,
+        ready_ms,
+        as_run,
+    } = run;
+    if let LiveGateway::Process(target) | LiveGateway::Attached { target, .. } = gateway {
+        for write in &outcome.records.writes {
+            if let Some(why) = write.answer.as_ref().and_then(|a| target.refuses_path(a)) {
+                return Ok(LiveVerdict::NotApplicable(why));
+            }
+        }
+    }
+    let judging = Judging {
+        system: gateway.name(),
+        dialect: gateway.dialect(),
+        hop_ms: options.hop_ms,
+        authorities,
+        live: Some(LiveInfo {
+            target: gateway.name(),
+            version: gateway.version(),
+            mode: gateway.mode().to_string(),
+            time_scale,
+            ready_ms,
+            note: "live: real sockets on 127.0.0.1 and real time; not deterministic, so the \
+                   trace hash differs from run to run"
+                .to_string(),
+        }),
+    };
+    let report = crate::judge(&judging, &as_run, &outcome, Evidence::Everything);
+    Ok(LiveVerdict::Ran(Box::new(report)))
+}
+
+/// A folder of its own for one run.
+fn run_dir(work_dir: &Path, scenario: &Scenario) -> Result<PathBuf, RunError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let slug: String = scenario
+        .description
+        .chars()
+        .take(24)
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dir = work_dir.join(format!("{stamp}-{}-{slug}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// The raw results of a live run.
+struct Run {
+    outcome: Outcome,
+    authorities: BTreeMap<String, String>,
+    ready_ms: u64,
+    /// The scenario as run: scaled, with the target's operator key.
+    as_run: Scenario,
+}
+
+struct LiveWorld<'a> {
+    gateway: &'a LiveGateway,
+    scenario: &'a Scenario,
+    /// What the scenario's own system declares for each host.
+    own_declared: &'a BTreeMap<String, Declared>,
+    /// What the target declares for each host.
+    declared: &'a BTreeMap<String, Declared>,
+    dir: &'a Path,
+}
+
+/// A fake host of the run.
+struct FakeHost {
+    thread: Option<HostThread>,
+    life: Life,
+    /// The port it listens on (reserved when it is not listening yet).
+    address: SocketAddr,
+}
+
+/// A gateway host of the run.
+enum GatewayHostHandle {
+    InProcess(HostThread),
+    Process(GatewayProcess),
+    Attached(SocketAddr),
+}
+
+impl GatewayHostHandle {
+    fn address(&self) -> SocketAddr {
+        match self {
+            GatewayHostHandle::InProcess(thread) => thread.address(),
+            GatewayHostHandle::Process(process) => process.address(),
+            GatewayHostHandle::Attached(address) => *address,
+        }
+    }
+}
+
+/// The clock the fakes read: real time since the run's origin, on the
+/// simulated epoch, so that instants in their configs count from it.
+#[derive(Clone, Default)]
+struct Origin(Arc<OnceLock<Instant>>);
+
+impl Origin {
+    fn set_now(&self) -> Instant {
+        *self.0.get_or_init(Instant::now)
+    }
+
+    fn fake_clock(&self) -> mcpsim_fakes::Clock {
+        let origin = self.0.clone();
+        Arc::new(move || {
+            let since = origin.get().map(Instant::elapsed).unwrap_or_default();
+            Duration::from_secs(SIM_EPOCH_UNIX_S) + since
+        })
+    }
+}
+
+/// A free loopback port, for a process that must be told its port.
+fn free_port() -> Result<SocketAddr, RunError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| RunError::Failed(format!("cannot find a free port: {e}")))?;
+    listener
+        .local_addr()
+        .map_err(|e| RunError::Failed(format!("cannot find a free port: {e}")))
+}
+
+/// Replaces `http://<fake>` at the start of every string in `value` by the
+/// address that fake has for one gateway.
+fn rewrite_urls(value: &mut Value, bases: &BTreeMap<String, String>) {
+    match value {
+        Value::String(text) => {
+            for (host, base) in bases {
+                let name = format!("http://{host}");
+                if *text == name {
+                    *text = base.clone();
+                    return;
+                }
+                if let Some(rest) = text.strip_prefix(&format!("{name}/")) {
+                    *text = format!("{base}/{rest}");
+                    return;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_urls(v, bases)),
+        Value::Object(map) => map.values_mut().for_each(|v| rewrite_urls(v, bases)),
+        _ => {}
+    }
+}
+
+impl LiveWorld<'_> {
+    async fn run(self) -> Result<Run, RunError> {
+        let s = self.scenario;
+        let origin = Origin::default();
+        let in_process = matches!(self.gateway, LiveGateway::InProcess(_));
+        // A gateway in this process is traced from its start; a process is
+        // ready before the run's clock starts.
+        let trace = if in_process {
+            Trace::real(origin.set_now())
+        } else {
+            Trace::default()
+        };
+        let peers = PeerBook::default();
+        let failed = |what: String| RunError::Failed(what);
+
+        // The fakes, each on a host of its own.
+        let clock = origin.fake_clock();
+        let mut token_servers = BTreeMap::new();
+        let mut mcp_servers = BTreeMap::new();
+        let mut stores = BTreeMap::new();
+        let mut fakes: BTreeMap<String, FakeHost> = BTreeMap::new();
+        let mut lives: Vec<(String, Life, bool)> = Vec::new();
+        for t in &s.token_servers {
+            let server = TokenServer::new(t.config.clone(), clock.clone());
+            token_servers.insert(t.host.clone(), server.clone());
+            let peers = peers.clone();
+            let life: Life = Arc::new(move |listener| {
+                Box::pin(host::serve_router(listener, server.router(), peers.clone()))
+            });
+            lives.push((
+                t.host.clone(),
+                life,
+                t.listening && t.listen_after_ms.is_none(),
+            ));
+        }
+        for m in &s.mcp_servers {
+            let server = McpServer::new(m.config.clone(), clock.clone());
+            mcp_servers.insert(m.host.clone(), server.clone());
+            let peers = peers.clone();
+            let life: Life = Arc::new(move |listener| {
+                Box::pin(host::serve_router(listener, server.router(), peers.clone()))
+            });
+            lives.push((
+                m.host.clone(),
+                life,
+                m.listening && m.listen_after_ms.is_none(),
+            ));
+        }
+        for st in &s.stores {
+            let server = StoreServer::new(st.config.clone());
+            stores.insert(st.host.clone(), server.clone());
+            let peers = peers.clone();
+            let life: Life = Arc::new(move |listener| {
+                Box::pin(host::serve_router(listener, server.router(), peers.clone()))
+            });
+            lives.push((st.host.clone(), life, true));
+        }
+        for (name, life, now) in lives {
+            let fake = if now {
+                let thread = HostThread::start(&name, 0, life.clone())
+                    .map_err(|e| failed(format!("cannot serve {name} on loopback: {e}")))?;
+                FakeHost {
+                    address: thread.address(),
+                    thread: Some(thread),
+                    life,
+                }
+            } else {
+                FakeHost {
+                    address: free_port()?,
+                    thread: None,
+                    life,
+                }
+            };
+            fakes.insert(name, fake);
+        }
+
+        // A relay between each gateway and each fake.
+        let mut relays: BTreeMap<(String, String), Relay> = BTreeMap::new();
+        let mut authorities = BTreeMap::new();
+        for g in &s.gateways {
+            for (name, fake) in &fakes {
+                let relay = Relay::start(&g.host, fake.address, peers.clone())
+                    .await
+                    .map_err(|e| failed(format!("cannot start a relay: {e}")))?;
+                if fake.thread.is_none() {
+                    relay.update(|st| st.down = true);
+                }
+                let port = relay.address().port();
+                authorities.insert(format!("127.0.0.1:{port}"), name.clone());
+                authorities.insert(format!("localhost:{port}"), name.clone());
+                relays.insert((g.host.clone(), name.clone()), relay);
+            }
+        }
+
+        // The gateways.
+        let setups = self.setups(&relays)?;
+        let mut gateways: BTreeMap<String, GatewayHostHandle> = BTreeMap::new();
+        let mut api_key = s.operator.api_key.clone();
+        let probe = Loopback::new(Names::default());
+        let started = Instant::now();
+        for setup in &setups {
+            let handle = match self.gateway {
+                LiveGateway::InProcess(sut) => {
+                    let names = Names::default();
+                    for ((g, fake), relay) in &relays {
+                        if g == &setup.host {
+                            names.insert(fake, relay.address());
+                        }
+                    }
+                    let life = gateway_life(sut.clone(), setup.clone(), trace.clone(), names);
+                    let thread = HostThread::start(&setup.host, 0, life).map_err(|e| {
+                        failed(format!("cannot serve {} on loopback: {e}", setup.host))
+                    })?;
+                    GatewayHostHandle::InProcess(thread)
+                }
+                LiveGateway::Process(target) => {
+                    let address = free_port()?;
+                    let own = &self.own_declared[&setup.host];
+                    let dir = self.dir.join(&setup.host);
+                    std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+                    let launch = target
+                        .launch(setup, own, address.port(), &dir)
+                        .map_err(|e| failed(format!("{}: {e}", setup.host)))?;
+                    if launch.api_key.is_some() {
+                        api_key = launch.api_key.clone();
+                    }
+                    let process = GatewayProcess::start(&setup.host, launch, &dir, address, &probe)
+                        .await
+                        .map_err(failed)?;
+                    GatewayHostHandle::Process(process)
+                }
+                LiveGateway::Attached {
+                    address,
+                    api_key: key,
+                    ..
+                } => {
+                    if key.is_some() {
+                        api_key = key.clone();
+                    }
+                    GatewayHostHandle::Attached(*address)
+                }
+            };
+            gateways.insert(setup.host.clone(), handle);
+        }
+        let ready_ms = started.elapsed().as_millis() as u64;
+        let trace = if in_process {
+            trace
+        } else {
+            Trace::real(origin.set_now())
+        };
+
+        // The operator reaches each gateway through a relay of its own.
+        let operator_names = Names::default();
+        for (host, handle) in &gateways {
+            let relay = Relay::start("operator", handle.address(), peers.clone())
+                .await
+                .map_err(|e| failed(format!("cannot start a relay: {e}")))?;
+            operator_names.insert(host, relay.address());
+            relays.insert(("operator".to_string(), host.clone()), relay);
+        }
+
+        let mut as_run = s.clone();
+        as_run.operator.api_key = api_key;
+        if !in_process {
+            rewrite_steps(&mut as_run, &relays);
+        }
+        let records = Mutex::new(Records::default());
+        let mut world = Faulting {
+            fakes,
+            gateways,
+            relays,
+            trace: trace.clone(),
+            probe,
+        };
+        {
+            let http: Arc<dyn mcpsim_sut::HttpClient> = Arc::new(Loopback::new(operator_names));
+            let operator = operate(
+                &as_run,
+                self.gateway.dialect(),
+                self.declared,
+                &trace,
+                &records,
+                http,
+            );
+            let timed = world.timed(s);
+            let faults = world.apply_all(timed);
+            tokio::pin!(faults);
+            tokio::pin!(operator);
+            // The operator ends the run; faults still due are not applied.
+            tokio::select! {
+                biased;
+                _ = &mut operator => {}
+                _ = &mut faults => operator.await,
+            }
+        }
+
+        let token_requests = token_servers
+            .iter()
+            .map(|(h, t): (&String, &TokenServer)| (h.clone(), t.requests()))
+            .collect();
+        let mcp_requests = mcp_servers
+            .iter()
+            .map(|(h, m): (&String, &McpServer)| (h.clone(), m.requests()))
+            .collect();
+        let events = trace.events();
+        world.shutdown().await;
+        let records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(Run {
+            outcome: Outcome {
+                records,
+                hosts: self.declared.clone(),
+                trace: events,
+                token_servers,
+                mcp_servers,
+                stores,
+                token_requests,
+                mcp_requests,
+            },
+            authorities,
+            ready_ms,
+            as_run,
+        })
+    }
+
+    /// Each gateway host's setup; for a gateway that is not in this process,
+    /// with every URL of a fake replaced by that gateway's relay to it.
+    fn setups(
+        &self,
+        relays: &BTreeMap<(String, String), Relay>,
+    ) -> Result<Vec<HostSetup>, RunError> {
+        let s = self.scenario;
+        let dialect = self.gateway.dialect();
+        let in_process = matches!(self.gateway, LiveGateway::InProcess(_));
+        let mut out = Vec::new();
+        for (i, g) in s.gateways.iter().enumerate() {
+            let bases = bases_for(&g.host, relays);
+            let mut native = g.config.clone();
+            let mut servers = g.servers.clone();
+            if !in_process {
+                rewrite_urls(&mut native, &bases);
+                for server in &mut servers {
+                    rewrite_def(server, &bases);
+                }
+            }
+            let native = (!native.is_null()).then_some(&native);
+            let config_file = dialect
+                .config_file(native, &servers)
+                .map_err(|reason| invalid(format!("gateways[{i}].config"), reason))?;
+            out.push(HostSetup {
+                host: g.host.clone(),
+                settings: g.settings.clone(),
+                config_file,
+                env: g.env.clone(),
+                store: g.store.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The base URL of every fake as `gateway` reaches it, through its relays.
+fn bases_for(
+    gateway: &str,
+    relays: &BTreeMap<(String, String), Relay>,
+) -> BTreeMap<String, String> {
+    relays
+        .iter()
+        .filter(|((g, _), _)| g == gateway)
+        .map(|((_, fake), relay)| (fake.clone(), format!("http://{}", relay.address())))
+        .collect()
+}
+
+/// A server definition with its fakes' URLs replaced.
+fn rewrite_def(def: &mut mcpsim_sut::ServerDef, bases: &BTreeMap<String, String>) {
+    let mut value = serde_json::to_value(&*def).unwrap_or(Value::Null);
+    rewrite_urls(&mut value, bases);
+    if let Ok(rewritten) = serde_json::from_value(value) {
+        *def = rewritten;
+    }
+}
+
+/// Every create and update of the operator's, with the URLs of fakes
+/// replaced by the relays of the gateway the step goes to.
+fn rewrite_steps(scenario: &mut Scenario, relays: &BTreeMap<(String, String), Relay>) {
+    let first = scenario.gateways[0].host.clone();
+    for step in &mut scenario.operator.steps {
+        let gateway = step.gateway.clone().unwrap_or_else(|| first.clone());
+        let bases = bases_for(&gateway, relays);
+        if let Action::Create { body, spec } | Action::Update { body, spec, .. } = &mut step.action
+        {
+            if let Some(body) = body {
+                rewrite_urls(body, &bases);
+            }
+            if let Some(spec) = spec {
+                rewrite_def(spec, &bases);
+            }
+        }
+    }
+}
+
+/// One life of an in-process gateway host.
+fn gateway_life(sut: Sut, setup: HostSetup, trace: Trace, names: Names) -> Life {
+    Arc::new(move |listener| {
+        let (sut, setup, trace, names) = (sut.clone(), setup.clone(), trace.clone(), names.clone());
+        Box::pin(async move {
+            let host = setup.host.clone();
+            let client = |names: &Names| -> Arc<dyn mcpsim_sut::HttpClient> {
+                Arc::new(TracingClient {
+                    inner: Loopback::new(names.clone()),
+                    host: host.clone(),
+                    trace: trace.clone(),
+                })
+            };
+            let injected = Injected {
+                http: client(&names),
+                clock: Arc::new(SystemClock),
+                events: Arc::new(TraceSink {
+                    host: host.clone(),
+                    trace: trace.clone(),
+                }),
+                store: setup.store.as_ref().map(|store| StoreAccess {
+                    http: client(&names),
+                    base_url: format!("http://{store}"),
+                }),
+            };
+            match sut.build(&setup, injected) {
+                Ok(instance) => {
+                    instance.start();
+                    host::serve_router(listener, instance.router(), PeerBook::default()).await;
+                }
+                Err(why) => trace.push(
+                    &host,
+                    What::Note {
+                        text: format!("could not be built: {why}"),
+                    },
+                ),
+            }
+        })
+    })
+}
+
+/// Something the run does at a stated instant.
+enum Timed {
+    Fault(Verb),
+    /// A fake that comes up late starts listening.
+    Listen(String),
+}
+
+/// The hosts and relays of a live run, as faults change them.
+struct Faulting {
+    fakes: BTreeMap<String, FakeHost>,
+    gateways: BTreeMap<String, GatewayHostHandle>,
+    relays: BTreeMap<(String, String), Relay>,
+    trace: Trace,
+    probe: Loopback,
+}
+
+impl Faulting {
+    fn timed(&self, s: &Scenario) -> Vec<(u64, Timed)> {
+        let mut timed: Vec<(u64, Timed)> = s
+            .faults
+            .iter()
+            .map(|f| (f.at_ms, Timed::Fault(f.verb.clone())))
+            .collect();
+        for t in &s.token_servers {
+            if let (true, Some(at)) = (t.listening, t.listen_after_ms) {
+                timed.push((at, Timed::Listen(t.host.clone())));
+            }
+        }
+        for m in &s.mcp_servers {
+            if let (true, Some(at)) = (m.listening, m.listen_after_ms) {
+                timed.push((at, Timed::Listen(m.host.clone())));
+            }
+        }
+        timed.sort_by_key(|(at, _)| *at);
+        timed
+    }
+
+    async fn apply_all(&mut self, timed: Vec<(u64, Timed)>) {
+        for (at, what) in timed {
+            let now = self.trace.now_ms();
+            if at > now {
+                tokio::time::sleep(Duration::from_millis(at - now)).await;
+            }
+            match what {
+                Timed::Fault(verb) => {
+                    self.trace.push("sim", What::Fault { verb: verb.clone() });
+                    if let Err(why) = self.apply(&verb).await {
+                        self.trace.push(
+                            "sim",
+                            What::Note {
+                                text: format!("{} failed: {why}", verb.describe()),
+                            },
+                        );
+                    }
+                }
+                Timed::Listen(host) => {
+                    let _ = self.start_fake(&host);
+                }
+            }
+        }
+        // Nothing more to do: wait for the operator.
+        std::future::pending::<()>().await;
+    }
+
+    /// The relays between `a` and `b`, either way round.
+    fn links(&self, a: &str, b: &str) -> Vec<&Relay> {
+        self.relays
+            .iter()
+            .filter(|((x, y), _)| (x == a && y == b) || (x == b && y == a))
+            .map(|(_, relay)| relay)
+            .collect()
+    }
+
+    /// Every relay in front of `host`.
+    fn in_front_of(&self, host: &str) -> Vec<&Relay> {
+        self.relays
+            .iter()
+            .filter(|((_, to), _)| to == host)
+            .map(|(_, relay)| relay)
+            .collect()
+    }
+
+    fn start_fake(&mut self, host: &str) -> Result<(), String> {
+        let Some(fake) = self.fakes.get_mut(host) else {
+            return Err(format!("no fake {host}"));
+        };
+        match &mut fake.thread {
+            Some(thread) => thread.bounce().map_err(|e| e.to_string())?,
+            None => {
+                let thread = HostThread::start(host, fake.address.port(), fake.life.clone())
+                    .map_err(|e| e.to_string())?;
+                fake.thread = Some(thread);
+            }
+        }
+        for relay in self.in_front_of(host) {
+            relay.update(|st| {
+                st.down = false;
+                st.generation += 1;
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, verb: &Verb) -> Result<(), String> {
+        match verb {
+            Verb::Crash { host } => {
+                for relay in self.in_front_of(host) {
+                    relay.update(|st| {
+                        st.down = true;
+                        st.generation += 1;
+                    });
+                }
+                if let Some(fake) = self.fakes.get_mut(host) {
+                    if let Some(thread) = &mut fake.thread {
+                        thread.crash();
+                    }
+                    return Ok(());
+                }
+                match self.gateways.get_mut(host) {
+                    Some(GatewayHostHandle::InProcess(thread)) => thread.crash(),
+                    Some(GatewayHostHandle::Process(process)) => process.crash().await,
+                    Some(GatewayHostHandle::Attached(_)) => {
+                        return Err("an attached gateway cannot be crashed".into())
+                    }
+                    None => return Err(format!("no host {host}")),
+                }
+                Ok(())
+            }
+            Verb::Bounce { host } => {
+                if self.fakes.contains_key(host) {
+                    return self.start_fake(host);
+                }
+                for relay in self.in_front_of(host) {
+                    relay.update(|st| st.generation += 1);
+                }
+                let result = match self.gateways.get_mut(host) {
+                    Some(GatewayHostHandle::InProcess(thread)) => {
+                        thread.bounce().map_err(|e| e.to_string())
+                    }
+                    Some(GatewayHostHandle::Process(process)) => process.bounce(&self.probe).await,
+                    Some(GatewayHostHandle::Attached(_)) => {
+                        Err("an attached gateway cannot be bounced".into())
+                    }
+                    None => Err(format!("no host {host}")),
+                };
+                for relay in self.in_front_of(host) {
+                    relay.update(|st| st.down = false);
+                }
+                result
+            }
+            Verb::Partition { a, b } => {
+                self.links(a, b)
+                    .iter()
+                    .for_each(|r| r.update(|st| st.partitioned = true));
+                Ok(())
+            }
+            Verb::Repair { a, b } => {
+                self.links(a, b)
+                    .iter()
+                    .for_each(|r| r.update(|st| st.partitioned = false));
+                Ok(())
+            }
+            Verb::Hold { a, b } => {
+                self.links(a, b)
+                    .iter()
+                    .for_each(|r| r.update(|st| st.held = true));
+                Ok(())
+            }
+            Verb::Release { a, b } => {
+                self.links(a, b)
+                    .iter()
+                    .for_each(|r| r.update(|st| st.held = false));
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops everything the run started.
+    async fn shutdown(mut self) {
+        for (_, handle) in std::mem::take(&mut self.gateways) {
+            match handle {
+                GatewayHostHandle::InProcess(mut thread) => thread.crash(),
+                GatewayHostHandle::Process(mut process) => process.stop().await,
+                GatewayHostHandle::Attached(_) => {}
+            }
+        }
+        self.relays.clear();
+        for fake in self.fakes.values_mut() {
+            if let Some(thread) = &mut fake.thread {
+                thread.crash();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn urls_of_fakes_become_the_gateways_relays() {
+        let bases: BTreeMap<String, String> =
+            [("ws".to_string(), "http://127.0.0.1:4101".to_string())].into();
+        let mut body = json!({
+            "url": "http://ws/api/2.0/mcp/sql",
+            "token_url": "http://wsx/token",
+            "nested": ["http://ws", "https://ws/x"],
+        });
+        rewrite_urls(&mut body, &bases);
+        assert_eq!(body["url"], "http://127.0.0.1:4101/api/2.0/mcp/sql");
+        assert_eq!(body["token_url"], "http://wsx/token");
+        assert_eq!(
+            body["nested"],
+            json!(["http://127.0.0.1:4101", "https://ws/x"])
+        );
+    }
+}
