@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mcpsim_gateway::Reference;
+use mcpsim_gateway::{Defects, Reference};
 use mcpsim_harness::explore::plan_tree;
 use mcpsim_harness::generate::Target;
 use mcpsim_harness::live::{run_live, LiveGateway, LiveOptions, LiveVerdict, ProcessTarget};
@@ -38,6 +38,8 @@ pub struct Options {
     pub mermaid: Option<PathBuf>,
     /// Also run each scenario in the simulation and compare verdicts.
     pub compare: bool,
+    /// Known defects switched on in the reference gateway.
+    pub defects: Defects,
 }
 
 /// The live gateway a target names.
@@ -53,12 +55,19 @@ fn gateway(options: &Options) -> Result<LiveGateway, Failure> {
             .map_err(Failure::Usage)?,
         ),
     };
+    if process.is_some() && !options.defects.is_empty() {
+        return Err(Failure::Usage(
+            "--defect switches a known defect on in the reference gateway only".into(),
+        ));
+    }
     match (process, &options.attach) {
         (None, Some(_)) => Err(Failure::Usage(
             "--attach needs a target that runs as a process of its own (litellm, contextforge)"
                 .into(),
         )),
-        (None, None) => Ok(LiveGateway::InProcess(Reference::new().sut())),
+        (None, None) => Ok(LiveGateway::InProcess(
+            Reference::with_defects(options.defects).sut(),
+        )),
         (Some(target), None) => Ok(LiveGateway::Process(target)),
         (Some(target), Some(url)) => {
             let address = url
@@ -165,7 +174,8 @@ pub fn live(options: &Options) -> Result<(), Failure> {
         }
         let mut agreement = None;
         if options.compare {
-            let simulated = mcpsim_harness::run(&Reference::new().sut(), &case.scenario)
+            let reference = Reference::with_defects(options.defects).sut();
+            let simulated = mcpsim_harness::run(&reference, &case.scenario)
                 .map_err(|e| Failure::Usage(format!("{}: {e}", case.label)))?;
             let same = verdicts(&simulated) == verdicts(&report);
             if !same {

@@ -187,6 +187,10 @@ enum Command {
         /// verdicts differ (exit 2 if any do).
         #[arg(long)]
         compare: bool,
+        /// Switch a known defect on in the reference gateway (target
+        /// `reference` only).
+        #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
+        defects: Vec<Defect>,
     },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
@@ -267,6 +271,7 @@ fn main() -> ExitCode {
             json,
             mermaid,
             compare,
+            defects,
         } => {
             let files = match (file, all) {
                 (Some(file), _) => Ok(vec![file]),
@@ -291,6 +296,7 @@ fn main() -> ExitCode {
                     json,
                     mermaid,
                     compare,
+                    defects: defects.into_iter().collect(),
                 })
             })
         }
