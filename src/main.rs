@@ -5,6 +5,7 @@
 
 mod bench;
 mod explore;
+mod gateway;
 mod live;
 mod serve;
 
@@ -191,6 +192,29 @@ enum Command {
         /// `reference` only).
         #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
         defects: Vec<Defect>,
+        /// Also write each scenario's verdict and findings to this file,
+        /// with times, ids and ports left out, for review.
+        #[arg(long, value_name = "FILE")]
+        findings: Option<PathBuf>,
+    },
+    /// Run the reference gateway on real sockets (127.0.0.1) until
+    /// interrupted: for live runs as a process of its own, and for trying
+    /// it by hand against `mcpsim serve`.
+    Gateway {
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        /// The reference's settings as JSON (budgets, intervals, role).
+        #[arg(long, default_value = "{}")]
+        settings: String,
+        /// A config file in LiteLLM's format (JSON).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The store host's base URL (REST registrations persist there).
+        #[arg(long)]
+        store: Option<String>,
+        /// Dial host NAME at ADDRESS, whatever DNS says (repeatable).
+        #[arg(long, value_name = "NAME=ADDRESS")]
+        resolve: Vec<String>,
     },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
@@ -254,6 +278,20 @@ fn main() -> ExitCode {
         }
         Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
         Command::List { dir } => list(&dir),
+        Command::Gateway {
+            port,
+            settings,
+            config,
+            store,
+            resolve,
+        } => gateway::run(&gateway::Options {
+            port,
+            settings,
+            config,
+            store,
+            resolve,
+        })
+        .map_err(Failure::Usage),
         Command::Live {
             file,
             all,
@@ -272,6 +310,7 @@ fn main() -> ExitCode {
             mermaid,
             compare,
             defects,
+            findings,
         } => {
             let files = match (file, all) {
                 (Some(file), _) => Ok(vec![file]),
@@ -297,6 +336,7 @@ fn main() -> ExitCode {
                     mermaid,
                     compare,
                     defects: defects.into_iter().collect(),
+                    findings,
                 })
             })
         }

@@ -153,8 +153,48 @@ fn every_catalogue_scenario_gives_the_same_verdicts_live_as_simulated() {
                     ));
                 }
             }
-            LiveVerdict::NotApplicable(why) => panic!("{}: not applicable: {why}", file.display()),
+            LiveVerdict::NotApplicable(why) | LiveVerdict::PathNotOffered(why) => {
+                panic!("{}: not applicable: {why}", file.display())
+            }
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n\n"));
+}
+
+/// The process path of live mode, with the reference gateway as a process
+/// of its own (`mcpsim gateway`, started and stopped by `mcpsim live`): its
+/// config file written for the run, the scenario's names dialed at its
+/// relays, restarts by restarting the process. Every catalogue scenario
+/// gives the simulation's verdicts (the reference reports no events then,
+/// so `cancellation_hygiene` is not applicable on either side of the
+/// comparison's verdicts: it passes).
+#[test]
+fn the_reference_started_as_a_process_gives_the_simulations_verdicts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = std::env::temp_dir().join(format!("mcpsim-live-process-{}", std::process::id()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpsim"))
+        .current_dir(root)
+        .args([
+            "live",
+            "--all",
+            "--target",
+            "reference-process",
+            "--compare",
+        ])
+        .arg("--work")
+        .arg(&work)
+        .output()
+        .expect("mcpsim runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        output.status.code()
+    );
+    assert!(
+        stdout.contains("0 with verdicts that differ from the simulation"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
 }
