@@ -290,7 +290,10 @@ pub fn live(options: &Options) -> Result<(), Failure> {
             short(&case.label),
             if report.passed() { "ok" } else { "FAIL" }
         ));
-        for server in &report.servers {
+        // By name: a live gateway's ids may change from run to run.
+        let mut servers: Vec<_> = report.servers.iter().collect();
+        servers.sort_by(|a, b| (&a.gateway, &a.name).cmp(&(&b.gateway, &b.name)));
+        for server in servers {
             findings.push_str(&format!(
                 "  {} on {}: {}, {} tools{}\n",
                 server.name,
