@@ -341,18 +341,14 @@ pub fn live(options: &Options) -> Result<(), Failure> {
                 println!("\ntimeline:\n{}", report.timeline());
             }
         } else {
-            let servers: Vec<String> = report
-                .servers
-                .iter()
-                .map(|s| format!("{}={}", s.name, s.status))
-                .collect();
+            let servers = crate::server_statuses(&report);
             let result = if report.passed() { "ok" } else { "FAIL" };
             println!(
                 "{:<44} {:<6} {:>9}  {}",
                 short(&case.label),
                 result,
                 report.end_ms,
-                servers.join(" ")
+                servers
             );
             for check in report.failed_checks() {
                 println!("    {} failed: {}", check.name, check.findings.join("; "));

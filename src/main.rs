@@ -631,11 +631,7 @@ fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure
     for file in &files {
         let scenario = load(file, seed)?;
         let report = execute(file, &scenario, chosen)?;
-        let servers: Vec<String> = report
-            .servers
-            .iter()
-            .map(|s| format!("{}={}", s.name, s.status))
-            .collect();
+        let servers = server_statuses(&report);
         let result = if report.passed() { "ok" } else { "FAIL" };
         let name = file
             .file_name()
@@ -643,11 +639,7 @@ fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure
             .unwrap_or_default();
         println!(
             "{:<44} {:<6} {:>9} {:<18} {}",
-            name,
-            result,
-            report.end_ms,
-            report.trace_hash,
-            servers.join(" ")
+            name, result, report.end_ms, report.trace_hash, servers
         );
         if !report.passed() {
             failed += 1;
@@ -673,6 +665,16 @@ fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure
     } else {
         Err(Failure::Checks)
     }
+}
+
+/// Each server's name and status, for one row of a table.
+fn server_statuses(report: &Report) -> String {
+    report
+        .servers
+        .iter()
+        .map(|s| format!("{}={}", s.name, s.status))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn list(dir: &Path) -> Result<(), Failure> {

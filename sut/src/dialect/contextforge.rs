@@ -97,13 +97,7 @@ fn error_of(body: &Value) -> Option<String> {
 }
 
 fn expect_ok(answer: ApiAnswer<'_>, what: &str) -> Result<(), String> {
-    if (200..300).contains(&answer.status) {
-        return Ok(());
-    }
-    Err(match error_of(answer.body) {
-        Some(error) => format!("{what} answered {}: {error}", answer.status),
-        None => format!("{what} answered {}", answer.status),
-    })
+    super::expect(answer, what, 200..=299, error_of)
 }
 
 /// mcpsim's status of a gateway record, and its error.
@@ -203,11 +197,7 @@ impl Dialect for ContextForge {
     }
 
     fn delete(&self, server_id: &str) -> ApiRequest {
-        ApiRequest {
-            method: http::Method::DELETE,
-            path: format!("/gateways/{server_id}"),
-            body: None,
-        }
+        ApiRequest::delete(format!("/gateways/{server_id}"))
     }
 
     fn get(&self, server_id: &str) -> ApiRequest {
@@ -236,17 +226,7 @@ impl Dialect for ContextForge {
     }
 
     fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer {
-        let accepted = (200..300).contains(&answer.status);
-        WriteAnswer {
-            status: answer.status,
-            accepted,
-            server_id: accepted.then(|| text(answer.body, "id")).flatten(),
-            error: if accepted {
-                None
-            } else {
-                error_of(answer.body)
-            },
-        }
+        super::write_answer(answer, "id", error_of)
     }
 
     fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String> {

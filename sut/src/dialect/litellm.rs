@@ -155,13 +155,7 @@ fn view(row: &Value) -> Result<ServerView, String> {
 }
 
 fn expect_ok(answer: ApiAnswer<'_>, what: &str) -> Result<(), String> {
-    if answer.status == 200 {
-        return Ok(());
-    }
-    Err(match error_of(answer.body) {
-        Some(error) => format!("{what} answered {}: {error}", answer.status),
-        None => format!("{what} answered {}", answer.status),
-    })
+    super::expect(answer, what, 200..=200, error_of)
 }
 
 impl Dialect for LiteLlm {
@@ -229,11 +223,7 @@ impl Dialect for LiteLlm {
     }
 
     fn delete(&self, server_id: &str) -> ApiRequest {
-        ApiRequest {
-            method: http::Method::DELETE,
-            path: format!("/v1/mcp/server/{server_id}"),
-            body: None,
-        }
+        ApiRequest::delete(format!("/v1/mcp/server/{server_id}"))
     }
 
     fn get(&self, server_id: &str) -> ApiRequest {
@@ -261,17 +251,7 @@ impl Dialect for LiteLlm {
     }
 
     fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer {
-        let accepted = (200..300).contains(&answer.status);
-        WriteAnswer {
-            status: answer.status,
-            accepted,
-            server_id: accepted.then(|| text(answer.body, "server_id")).flatten(),
-            error: if accepted {
-                None
-            } else {
-                error_of(answer.body)
-            },
-        }
+        super::write_answer(answer, "server_id", error_of)
     }
 
     fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String> {

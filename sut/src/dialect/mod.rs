@@ -46,6 +46,53 @@ impl ApiRequest {
             body: Some(body),
         }
     }
+
+    pub fn delete(path: impl Into<String>) -> Self {
+        ApiRequest {
+            method: http::Method::DELETE,
+            path: path.into(),
+            body: None,
+        }
+    }
+}
+
+/// A gateway's error message, as its dialect finds it in a body.
+type ErrorOf = fn(&Value) -> Option<String>;
+
+/// `Ok` for a status in `ok`, else an error that says what answered what,
+/// with the gateway's own message when it gave one.
+fn expect(
+    answer: ApiAnswer<'_>,
+    what: &str,
+    ok: std::ops::RangeInclusive<u16>,
+    error_of: ErrorOf,
+) -> Result<(), String> {
+    if ok.contains(&answer.status) {
+        return Ok(());
+    }
+    Err(match error_of(answer.body) {
+        Some(error) => format!("{what} answered {}: {error}", answer.status),
+        None => format!("{what} answered {}", answer.status),
+    })
+}
+
+/// A write's answer: taken when 2xx, with the id under `id_key`; refused
+/// otherwise, with the gateway's message.
+fn write_answer(answer: ApiAnswer<'_>, id_key: &str, error_of: ErrorOf) -> WriteAnswer {
+    let accepted = (200..300).contains(&answer.status);
+    WriteAnswer {
+        status: answer.status,
+        accepted,
+        server_id: accepted
+            .then(|| answer.body.get(id_key).and_then(Value::as_str))
+            .flatten()
+            .map(str::to_string),
+        error: if accepted {
+            None
+        } else {
+            error_of(answer.body)
+        },
+    }
 }
 
 /// A gateway's answer: its status and its body, parsed as JSON when it is
