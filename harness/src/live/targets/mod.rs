@@ -34,6 +34,11 @@ pub fn by_name(
     command: Option<&str>,
 ) -> Result<Arc<dyn ProcessTarget>, String> {
     let command = command.map(str::to_string);
+    // The gateway runs in a working folder of its own: a relative folder
+    // (the default `.gateways`) must be made absolute here, where it means
+    // what the user meant.
+    let gateways = &std::path::absolute(gateways)
+        .map_err(|e| format!("the gateways folder {}: {e}", gateways.display()))?;
     match name {
         "litellm" => Ok(Arc::new(litellm::LiteLlmTarget::new(
             gateways.join("litellm"),
