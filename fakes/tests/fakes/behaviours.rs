@@ -284,9 +284,12 @@ async fn an_open_get_stream_says_when_the_tool_set_changes() {
     assert_eq!(fake.tool_names().len(), 3);
 }
 
+/// What a hostile answer must look like: its status, content type and body.
+type Looks = Box<dyn Fn(StatusCode, &str, &[u8])>;
+
 #[tokio::test]
 async fn hostile_answers_are_what_they_say() {
-    let cases: Vec<(McpFailure, Box<dyn Fn(StatusCode, &str, &[u8])>)> = vec![
+    let cases: Vec<(McpFailure, Looks)> = vec![
         (
             McpFailure::WrongId,
             Box::new(|s, _, b| {
