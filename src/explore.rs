@@ -95,7 +95,7 @@ pub fn explore(options: &Options, label: &str, flags: &str) -> Result<bool, Stri
         "failure-seed{}-case{}.json",
         options.seed, first.index
     ));
-    let text = serde_json::to_string_pretty(&scenario).map_err(|e| e.to_string())?;
+    let text = scenario.to_compact_json(&options.target.sut.default_settings());
     std::fs::write(&file, text + "\n")
         .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
     println!(

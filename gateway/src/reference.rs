@@ -169,6 +169,10 @@ impl SystemUnderTest for Reference {
         Ok(Box::new(gateway))
     }
 
+    fn default_settings(&self) -> Value {
+        serde_json::to_value(GatewaySettings::default()).unwrap_or(Value::Null)
+    }
+
     fn settings_for(&self, profile: &Profile) -> Option<Value> {
         let client_auth = match profile.client_auth {
             mcpsim_sut::ClientAuth::Basic => ClientAuthMethod::Basic,

@@ -246,6 +246,13 @@ pub trait SystemUnderTest: Send + Sync + 'static {
     /// This system's settings for a generated profile; `None` when it does
     /// not support the profile (a split deployment, say).
     fn settings_for(&self, profile: &Profile) -> Option<Value>;
+
+    /// The settings a gateway host has when its scenario gives none, as
+    /// JSON; a written scenario leaves out the settings equal to these.
+    /// Null (the default) keeps every setting a scenario gives.
+    fn default_settings(&self) -> Value {
+        Value::Null
+    }
 }
 
 /// A shared system under test.
