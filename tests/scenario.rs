@@ -53,7 +53,6 @@ fn bad_settings_and_configs_name_their_path() {
 #[test]
 fn a_scenario_written_short_reads_back_the_same() {
     use mcpsim_harness::generate::{plan_strategy, Target};
-    use mcpsim_sut::SystemUnderTest;
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
