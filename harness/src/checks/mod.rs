@@ -120,6 +120,7 @@ mod hygiene;
 mod liveness;
 mod paths;
 mod secrets;
+mod storm;
 mod tokens;
 
 pub use paths::check_path_independence;
@@ -134,5 +135,6 @@ pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
         expectations::check_expectations(evidence),
         hygiene::check_hygiene(evidence),
         tokens::check_tokens(evidence),
+        storm::check_storm(evidence),
     ]
 }
