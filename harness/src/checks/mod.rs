@@ -118,8 +118,11 @@ mod converges;
 mod expectations;
 mod hygiene;
 mod liveness;
+mod load;
 mod paths;
+mod registrations;
 mod secrets;
+mod sessions;
 mod storm;
 mod tokens;
 
@@ -135,6 +138,8 @@ pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
         expectations::check_expectations(evidence),
         hygiene::check_hygiene(evidence),
         tokens::check_tokens(evidence),
+        load::check_load(evidence),
+        sessions::check_sessions(evidence),
         storm::check_storm(evidence),
     ]
 }
