@@ -645,6 +645,112 @@ fn a_gateway_that_opens_hundreds_of_connections_at_once_is_stopped_with_a_named_
     assert!(report.end_ms < scenario.deadline_ms, "{}", report.end_ms);
 }
 
+/// Runs a story on the reference, which must pass it; gives the report.
+fn reference_passes(scenario: &Scenario) -> Report {
+    passes_on_the_reference(scenario);
+    mcpsim_harness::run(&Reference::new().sut(), scenario).unwrap()
+}
+
+/// Explore's seed 6, case 749, shrunk: a delete lands while the first
+/// listing pages (the generated scenario as written, so that its timing
+/// stays what it was).
+const DELETE_CANCELS_LISTING: &str = r#"{"description":"Regression (explore seed 6): a delete lands while the first listing pages, and the reference never closes the session it cancels","seed":12834079522839862174,"deadline_ms":5000,"network":{"latency_ms_min":1,"latency_ms_max":16,"tick_ms":2},"gateways":[{"host":"gateway","settings":{"check_interval_ms":500,"id_seed":1,"list_timeout_ms":750,"role":"all_in_one","store_timeout_ms":500,"sync_interval_ms":500,"token_client_auth":"request_body","token_timeout_ms":500},"store":"db","env":{}}],"token_servers":[{"host":"auth","listening":true,"config":{"path":"/oauth/token","issuer":"http://auth","signing_key":"gen-signing-key-4711","clients":[{"client_id":"gen-client","client_secret":"gen-client-secret-4711","scopes":[]}],"expires_in_s":30,"latency_ms":0,"failures":[]}}],"mcp_servers":[{"host":"mcp","listening":true,"config":{"path":"/mcp","server_name":"mcpsim-fake","tools":[],"tool_count":4,"page_size":1,"reply":"json","auth":{"type":"oauth","issuer":"http://auth","signing_key":"gen-signing-key-4711","required_scope":null,"revoke_at_ms":300},"sessions":true,"latency_ms":{"tools/list":0},"failures":[],"protocol_versions":["2025-11-25","2025-06-18","2025-03-26"],"allowed_origins":["http://localhost","http://127.0.0.1","http://[::1]"],"sse":{"priming":true,"retry_ms":3000,"keep_alives":0,"notifications":0,"crlf":false},"paging":"normal","tool_changes":[],"get_stream":"refuse"}}],"stores":[{"host":"db","config":{"latency_ms":0,"rows":{}}}],"operator":{"poll_interval_ms":200,"api_key":"sk-gen-operator-4711","call_tools":true,"poll_until_ms":2650,"steps":[{"at_ms":0,"gateway":null,"op":"create","spec":{"name":"srv","url":"http://mcp/mcp","auth":{"type":"client_credentials","token_url":"http://auth/oauth/token","client_id":"gen-client","client_secret":"gen-client-secret-4711","explicit_flow":false}}},{"at_ms":100,"gateway":null,"op":"delete","server":"srv"},{"at_ms":200,"gateway":null,"op":"create","spec":{"name":"srv","url":"http://mcp/mcp","auth":{"type":"client_credentials","token_url":"http://auth/oauth/token","client_id":"gen-client","client_secret":"gen-client-secret-4711","explicit_flow":false}}}]},"faults":[],"expect":{"srv":{"status":"healthy","error_contains":null,"tool_count":4}},"expect_store_unreachable":[]}"#;
+
+#[test]
+fn a_delete_that_cancels_a_listing_mid_session_leaves_no_finding() {
+    // The reference aborts an attempt that a delete cancels, and the
+    // session it was paging through is never closed; session hygiene
+    // states that reason and lets it be.
+    let scenario = Scenario::from_json("seed 6, case 749", DELETE_CANCELS_LISTING).unwrap();
+    let report = reference_passes(&scenario);
+    // The situation came about: a session in use was never closed, and no
+    // request in it went unanswered.
+    let records = &report.mcp_requests["mcp"].records;
+    let left_open = records
+        .iter()
+        .filter_map(|r| r.assigned_session.as_deref())
+        .filter(|s| {
+            let mut in_it = records.iter().filter(|r| r.session.as_deref() == Some(*s));
+            in_it.clone().count() > 0
+                && in_it.all(|r| r.http_method != "DELETE" && r.status.is_some())
+        })
+        .count();
+    assert!(left_open > 0, "{}", report.timeline());
+}
+
+#[test]
+fn a_retry_after_a_404_in_an_attempt_begun_during_a_poll_is_one_attempt() {
+    // Regression (explore seed 10): the attempt of a second create began
+    // while the operator was polling (so it is the operator's to answer
+    // for), and its fresh session after a 404 came after the poll; that
+    // fresh session belongs to the same attempt, not to one of its own.
+    let tokens = TokenServerConfig {
+        issuer: "http://auth".into(),
+        clients: vec![ClientRegistration {
+            client_id: "gw".into(),
+            client_secret: SECRET.into(),
+            scopes: Vec::new(),
+        }],
+        expires_in_s: Some(30),
+        ..TokenServerConfig::default()
+    };
+    let mcp = McpServerConfig {
+        tool_count: Some(1),
+        auth: McpAuth::Oauth {
+            issuer: tokens.issuer.clone(),
+            signing_key: tokens.signing_key.clone(),
+            required_scope: None,
+            revoke_at_ms: None,
+            authorization_server: None,
+        },
+        failures: vec![McpFailureRule {
+            method: "tools/list".into(),
+            kind: McpFailure::SessionTerminated,
+            after: 1,
+            count: Some(1),
+        }],
+        ..McpServerConfig::default()
+    };
+    let server = ServerDef::http("srv", UPSTREAM).auth(ServerAuth::ClientCredentials {
+        token_url: "http://auth/oauth/token".into(),
+        client_id: "gw".into(),
+        client_secret: SECRET.into(),
+        scopes: Vec::new(),
+        audience: None,
+        resource: None,
+        explicit_flow: false,
+    });
+    let mut settings = settings();
+    settings["sync_interval_ms"] = json!(500);
+    settings["store_timeout_ms"] = json!(500);
+    let scenario = Scenario::builder("delete then create, a session dropped in the second listing")
+        .seed(0)
+        .latency_ms(1, 1)
+        .tick_ms(2)
+        .gateway(GatewayHost::new("gateway").settings(settings).store("db"))
+        .store(StoreHost::new("db"))
+        .token_server(TokenHost::new("auth").config(tokens))
+        .mcp_server(McpHost::new("mcp").config(mcp))
+        .step(Step::create(server.clone()))
+        .step(Step::delete("srv").at_ms(100))
+        .step(Step::create(server).at_ms(200))
+        .poll_interval_ms(200)
+        .call_tools()
+        .build()
+        .unwrap();
+    let report = reference_passes(&scenario);
+    // The situation came about: an initialize right after a 404.
+    let records = &report.mcp_requests["mcp"].records;
+    let refused = records.iter().position(|r| r.status == Some(404));
+    assert!(
+        refused.is_some_and(|i| records[i + 1..]
+            .iter()
+            .any(|r| r.rpc_method.as_deref() == Some("initialize"))),
+        "{}",
+        report.timeline()
+    );
+}
+
 /// Explores a few cases of a gateway that spins, with a short watchdog.
 fn explore_spinning(misdeed: Misdeed, stop: &AtomicBool) {
     let options = Options {

@@ -8,17 +8,17 @@
 //!
 //! **Attempts.** An attempt is visible as an `initialize` from `G` to `H`
 //! (a POST the fake parsed as `initialize`, or, on a fake with sessions, a
-//! POST without a session that the fake refused before reading it). Left
-//! out: initializes of sessions that carry a `tools/call` (a tool call's
-//! session), and every initialize that arrives while the operator waits on
-//! `G` (a poll, a tools read or a tool call; one left unanswered keeps its
-//! window open a token and a listing budget longer): those are the
-//! operator's load. Consecutive initializes form one attempt when the
-//! later is explained by a refusal in the earlier one's exchange (its
-//! session's requests, or the requests without a session that followed
-//! it): a 404 explains one fresh session within 6 hops of that answer (at
-//! most two per attempt, one per try of the listing), a 401 explains one
-//! retry within the token budget and 6 hops (at most one per attempt).
+//! POST without a session that the fake refused before reading it), other
+//! than one of a session that carries a `tools/call` (a tool call's).
+//! Consecutive initializes form one attempt when the later is explained by
+//! a refusal in the earlier one's exchange (its session's requests, or the
+//! requests without a session that followed it): a 404 explains one fresh
+//! session within 6 hops of that answer (at most two per attempt, one per
+//! try of the listing), a 401 explains one retry within the token budget
+//! and 6 hops (at most one per attempt). An attempt that begins while the
+//! operator waits on `G` (a poll, a tools read or a tool call; one left
+//! unanswered keeps its window open a token and a listing budget longer)
+//! is the operator's load, and left out.
 //!
 //! **Spacing.** Two consecutive attempts must start at least the declared
 //! `recheck_interval_ms` less 4 hops apart (a gateway that declares no
@@ -279,26 +279,28 @@ impl Pair<'_> {
             }
             all
         };
+        // Every initialize but a tool call's is chained; attempts that begin
+        // while the operator waits on the gateway are the operator's, and
+        // are left out only after chaining, so that a retry within one of
+        // them is never taken for an attempt of its own.
         let windows = self.operator_windows();
         let waited_on = |at: u64| windows.iter().any(|(from, to)| *from <= at && at <= *to);
         let inits: Vec<usize> = (0..records.len())
             .filter(|&i| self.is_initialize(records[i]))
             .filter(|&i| {
-                let r = records[i];
-                let call = r
+                let call = records[i]
                     .assigned_session
                     .as_deref()
                     .is_some_and(|s| calls.contains(s));
-                !call && !waited_on(r.received_ms)
+                !call
             })
             .collect();
 
-        // Chain initializes into attempts.
         let token_ms = self.token_budget_ms();
-        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut chains: Vec<Attempt> = Vec::new();
         for &i in &inits {
             let at = records[i].received_ms;
-            if let Some(current) = attempts.last_mut() {
+            if let Some(current) = chains.last_mut() {
                 let previous = *current.inits.last().expect("an attempt has an initialize");
                 let answers = |status: u16, within: u64| {
                     exchange(previous).iter().any(|&k| {
@@ -318,12 +320,16 @@ impl Pair<'_> {
                     continue;
                 }
             }
-            attempts.push(Attempt {
+            chains.push(Attempt {
                 inits: vec![i],
                 refused_404: 0,
                 refused_401: 0,
             });
         }
+        let attempts: Vec<Attempt> = chains
+            .into_iter()
+            .filter(|a| !waited_on(records[a.inits[0]].received_ms))
+            .collect();
 
         self.judge_spacing(stints, &attempts, findings);
 

@@ -21,6 +21,11 @@
 //!   (abandoned), it was never answered by the end of the run, its answer
 //!   was cut, or an injected failure answered it; a gateway may give up on
 //!   an upstream that misbehaves without a goodbye;
+//! - an update or a delete of a server that may point at this upstream,
+//!   sent to the gateway (or to one sharing its store), may have been
+//!   applied while the session was in use: a gateway may cancel the attempt
+//!   it served, and a cancelled exchange leaves without a goodbye (the
+//!   reference gateway does);
 //! - its requests ran to the end of the declared listing budget (the last
 //!   answer came within 8 hops of `listing_budget_ms` after it opened): the
 //!   gateway's own budget may have run out between two requests;
@@ -37,7 +42,8 @@ use std::collections::BTreeMap;
 
 use mcpsim_fakes::{McpOutcome, McpRequestRecord};
 
-use super::{check, Check, Evidence};
+use super::{check, registrations, Check, Evidence};
+use crate::operator::WriteKind;
 
 /// A session found open at its bound, for the finding.
 struct Left {
@@ -52,6 +58,42 @@ pub(crate) fn check_sessions(e: &Evidence<'_>) -> Check {
     let mut findings = Vec::new();
     let hop_ms = e.hop_ms();
     let end_ms = e.outcome.records.end_ms;
+    let stints = registrations::stints(e);
+    // Whether an update or a delete concerning the upstream may have been
+    // applied on the gateway within `from..=to`: from when it was sent until
+    // its answer (or the operator's patience), and a sync later on a
+    // gateway that learns it from the store.
+    let cancels = |gateway: &str, upstream: &str, from_ms: u64, to_ms: u64| {
+        let writes = &e.outcome.records.writes;
+        stints
+            .iter()
+            .filter(|s| s.gateways.iter().any(|g| g == gateway) && s.may_point_at(upstream))
+            .flat_map(|s| s.writes.iter().copied())
+            .filter_map(|i| writes.get(i))
+            .filter(|w| w.kind != WriteKind::Create)
+            .any(|w| {
+                let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + 5_000);
+                let applied_by_ms = if w.gateway == gateway {
+                    answered_ms
+                } else {
+                    // A fault that kept the gateway from its store puts the
+                    // sync off until after it.
+                    let store = e
+                        .scenario
+                        .gateways
+                        .iter()
+                        .find(|g| g.host == gateway)
+                        .and_then(|g| g.store.clone());
+                    let mut hosts = vec![gateway];
+                    hosts.extend(store.as_deref());
+                    let from = answered_ms.max(e.faults.last_touching_at_or_before(&hosts, to_ms));
+                    e.declared(gateway).map_or(from, |d| {
+                        from + d.sync_interval_ms.unwrap_or(0) + 2 * d.store_budget_ms.unwrap_or(0)
+                    })
+                };
+                w.sent_ms <= to_ms && applied_by_ms >= from_ms
+            })
+    };
     for (upstream, log) in &e.outcome.mcp_requests {
         let records = &log.records;
         // Every request that carried a session, by (peer, session).
@@ -101,7 +143,8 @@ pub(crate) fn check_sessions(e: &Evidence<'_>) -> Check {
                 opened_ms.saturating_sub(token_ms + declared.listing_budget_ms + 8 * hop_ms);
             let disturbed = [peer.as_str(), upstream.as_str()]
                 .iter()
-                .any(|host| e.faults.touched_between(host, from_ms, bound_ms));
+                .any(|host| e.faults.touched_between(host, from_ms, bound_ms))
+                || cancels(peer, upstream, opened_ms, last_ms + 4 * hop_ms);
             if disturbed || end_ms < bound_ms {
                 continue;
             }
