@@ -69,6 +69,7 @@ impl SystemUnderTest for Echo {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         })
     }
 
