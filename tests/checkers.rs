@@ -6,6 +6,8 @@
 //! times, never closes a session, keeps polling or fetching tokens for a
 //! server it deleted or moved, storms its upstream, floods its trace, or
 //! spins), each story also run on the reference alone, which passes it.
+//! A write left unanswered within the budget a gateway declared for writes
+//! is judged with that patience.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -750,6 +752,116 @@ fn a_retry_after_a_404_in_an_attempt_begun_during_a_poll_is_one_attempt() {
         "{}",
         report.timeline()
     );
+}
+
+/// The reference gateway, but it declares that a write may take 8 s to be
+/// answered, and holds every update for 6 s before it applies it, never
+/// answering.
+struct SlowUpdates(Sut);
+
+struct SlowUpdatesInstance(Box<dyn Instance>);
+
+impl SystemUnderTest for SlowUpdates {
+    fn name(&self) -> String {
+        "reference with slow updates".into()
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        self.0.dialect()
+    }
+
+    fn declare(&self, host: &HostSetup) -> Result<Declared, SetupError> {
+        let mut declared = self.0.declare(host)?;
+        declared.write_budget_ms = Some(8_000);
+        Ok(declared)
+    }
+
+    fn build(&self, host: &HostSetup, injected: Injected) -> Result<Box<dyn Instance>, String> {
+        Ok(Box::new(SlowUpdatesInstance(self.0.build(host, injected)?)))
+    }
+
+    fn settings_for(&self, profile: &Profile) -> Option<Value> {
+        self.0.settings_for(profile)
+    }
+}
+
+impl Instance for SlowUpdatesInstance {
+    fn start(&self) {
+        self.0.start();
+    }
+
+    fn router(&self) -> Router {
+        let inner = self.0.router();
+        Router::new().fallback(move |request: axum::extract::Request| {
+            let inner = inner.clone();
+            async move {
+                if request.method() == axum::http::Method::PUT {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(6_000)).await;
+                        let _ = tower::ServiceExt::oneshot(inner, request).await;
+                    });
+                    return std::future::pending().await;
+                }
+                match tower::ServiceExt::oneshot(inner, request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        })
+    }
+
+    fn shutdown(&self) {
+        self.0.shutdown();
+    }
+}
+
+#[test]
+fn a_write_unanswered_within_the_declared_write_budget_may_still_cancel_a_session() {
+    // The operator waits 8 s for a write on a gateway that declares that
+    // budget; an update applied 6 s after it was sent, while a listing was
+    // in its session, may cancel it, and the session left open has a stated
+    // reason (the operator's usual 5 s would not cover it).
+    let mcp: McpServerConfig = serde_json::from_value(json!({
+        "tool_count": 4, "page_size": 1
+    }))
+    .unwrap();
+    let scenario = Scenario::builder("an update held for 6 s lands mid-session")
+        .latency_ms(20, 40)
+        .gateway(GatewayHost::new("gateway").settings(settings()))
+        .mcp_server(McpHost::new("mcp").config(mcp))
+        .step(Step::create(ServerDef::http("docs", UPSTREAM)))
+        .step(Step::update("docs", ServerDef::http("docs", UPSTREAM)).at_ms(760))
+        .poll_until_ms(9_500)
+        .deadline_ms(10_000)
+        .build()
+        .unwrap();
+    let sut: Sut = Arc::new(SlowUpdates(Reference::new().sut()));
+    let report = mcpsim_harness::run(&sut, &scenario).unwrap();
+    let failed: Vec<String> = report
+        .failed_checks()
+        .map(|c| format!("{}: {}", c.name, c.findings.join("; ")))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", report.timeline());
+    // The situation came about: the update went unanswered for longer than
+    // 5 s, and cancelled a session whose every request the upstream had
+    // answered (so only the update explains it), then brought an attempt
+    // early.
+    let timeline = report.timeline();
+    assert!(
+        timeline.contains("PUT /v1/mcp/server = failed: abandoned by the caller (8000 ms)"),
+        "{timeline}"
+    );
+    let records = &report.mcp_requests["mcp"].records;
+    let left_open = records
+        .iter()
+        .filter_map(|r| r.assigned_session.as_deref())
+        .filter(|s| {
+            let mut in_it = records.iter().filter(|r| r.session.as_deref() == Some(*s));
+            in_it.clone().count() > 0
+                && in_it.all(|r| r.http_method != "DELETE" && r.status.is_some())
+        })
+        .count();
+    assert!(left_open > 0, "{timeline}");
 }
 
 /// Explores a few cases of a gateway that spins, with a short watchdog.

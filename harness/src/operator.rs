@@ -45,6 +45,9 @@ pub(crate) struct WriteRecord {
     /// The id written to (update, delete) or given back (create).
     pub server_id: Option<String>,
     pub sent_ms: u64,
+    /// How long the operator waited for the answer: the step's own
+    /// patience, or the budget the gateway declared for a write.
+    pub patience_ms: u64,
     /// When the answer came; none when none came in time.
     pub answered_ms: Option<u64>,
     /// What the gateway answered; none when it did not answer in time.
@@ -305,6 +308,7 @@ impl Operator<'_> {
             name,
             server_id,
             sent_ms,
+            patience_ms: patience.as_millis() as u64,
             answered_ms,
             answer,
             text,

@@ -462,8 +462,9 @@ impl Pair<'_> {
             .filter_map(|i| e.outcome.records.writes.get(i))
             .map(|w| {
                 // An unanswered write may have been applied as late as the
-                // operator's patience.
-                let answered = w.answered_ms.unwrap_or(w.sent_ms + 5_000);
+                // operator's patience (longer for a gateway that declared a
+                // write budget).
+                let answered = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
                 let via_store_ms = (w.gateway != self.gateway).then(|| self.sync_ms() + 6 * hop_ms);
                 Excuse {
                     from_ms: w.sent_ms,

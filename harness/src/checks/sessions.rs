@@ -72,7 +72,7 @@ pub(crate) fn check_sessions(e: &Evidence<'_>) -> Check {
             .filter_map(|i| writes.get(i))
             .filter(|w| w.kind != WriteKind::Create)
             .any(|w| {
-                let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + 5_000);
+                let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
                 let applied_by_ms = if w.gateway == gateway {
                     answered_ms
                 } else {
