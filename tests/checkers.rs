@@ -6,8 +6,8 @@
 //! times, never closes a session, keeps polling or fetching tokens for a
 //! server it deleted or moved, storms its upstream, floods its trace, or
 //! spins), each story also run on the reference alone, which passes it.
-//! A write left unanswered within the budget a gateway declared for writes
-//! is judged with that patience.
+//! The storm bounds hold live too; and a write left unanswered within the
+//! budget a gateway declared for writes is judged with that patience.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -630,6 +630,52 @@ fn a_gateway_that_floods_the_trace_is_stopped_with_a_named_finding() {
     );
     // The cap holds every event of the hosts, and the harness's own.
     assert_eq!(report.trace.len(), 50_001);
+}
+
+/// Runs a story live (real sockets on 127.0.0.1, real time) against a
+/// system under test in this process.
+fn run_live(sut: Sut, scenario: &Scenario) -> Report {
+    use mcpsim_harness::live::{run_live, LiveGateway, LiveOptions, LiveVerdict};
+    let options = LiveOptions {
+        settings_of: sut.clone(),
+        work_dir: std::env::temp_dir().join("mcpsim-checkers-live"),
+        hop_ms: 25,
+    };
+    match run_live(&LiveGateway::InProcess(sut), scenario, &options).unwrap() {
+        LiveVerdict::Ran(report) => *report,
+        other => panic!("the story did not run live: {other:?}"),
+    }
+}
+
+#[test]
+fn a_gateway_that_storms_its_upstream_live_is_stopped_with_a_named_finding() {
+    // The same bound as in the simulation, asked on real time.
+    let scenario = watched_server("a config server, and a storm of pings, live");
+    let report = run_live(broken(Misdeed::Storm(40)), &scenario);
+    let found = findings_of(&report, "storm");
+    assert_eq!(found.len(), 1, "{:?}", report.checks);
+    assert!(
+        found[0].starts_with("request storm: MCP server mcp was sent 20000 requests by t=")
+            && found[0].contains("most from gateway"),
+        "{found:?}"
+    );
+    assert!(report.end_ms < scenario.deadline_ms, "{}", report.end_ms);
+    assert_eq!(report.mcp_requests["mcp"].records.len(), 20_000);
+    assert!(report.timeline().contains("# stopped: request storm"));
+}
+
+#[test]
+fn a_gateway_that_floods_the_trace_live_is_stopped_with_a_named_finding() {
+    let scenario = watched_server("a config server, and a hundred events a millisecond, live");
+    let report = run_live(broken(Misdeed::Chatters), &scenario);
+    let found = findings_of(&report, "storm");
+    assert_eq!(found.len(), 1, "{:?}", report.checks);
+    assert!(
+        found[0].starts_with("request storm: the trace passed 50000 events by t=")
+            && found[0].contains("most from gateway"),
+        "{found:?}"
+    );
+    assert!(report.end_ms < scenario.deadline_ms, "{}", report.end_ms);
 }
 
 #[test]

@@ -15,7 +15,9 @@
 //! bound is reached and says why in the trace ([`What::Stopped`]), which the
 //! `storm` checker reports. (A host that never yields inside one poll stops
 //! the simulation's own step, which no loop here can see; exploration's
-//! wall-clock watchdog is for that.)
+//! wall-clock watchdog is for that.) A live run keeps the same caps and asks
+//! the same bounds on real time (`live::run_live`); the listener queue is
+//! the simulated network's alone.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -436,8 +438,8 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 /// log or the trace is full (a request storm), or simulated time ran past
 /// the deadline and its overtime (no progress). Asked after every step; it
 /// reads only the run's own state, so it stops a run at the same step every
-/// time.
-fn over_a_bound(
+/// time. A live run asks it too, every few milliseconds of real time.
+pub(crate) fn over_a_bound(
     now_ms: u64,
     scenario: &Scenario,
     trace: &Trace,

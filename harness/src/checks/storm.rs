@@ -6,8 +6,9 @@
 //! why in the trace (a `stopped` event: "request storm: ...", "no progress
 //! at t=... ms: ..."); this checker reports that reason, so a gateway that
 //! storms or stalls ends as a named finding, never as an out-of-memory or a
-//! hang. Runs that no loop bounds (live runs, whose fakes keep their default
-//! capacity) are judged by what the fakes' logs left out.
+//! hang. A live run is stopped the same way, by a watch on real time. A run
+//! that ended before its bounds were asked again (the operator finished as
+//! a log filled) is judged by what the fakes' logs left out.
 //!
 //! Outside-in: it reads the harness's own trace events and the fakes' logs,
 //! never the gateway's events.
