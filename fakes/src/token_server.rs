@@ -214,6 +214,18 @@ impl TokenServer {
     pub fn requests(&self) -> Log<TokenRequestRecord> {
         lock(&self.inner.log).clone()
     }
+
+    /// Keeps at most `capacity` request records from now on (the default is
+    /// [`crate::LOG_CAPACITY`]): a harness sets a smaller one per run, so
+    /// that a request storm ends quickly as a finding.
+    pub fn limit_log(&self, capacity: usize) {
+        lock(&self.inner.log).limit(capacity);
+    }
+
+    /// Whether the request log is full: later requests are only counted.
+    pub fn log_full(&self) -> bool {
+        lock(&self.inner.log).is_full()
+    }
 }
 
 impl Inner {

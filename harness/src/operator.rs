@@ -45,6 +45,11 @@ pub(crate) struct WriteRecord {
     /// The id written to (update, delete) or given back (create).
     pub server_id: Option<String>,
     pub sent_ms: u64,
+    /// How long the operator waited for the answer: the step's own
+    /// patience, or the budget the gateway declared for a write.
+    pub patience_ms: u64,
+    /// When the answer came; none when none came in time.
+    pub answered_ms: Option<u64>,
     /// What the gateway answered; none when it did not answer in time.
     pub answer: Option<WriteAnswer>,
     /// One line for the report: `create docs -> 201`.
@@ -75,6 +80,7 @@ pub(crate) struct Poll {
 #[derive(Clone, Debug)]
 pub(crate) struct HealthPoll {
     pub gateway: String,
+    pub sent_ms: u64,
     pub answered_ms: u64,
     pub items: Result<Vec<HealthView>, String>,
 }
@@ -84,6 +90,9 @@ pub(crate) struct HealthPoll {
 pub(crate) struct ToolRead {
     pub gateway: String,
     pub server_id: String,
+    pub sent_ms: u64,
+    /// When the read ended, answered or given up.
+    pub ended_ms: u64,
     pub tools: Result<Vec<ToolView>, String>,
 }
 
@@ -92,6 +101,9 @@ pub(crate) struct ToolRead {
 pub(crate) struct ToolCall {
     pub gateway: String,
     pub tool: String,
+    pub sent_ms: u64,
+    /// When the call ended, answered or given up.
+    pub ended_ms: u64,
     pub answer: Option<CallAnswer>,
 }
 
@@ -271,6 +283,7 @@ impl Operator<'_> {
             Some(request) => self.call(&gateway, request, patience).await,
             None => None,
         };
+        let answered_ms = result.is_some().then(|| self.now_ms());
         let answer = result.as_ref().map(|(status, body)| {
             self.dialect.read_write(ApiAnswer {
                 status: *status,
@@ -295,6 +308,8 @@ impl Operator<'_> {
             name,
             server_id,
             sent_ms,
+            patience_ms: patience.as_millis() as u64,
+            answered_ms,
             answer,
             text,
         }
@@ -344,6 +359,7 @@ impl Operator<'_> {
                     Err(_) => all_settled = false,
                 }
                 if g.store.is_some() {
+                    let sent_ms = self.now_ms();
                     if let Some((status, body)) = self
                         .call(&g.host, &self.dialect.health(), CALL_TIMEOUT)
                         .await
@@ -354,6 +370,7 @@ impl Operator<'_> {
                         });
                         self.records().health.push(HealthPoll {
                             gateway: g.host.clone(),
+                            sent_ms,
                             answered_ms: self.now_ms(),
                             items,
                         });
@@ -411,6 +428,7 @@ impl Operator<'_> {
                 continue;
             }
             let request = self.dialect.tools(&seen.server_id);
+            let sent_ms = self.now_ms();
             let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
             let tools = match &answer {
                 Some((status, body)) => self.dialect.read_tools(
@@ -425,6 +443,8 @@ impl Operator<'_> {
             self.records().tool_reads.push(ToolRead {
                 gateway: seen.gateway.clone(),
                 server_id: seen.server_id.clone(),
+                sent_ms,
+                ended_ms: self.now_ms(),
                 tools: tools.clone(),
             });
             let Ok(tools) = tools else {
@@ -433,6 +453,7 @@ impl Operator<'_> {
             if self.scenario.operator.call_tools && seen.view.status == Status::Healthy {
                 if let Some(tool) = tools.first() {
                     let request = self.dialect.call_tool(&seen.view, tool, &json!({}));
+                    let sent_ms = self.now_ms();
                     let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await.map(
                         |(status, body)| {
                             self.dialect.read_call(ApiAnswer {
@@ -444,6 +465,8 @@ impl Operator<'_> {
                     self.records().tool_calls.push(ToolCall {
                         gateway: seen.gateway.clone(),
                         tool: tool.exposed.clone(),
+                        sent_ms,
+                        ended_ms: self.now_ms(),
                         answer,
                     });
                 }

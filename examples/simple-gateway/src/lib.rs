@@ -15,6 +15,7 @@
 //! - no re-check: a server that failed once stays `unhealthy` after its
 //!   upstream recovers, and no retry after a 401;
 //! - one timeout around the token fetch and the listing together;
+//! - it never ends an upstream session (no `DELETE`);
 //! - registrations live in memory only (it takes no store).
 //!
 //! Invariants it does keep: no secret in any answer, and it reads time only

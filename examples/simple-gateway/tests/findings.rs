@@ -131,3 +131,26 @@ fn without_a_re_check_a_transient_failure_sticks() {
         "{found:?}"
     );
 }
+
+#[test]
+fn sessions_never_closed_break_session_hygiene() {
+    let scenario = Scenario::builder("a config server, watched for 1.5 s")
+        .gateway(
+            GatewayHost::new("gateway")
+                .settings(serde_json::json!({"timeout_ms": 500}))
+                .server(ServerDef::http("docs", "http://mcp/mcp")),
+        )
+        .mcp_server(McpHost::new("mcp").tools(1))
+        .poll_until_ms(1_500)
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "session_hygiene");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("gateway left 1 of the 1 sessions it used at mcp open")),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+}

@@ -174,6 +174,18 @@ impl McpServer {
         lock(&self.inner.log).clone()
     }
 
+    /// Keeps at most `capacity` request records from now on (the default is
+    /// [`crate::LOG_CAPACITY`]): a harness sets a smaller one per run, so
+    /// that a request storm ends quickly as a finding.
+    pub fn limit_log(&self, capacity: usize) {
+        lock(&self.inner.log).limit(capacity);
+    }
+
+    /// Whether the request log is full: later requests are only counted.
+    pub fn log_full(&self) -> bool {
+        lock(&self.inner.log).is_full()
+    }
+
     /// The names of the tools the server has now (its tool set may change over the run).
     pub fn tool_names(&self) -> Vec<String> {
         self.tool_names_at(self.inner.now_ms())
@@ -264,12 +276,14 @@ impl Entry<'_> {
             .update(|record| record.rpc_method = Some(method.to_owned()));
     }
 
-    fn finish(&mut self, status: StatusCode) {
+    fn finish(&mut self, response: &Response) {
         let answered_ms = run_ms(self.clock);
         let outcome = self.injected.unwrap_or(McpOutcome::Answered);
+        let assigned = header_str(response.headers(), &SESSION_HEADER).map(str::to_owned);
         self.recording.finish(|record| {
             record.answered_ms = Some(answered_ms);
-            record.status = Some(status.as_u16());
+            record.status = Some(response.status().as_u16());
+            record.assigned_session = assigned;
             record.outcome = outcome;
         });
     }
@@ -299,6 +313,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         http_method: request.method().to_string(),
         rpc_method: None,
         session: header_str(headers, &SESSION_HEADER).map(str::to_owned),
+        assigned_session: None,
         protocol_version: header_str(headers, &VERSION_HEADER).map(str::to_owned),
         credential,
         status: None,
@@ -310,7 +325,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         injected: None,
     };
     let response = serve(&inner, request, &mut entry).await;
-    entry.finish(response.status());
+    entry.finish(&response);
     response
 }
 

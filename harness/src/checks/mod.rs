@@ -122,8 +122,12 @@ mod converges;
 mod expectations;
 mod hygiene;
 mod liveness;
+mod load;
 mod paths;
+mod registrations;
 mod secrets;
+mod sessions;
+mod storm;
 mod tokens;
 
 pub use paths::check_path_independence;
@@ -138,5 +142,8 @@ pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
         expectations::check_expectations(evidence),
         hygiene::check_hygiene(evidence),
         tokens::check_tokens(evidence),
+        load::check_load(evidence),
+        sessions::check_sessions(evidence),
+        storm::check_storm(evidence),
     ]
 }
