@@ -649,8 +649,12 @@ fn run_live(sut: Sut, scenario: &Scenario) -> Report {
 
 #[test]
 fn a_gateway_that_storms_its_upstream_live_is_stopped_with_a_named_finding() {
-    // The same bound as in the simulation, asked on real time.
-    let scenario = watched_server("a config server, and a storm of pings, live");
+    // The same bound as in the simulation, asked on real time. Watched for
+    // up to 30 s: how fast the storm fills the fake's log depends on the
+    // machine; the run stops as soon as it is full (about 1 s here).
+    let mut scenario = watched_server("a config server, and a storm of pings, live");
+    scenario.operator.poll_until_ms = 30_000;
+    scenario.deadline_ms = 40_000;
     let report = run_live(broken(Misdeed::Storm(40)), &scenario);
     let found = findings_of(&report, "storm");
     assert_eq!(found.len(), 1, "{:?}", report.checks);
@@ -666,7 +670,10 @@ fn a_gateway_that_storms_its_upstream_live_is_stopped_with_a_named_finding() {
 
 #[test]
 fn a_gateway_that_floods_the_trace_live_is_stopped_with_a_named_finding() {
-    let scenario = watched_server("a config server, and a hundred events a millisecond, live");
+    // Watched for up to 30 s, stopped as soon as the trace is full.
+    let mut scenario = watched_server("a config server, and a hundred events a millisecond, live");
+    scenario.operator.poll_until_ms = 30_000;
+    scenario.deadline_ms = 40_000;
     let report = run_live(broken(Misdeed::Chatters), &scenario);
     let found = findings_of(&report, "storm");
     assert_eq!(found.len(), 1, "{:?}", report.checks);
