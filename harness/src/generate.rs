@@ -195,8 +195,9 @@ pub enum Quirk {
     SessionExpiry,
     /// A GET stream answered 200 and held open.
     OpenGetStream,
-    /// A server that refuses a request without `MCP-Protocol-Version`.
-    StrictVersion,
+    /// A server that serves a request without `MCP-Protocol-Version` (every
+    /// fake refuses it by default, as the spec says).
+    LenientVersion,
     /// A server that speaks only 2025-03-26.
     OldRevision,
     /// A session DELETE that never answers.
@@ -461,7 +462,7 @@ fn quirk_strategy() -> impl Strategy<Value = Quirk> {
         Quirk::TokenNeedsParams,
         Quirk::SessionExpiry,
         Quirk::OpenGetStream,
-        Quirk::StrictVersion,
+        Quirk::LenientVersion,
         Quirk::OldRevision,
         Quirk::DeleteHangs,
     ])
@@ -1074,7 +1075,7 @@ impl Plan {
                 mcp.session_max_requests = Some(self.faults.session_max_requests)
             }
             Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
-            Some(Quirk::StrictVersion) => mcp.require_version_header = true,
+            Some(Quirk::LenientVersion) => mcp.lenient_version_header = true,
             Some(Quirk::OldRevision) => mcp.protocol_versions = vec!["2025-03-26".into()],
             Some(Quirk::DeleteHangs) => mcp.failures.push(McpFailureRule {
                 method: "DELETE".into(),
@@ -1115,6 +1116,7 @@ impl Plan {
                         client_id: "gen-client".into(),
                         client_secret: CLIENT_SECRET.into(),
                         scopes: Vec::new(),
+                        auth_method: None,
                     }],
                     ..TokenServerConfig::default()
                 };

@@ -25,6 +25,7 @@ fn oauth_world(builder: ScenarioBuilder) -> ScenarioBuilder {
             client_id: "gw".into(),
             client_secret: "gw-secret-value".into(),
             scopes: Vec::new(),
+            auth_method: None,
         }],
         ..TokenServerConfig::default()
     };

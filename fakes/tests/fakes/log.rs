@@ -23,6 +23,7 @@ fn tokens(clock: mcpsim_fakes::Clock) -> TokenServer {
                 client_id: "gw".into(),
                 client_secret: "very-secret-value".into(),
                 scopes: vec![],
+                auth_method: None,
             }],
             ..TokenServerConfig::default()
         },
