@@ -22,7 +22,7 @@ use mcpsim_fakes::{
     McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
     TokenServerConfig, ToolChange,
 };
-use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut};
+use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut, TokenReuse};
 use proptest::prelude::*;
 
 use crate::builder::{
@@ -348,6 +348,7 @@ fn profile(
         sync_interval_ms: SYNC_INTERVAL_MS,
         store_budget_ms: STORE_TIMEOUT_MS,
         client_auth,
+        token_reuse: TokenReuse::default(),
         id_seed,
     }
 }
