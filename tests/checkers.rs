@@ -95,3 +95,84 @@ fn a_gateway_that_echoes_a_secret_and_lists_nothing_fails_secrets_and_liveness()
     assert!(!text.contains("st4tic-t0ken-never-shown"));
     assert!(report.deadline_hit);
 }
+
+/// A static header value is a secret: a gateway that echoes a create body
+/// carrying one fails `no_secrets`, and the report never shows the value.
+#[test]
+fn an_echoed_static_header_value_fails_no_secrets() {
+    let sut: Sut = std::sync::Arc::new(Echo);
+    let body = json!({"server_name": "docs", "url": "http://docs/mcp", "transport": "http",
+        "static_headers": {"X-Api-Key": "hdr-k3y-never-shown"}});
+    let scenario = Scenario::builder("a create whose answer repeats its static header")
+        .deadline_ms(2_000)
+        .gateway(GatewayHost::new("gateway"))
+        .step(Step::create_native(body))
+        .build()
+        .unwrap();
+    let report = mcpsim_harness::run(&sut, &scenario).unwrap();
+    let secrets = report
+        .checks
+        .iter()
+        .find(|c| c.name == "no_secrets")
+        .unwrap();
+    assert!(!secrets.passed, "{:?}", report.checks);
+    assert!(secrets.findings[0].contains("appears in the responses"));
+    assert!(!serde_json::to_string(&report)
+        .unwrap()
+        .contains("hdr-k3y-never-shown"));
+}
+
+/// Only the environment values a secret field names are secrets: a client
+/// id read from the environment is shown in rows, as it should be, and the
+/// reference passes every check.
+#[test]
+fn a_client_id_from_the_environment_is_no_secret() {
+    let config = json!({"mcp_servers": {"docs": {
+        "url": "http://docs/mcp", "transport": "http", "auth_type": "oauth2",
+        "oauth2_flow": "client_credentials", "token_url": "http://auth/oauth/token",
+        "client_id": "os.environ/DOCS_CLIENT_ID",
+        "client_secret": "os.environ/DOCS_CLIENT_SECRET"}}});
+    let tokens = mcpsim_fakes::TokenServerConfig {
+        signing_key: "docs-signing-key".into(),
+        clients: vec![mcpsim_fakes::ClientRegistration {
+            client_id: "docs-client-id".into(),
+            client_secret: "docs-s3cret-from-env".into(),
+            scopes: Vec::new(),
+            auth_method: None,
+        }],
+        ..Default::default()
+    };
+    let mcp = mcpsim_fakes::McpServerConfig {
+        tool_count: Some(2),
+        auth: mcpsim_fakes::McpAuth::Oauth {
+            issuer: tokens.issuer.clone(),
+            signing_key: "docs-signing-key".into(),
+            required_scope: None,
+            revoke_at_ms: None,
+            authorization_server: None,
+        },
+        ..Default::default()
+    };
+    let scenario = Scenario::builder("a config server whose client id comes from the environment")
+        .deadline_ms(5_000)
+        .gateway(
+            GatewayHost::new("gateway")
+                .settings(json!({"list_timeout_ms": 2_000}))
+                .config(config)
+                .env("DOCS_CLIENT_ID", "docs-client-id")
+                .env("DOCS_CLIENT_SECRET", "docs-s3cret-from-env"),
+        )
+        .token_server(TokenHost::new("auth").config(tokens))
+        .mcp_server(McpHost::new("docs").config(mcp))
+        .expect("docs", Expectation::status(mcpsim_harness::Status::Healthy))
+        .build()
+        .unwrap();
+    let report = mcpsim_harness::run(&mcpsim_gateway::Reference::new().sut(), &scenario).unwrap();
+    assert!(report.passed(), "{:?}", report.checks);
+    // The id was read from the environment and went to the token server,
+    // and so into the report, as it may.
+    assert!(report.token_requests["auth"]
+        .records
+        .iter()
+        .any(|r| r.client_id.as_deref() == Some("docs-client-id")));
+}
