@@ -176,3 +176,82 @@ fn a_client_id_from_the_environment_is_no_secret() {
         .iter()
         .any(|r| r.client_id.as_deref() == Some("docs-client-id")));
 }
+
+/// A client registered for HTTP Basic must be seen using it on every token
+/// it got. A gateway told to use the form body gets its tokens from a
+/// lenient endpoint anyway, and `expectations` says so; a strict endpoint
+/// refuses the form body and the reference asks again by Basic; a gateway
+/// told to use Basic passes either way.
+#[test]
+fn a_token_got_with_another_client_authentication_than_registered_fails_expectations() {
+    let scenario = |gateway_auth: &str, lenient: bool| {
+        let tokens = mcpsim_fakes::TokenServerConfig {
+            signing_key: "docs-signing-key".into(),
+            clients: vec![mcpsim_fakes::ClientRegistration {
+                client_id: "docs-client".into(),
+                client_secret: "docs-s3cret".into(),
+                scopes: Vec::new(),
+                auth_method: Some(mcpsim_fakes::AuthMethod::Basic),
+            }],
+            lenient_client_auth: lenient,
+            ..Default::default()
+        };
+        let mcp = mcpsim_fakes::McpServerConfig {
+            tool_count: Some(1),
+            auth: mcpsim_fakes::McpAuth::Oauth {
+                issuer: tokens.issuer.clone(),
+                signing_key: "docs-signing-key".into(),
+                required_scope: None,
+                revoke_at_ms: None,
+                authorization_server: None,
+            },
+            ..Default::default()
+        };
+        let server =
+            ServerDef::http("docs", "http://docs/mcp").auth(ServerAuth::ClientCredentials {
+                token_url: "http://auth/oauth/token".into(),
+                client_id: "docs-client".into(),
+                client_secret: "docs-s3cret".into(),
+                scopes: Vec::new(),
+                audience: None,
+                resource: None,
+                explicit_flow: true,
+            });
+        let settings = json!({"list_timeout_ms": 2_000, "token_client_auth": gateway_auth});
+        Scenario::builder("a client registered for HTTP Basic")
+            .deadline_ms(5_000)
+            .gateway(
+                GatewayHost::new("gateway")
+                    .settings(settings)
+                    .server(server),
+            )
+            .token_server(TokenHost::new("auth").config(tokens))
+            .mcp_server(McpHost::new("docs").config(mcp))
+            .expect("docs", Expectation::status(mcpsim_harness::Status::Healthy))
+            .build()
+            .unwrap()
+    };
+    let sut = mcpsim_gateway::Reference::new().sut();
+    for (gateway_auth, lenient, holds) in [
+        ("request_body", true, false),
+        ("request_body", false, true),
+        ("basic", true, true),
+        ("basic", false, true),
+    ] {
+        let report = mcpsim_harness::run(&sut, &scenario(gateway_auth, lenient)).unwrap();
+        let failed: Vec<&str> = report.failed_checks().map(|c| c.name).collect();
+        let case = format!("{gateway_auth}, lenient {lenient}: {:?}", report.checks);
+        if holds {
+            assert!(failed.is_empty(), "{case}");
+        } else {
+            assert_eq!(failed, ["expectations"], "{case}");
+            let expectations = report.checks.iter().find(|c| c.name == "expectations");
+            let finding = &expectations.unwrap().findings[0];
+            assert!(
+                finding.contains("authenticated by the form body")
+                    && finding.contains("registered for HTTP Basic only"),
+                "{finding}"
+            );
+        }
+    }
+}
