@@ -45,6 +45,8 @@ pub(crate) struct WriteRecord {
     /// The id written to (update, delete) or given back (create).
     pub server_id: Option<String>,
     pub sent_ms: u64,
+    /// When the answer came, or the operator stopped waiting for one.
+    pub answered_ms: u64,
     /// What the gateway answered; none when it did not answer in time.
     pub answer: Option<WriteAnswer>,
     /// One line for the report: `create docs -> 201`.
@@ -304,6 +306,7 @@ impl Operator<'_> {
             name,
             server_id,
             sent_ms,
+            answered_ms: self.now_ms(),
             answer,
             text,
         }

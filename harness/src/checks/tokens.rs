@@ -1,7 +1,9 @@
 //! Token discipline, judged by what the token servers and MCP servers saw:
-//! a gateway that holds a valid token does not fetch another for the same
-//! upstream within the token's validity unless something asked for it (a
-//! 401 from that upstream since, a write, a restart); after an upstream refused a
+//! a gateway that holds a valid token (it had the answer, and presented the
+//! token to an upstream) does not fetch another for the same upstream
+//! within the token's validity unless something asked for it (a 401 from
+//! that upstream since, a write that may have landed since, a restart);
+//! after an upstream refused a
 //! token with 401, the gateway never presents that token to it again; the
 //! caller's own key never reaches an upstream.
 //!
@@ -16,6 +18,7 @@ use mcpsim_fakes::{CredentialSeen, TokenOutcome, TokenRef, TokenRequestRecord};
 
 use super::{check, Check, Evidence};
 use crate::observe;
+use crate::operator::WriteRecord;
 
 /// Which gateways presented which issued token to which MCP server.
 fn uses(e: &Evidence<'_>) -> BTreeMap<TokenRef, BTreeSet<(String, String)>> {
@@ -62,6 +65,35 @@ fn issued(r: &TokenRequestRecord) -> Option<(&TokenRef, Option<u64>)> {
         } => Some((token, *expires_in_s)),
         _ => None,
     }
+}
+
+/// The latest instant at which a write can change what `gateway` holds:
+/// when the gateway that took it answered, or, on another gateway sharing
+/// its store, when that one's next sync after it has read the store (a
+/// sync interval and two slow reads later). A write that was never answered
+/// may land at any time.
+fn write_lands_until(e: &Evidence<'_>, w: &WriteRecord, gateway: &str) -> u64 {
+    if w.answer.is_none() {
+        return u64::MAX;
+    }
+    if w.gateway == gateway {
+        return w.answered_ms;
+    }
+    let sync_ms = e
+        .declared(gateway)
+        .and_then(|d| d.sync_interval_ms)
+        .unwrap_or(0);
+    let store_ms = e
+        .scenario
+        .gateways
+        .iter()
+        .find(|g| g.host == gateway)
+        .and_then(|g| g.store.as_ref())
+        .and_then(|store| e.scenario.stores.iter().find(|s| &s.host == store))
+        .map_or(0, |s| {
+            2 * (s.config.latency_ms + s.config.snapshot_delay_ms)
+        });
+    w.answered_ms + sync_ms + store_ms + 6 * e.hop_ms()
 }
 
 pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
@@ -134,6 +166,16 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                     continue;
                 };
                 let kept = declared.token_reuse.kept_ms(expires_in_s);
+                // A request sent before the first token's answer reached
+                // the gateway asked while it held none (two exchanges that
+                // both found no token): it left at most a message before it
+                // arrived, the answer arrived at most a message after it
+                // left.
+                if a.answered_ms
+                    .is_none_or(|answered| b.received_ms <= answered + 2 * hop)
+                {
+                    continue;
+                }
                 let gap = b.received_ms.saturating_sub(a.received_ms);
                 // The gateway counts a token's life from when it had it: up
                 // to the token server's latency and a few messages later.
@@ -148,7 +190,9 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                     .is_some_and(|ats| ats.iter().any(|at| *at >= from && *at <= b.received_ms));
                 let restarted = e.faults.restarted(peer, a.received_ms, b.received_ms);
                 let written = writes.iter().any(|w| {
-                    sharing.contains(&w.gateway) && w.sent_ms >= from && w.sent_ms <= b.received_ms
+                    sharing.contains(&w.gateway)
+                        && w.sent_ms <= b.received_ms
+                        && write_lands_until(e, w, peer) >= from
                 });
                 if rejected || restarted || written {
                     continue;
