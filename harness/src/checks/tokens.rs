@@ -249,3 +249,168 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
     }
     check("token_discipline", findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::{GatewayHost, McpHost, Scenario, TokenHost};
+    use crate::operator::{Records, WriteKind};
+    use crate::world::Outcome;
+    use mcpsim_fakes::{ClientAuthSeen, Log, McpOutcome, McpRequestRecord};
+    use mcpsim_sut::{Declared, TokenReuse, WriteAnswer};
+
+    /// A token request of `gateway` that got token `serial`.
+    fn fetched(serial: u64, received_ms: u64, answered_ms: u64) -> TokenRequestRecord {
+        TokenRequestRecord {
+            received_ms,
+            answered_ms: Some(answered_ms),
+            peer: Some("gateway".into()),
+            client_id: Some("client".into()),
+            client_auth: ClientAuthSeen::Form,
+            grant_type: Some("client_credentials".into()),
+            scope: None,
+            resource: None,
+            audience: None,
+            outcome: TokenOutcome::Issued {
+                token: token(serial),
+                expires_in_s: Some(3_600),
+            },
+        }
+    }
+
+    fn token(serial: u64) -> TokenRef {
+        TokenRef {
+            issuer: "auth".into(),
+            client_id: "client".into(),
+            serial,
+            issued_ms: 0,
+        }
+    }
+
+    /// The gateway presents token `serial` to the MCP server.
+    fn presented(serial: u64, received_ms: u64) -> McpRequestRecord {
+        McpRequestRecord {
+            received_ms,
+            answered_ms: Some(received_ms),
+            peer: Some("gateway".into()),
+            http_method: "POST".into(),
+            rpc_method: Some("tools/list".into()),
+            session: None,
+            protocol_version: None,
+            credential: CredentialSeen::Issued {
+                token: token(serial),
+            },
+            status: Some(200),
+            outcome: McpOutcome::Answered,
+        }
+    }
+
+    /// An update the gateway took.
+    fn update(sent_ms: u64, answered_ms: u64) -> WriteRecord {
+        WriteRecord {
+            gateway: "gateway".into(),
+            kind: WriteKind::Update,
+            name: "docs".into(),
+            server_id: Some("docs-id".into()),
+            sent_ms,
+            answered_ms,
+            answer: Some(WriteAnswer {
+                status: 200,
+                accepted: true,
+                server_id: Some("docs-id".into()),
+                error: None,
+            }),
+            text: "update docs -> 200".into(),
+        }
+    }
+
+    /// The checker's findings on two tokens fetched as given, both used.
+    fn judge(first: (u64, u64), second: u64, writes: Vec<WriteRecord>) -> Vec<String> {
+        let scenario = Scenario::builder("two tokens")
+            .gateway(GatewayHost::new("gateway"))
+            .token_server(TokenHost::new("auth"))
+            .mcp_server(McpHost::new("mcp"))
+            .build()
+            .unwrap();
+        let declared = Declared {
+            serves_tools: true,
+            token_budget_ms: Some(500),
+            listing_budget_ms: 750,
+            recheck_interval_ms: Some(500),
+            sync_interval_ms: None,
+            store_budget_ms: None,
+            token_reuse: TokenReuse::default(),
+            durable: false,
+            emits_events: false,
+        };
+        fn log<T>(records: Vec<T>) -> Log<T> {
+            Log {
+                records,
+                dropped: 0,
+            }
+        }
+        let outcome = Outcome {
+            records: Records {
+                writes,
+                ..Records::default()
+            },
+            hosts: BTreeMap::from([("gateway".to_string(), declared)]),
+            trace: Vec::new(),
+            token_servers: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
+            stores: BTreeMap::new(),
+            token_requests: BTreeMap::from([(
+                "auth".to_string(),
+                log(vec![
+                    fetched(1, first.0, first.1),
+                    fetched(2, second, second),
+                ]),
+            )]),
+            mcp_requests: BTreeMap::from([(
+                "mcp".to_string(),
+                log(vec![presented(1, first.1 + 5), presented(2, second + 5)]),
+            )]),
+        };
+        let seen = BTreeMap::new();
+        let authorities = BTreeMap::new();
+        let evidence = Evidence {
+            scenario: &scenario,
+            outcome: &outcome,
+            seen: &seen,
+            trace: &[],
+            no_events: None,
+            faults: crate::faults::Faults::new(&scenario),
+            report_text: "",
+            reports_check_time: true,
+            hop_ms: 5,
+            authorities: &authorities,
+        };
+        check_tokens(&evidence).findings
+    }
+
+    #[test]
+    fn a_token_asked_for_before_the_first_one_arrived_is_no_reuse_failure() {
+        // The first answer leaves at 400 ms: a request that reached the
+        // token server by then was sent while the gateway held no token.
+        assert_eq!(judge((100, 400), 300, Vec::new()), Vec::<String>::new());
+        assert_eq!(judge((100, 400), 410, Vec::new()), Vec::<String>::new());
+        let late = judge((100, 400), 900, Vec::new());
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert!(late[0].contains("fetched a second token"), "{late:?}");
+    }
+
+    #[test]
+    fn a_write_excuses_a_new_token_while_it_may_still_land() {
+        // Sent before the first token, answered after it: it may have
+        // landed in between.
+        let slow = vec![update(50, 300)];
+        assert_eq!(judge((100, 110), 900, slow), Vec::<String>::new());
+        // Answered before the first token was asked for: no excuse.
+        let done = vec![update(20, 60)];
+        assert_eq!(judge((100, 110), 900, done).len(), 1);
+        // Never answered: it may land at any time.
+        let mut lost = update(20, 60);
+        lost.answer = None;
+        assert_eq!(judge((100, 110), 900, vec![lost]), Vec::<String>::new());
+    }
+}
