@@ -62,6 +62,7 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "hostile-upstreams",
         "config-update-over-rest",
         "split-update-races-snapshot",
+        "delete-answer-lost-in-restart",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }
