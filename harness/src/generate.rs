@@ -455,10 +455,14 @@ const STORE_TIMEOUT_MS: u64 = 500;
 const CHECK_INTERVAL_MS: u64 = 500;
 /// Simulated time per simulation step in generated cases.
 const TICK_MS: u64 = 2;
-/// The tick of `horizon` cases: they live several times longer, and every
-/// step costs the same, so they take fewer, coarser ones. Every margin of a
-/// plan is counted in messages of its own tick ([`Plan::hop_ms`]).
-pub const HORIZON_TICK_MS: u64 = 5;
+/// The tick of `horizon` cases. They live several times longer than the
+/// others, mostly waiting for the next re-check, refresh or poll, and every
+/// step of the simulation costs the same whatever happens in it (turmoil
+/// 0.7 steps every host at a fixed tick, set when the simulation is built),
+/// so they take fewer, coarser ones: what they are about happens on a scale
+/// of seconds. Every margin of a plan is counted in messages of its own
+/// tick ([`Plan::hop_ms`]).
+pub const HORIZON_TICK_MS: u64 = 10;
 /// How a `horizon` case asks the gateway to keep its short-lived tokens:
 /// refreshed a second before they expire.
 const HORIZON_TOKEN_REUSE: TokenReuse = TokenReuse {
