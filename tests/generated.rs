@@ -306,10 +306,10 @@ fn registrations_state_the_configured_client_authentication() {
         assert!(tokens.clients.iter().all(|c| c.auth_method == Some(method)));
         let lenient = quirk == Some(Quirk::Lenient);
         assert_eq!(tokens.lenient_client_auth, lenient);
-        assert_eq!(
-            scenario.mcp_servers[0].config.lenient_version_header,
-            lenient
-        );
+        let mcp = &scenario.mcp_servers[0].config;
+        assert_eq!(mcp.lenient_version_header, lenient);
+        assert_eq!(mcp.lenient_session, lenient);
+        assert_eq!(mcp.lenient_accept, lenient);
         assert!(report.token_servers["auth"].issued >= 1);
     }
 }

@@ -220,8 +220,9 @@ pub enum Quirk {
     OpenGetStream,
     /// Upstreams that let pass what the spec says a client MUST do
     /// otherwise (every fake insists by default): a request without the
-    /// agreed `MCP-Protocol-Version`, an `Accept` without both media types,
-    /// a client that authenticates otherwise than it was registered.
+    /// agreed `MCP-Protocol-Version` or without its session id, an `Accept`
+    /// without both media types, a client that authenticates otherwise than
+    /// it was registered.
     Lenient,
     /// A server that opens no session (stateless).
     Stateless,
@@ -1461,6 +1462,7 @@ impl Plan {
             Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
             Some(Quirk::Lenient) => {
                 mcp.lenient_version_header = true;
+                mcp.lenient_session = true;
                 mcp.lenient_accept = true;
             }
             Some(Quirk::Stateless) => mcp.sessions = false,

@@ -55,6 +55,11 @@ pub struct McpServerConfig {
     /// request is refused with 400.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub lenient_version_header: bool,
+    /// Serve a request after `initialize` that carries no `Mcp-Session-Id` (the client MUST send
+    /// the one it was given; a server SHOULD refuse with 400, as this one does by default) as
+    /// one outside any session.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lenient_session: bool,
     /// Serve a POST whose `Accept` does not list both `application/json` and
     /// `text/event-stream` (the spec's MUST; refused with 406 by default), as lenient real
     /// servers do.
@@ -88,6 +93,7 @@ impl Default for McpServerConfig {
             session_ttl_ms: None,
             session_max_requests: None,
             lenient_version_header: false,
+            lenient_session: false,
             lenient_accept: false,
         }
     }

@@ -606,13 +606,15 @@ fn delete(inner: &Inner, headers: &HeaderMap) -> Response {
     StatusCode::OK.into_response()
 }
 
-/// Refuses a request that lacks a live session (400 missing, 404 unknown or expired), lacks the
+/// Refuses a request that lacks a live session (400 missing, unless the server is lenient about
+/// it; 404 unknown or expired), lacks the
 /// revision its session agreed on (400, unless the server is lenient about the header), or
 /// names a protocol revision this server does not speak (400). Without sessions an absent
 /// version header means 2025-03-26, as the spec says.
 fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
-    if inner.config.sessions {
-        let Some(session) = header_str(headers, &SESSION_HEADER) else {
+    let session = header_str(headers, &SESSION_HEADER);
+    if inner.config.sessions && (session.is_some() || !inner.config.lenient_session) {
+        let Some(session) = session else {
             return Some(refuse(
                 StatusCode::BAD_REQUEST,
                 "Bad Request: Mcp-Session-Id header is required",

@@ -224,6 +224,35 @@ async fn sessions_expire_by_age_or_by_use() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
+/// A request without the session id it was given is refused by default, as the spec says a
+/// server should; a lenient server serves it outside any session, and still refuses an
+/// unknown one.
+#[tokio::test]
+async fn a_server_wants_the_session_id_unless_lenient() {
+    for lenient in [false, true] {
+        let config = McpServerConfig {
+            tool_count: Some(1),
+            lenient_session: lenient,
+            ..McpServerConfig::default()
+        };
+        let (_server, router, _time) = server(config);
+        let _session = open(&router).await;
+        let bare = send(&router, post(list_msg(1, None), None, Some(LATEST))).await;
+        let expected = if lenient {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(bare.status, expected, "lenient {lenient}");
+        let unknown = send(
+            &router,
+            post(list_msg(2, None), Some("s-999999"), Some(LATEST)),
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND, "lenient {lenient}");
+    }
+}
+
 /// Strict by default, as the spec's MUST says; a lenient server takes a missing header as
 /// 2025-03-26 and serves another supported revision than the agreed one.
 #[tokio::test]
