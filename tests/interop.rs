@@ -164,10 +164,10 @@ fn world() -> Scenario {
     };
     // The SDK clients send `MCP-Protocol-Version` on every request, so the
     // servers they talk to keep the fakes' strict default. The suite's
-    // `server-sse-multiple-streams` posts without it; the spec's MUST binds
-    // the client, and a server may serve such a request (taking the
-    // session's revision), so the servers the suite tests say they are
-    // lenient about the header.
+    // `server-sse-multiple-streams` posts with `2025-03-26`, another
+    // revision than its session agreed on; the spec's MUST binds the
+    // client, and a server may serve such a request, so the servers the
+    // suite tests say they are lenient about the header.
     let conformance = |reply| McpServerConfig {
         tools: conformance_tools(),
         reply,
