@@ -57,6 +57,7 @@ impl SystemUnderTest for Echo {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         })
     }
 

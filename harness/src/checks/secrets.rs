@@ -192,6 +192,7 @@ mod tests {
                 reports_check_time: true,
                 hop_ms: 1,
                 authorities: &authorities,
+                error_words: true,
             };
             check_no_secrets(&evidence)
         };

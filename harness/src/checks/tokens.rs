@@ -342,6 +342,7 @@ mod tests {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         };
         fn log<T>(records: Vec<T>) -> Log<T> {
             Log {
@@ -384,6 +385,7 @@ mod tests {
             reports_check_time: true,
             hop_ms: 5,
             authorities: &authorities,
+            error_words: true,
         };
         check_tokens(&evidence).findings
     }
