@@ -84,7 +84,20 @@ fn a_failed_check_says_which_and_why_and_exits_1() {
 
 #[test]
 fn a_data_plane_that_learns_late_fails_the_convergence_check() {
-    // A store that takes 2 s per answer cannot meet one 1 s sync interval.
+    // A data plane that never reads the store learns nothing from it.
+    let out = mcpsim(&[
+        "run",
+        "scenarios/split-reporter.json",
+        "--defect",
+        "data-plane-never-syncs",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL converges"), "{stdout}");
+
+    // A store that takes 2 s per answer delays every plane's reads by as
+    // much: that is the store's time, which the bound allows, not the data
+    // plane's lateness.
     let text = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/split-reporter.json"),
     )
@@ -97,8 +110,8 @@ fn a_data_plane_that_learns_late_fails_the_convergence_check() {
     let path = temp_file("slow-store.json", &text);
     let out = mcpsim(&["run", path.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL converges"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok   converges"), "{stdout}");
 }
 
 #[test]
