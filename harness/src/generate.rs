@@ -14,15 +14,27 @@
 //! registrations in a store host, as the reference deployment does:
 //! without one, a restart would lose acknowledged registrations by design,
 //! not by defect.
+//!
+//! Whatever a plan makes certain is stated in its scenario: the server's
+//! final status where timing cannot change it, a gateway cut from its store
+//! long enough to fail a sync (`expect_store_unreachable`), and the client
+//! authentication a token server's registration insists on.
+//!
+//! Time horizons: most cases end once the server has settled, about a
+//! second in; a `horizon` case lives several seconds, with tokens that
+//! expire within it, sessions the MCP server ends on its own, and many
+//! re-checks. Every step of the simulation costs the same whatever happens
+//! in it, so such a case takes a coarser tick ([`HORIZON_TICK_MS`]); every
+//! margin below is counted in messages of the case's own tick.
 
 use std::collections::BTreeMap;
 
 use mcpsim_fakes::{
-    AcceptedClientAuth, ClientRegistration, GetStream, McpAuth, McpFailure, McpFailureRule,
-    McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
+    AcceptedClientAuth, AuthMethod, ClientRegistration, GetStream, McpAuth, McpFailure,
+    McpFailureRule, McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
     TokenServerConfig, ToolChange,
 };
-use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut};
+use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut, TokenReuse};
 use proptest::prelude::*;
 
 use crate::builder::{
@@ -42,7 +54,9 @@ pub enum RegistrationPath {
     RestOnData,
     /// The config file of a data plane beside a control plane.
     ConfigOnData,
-    /// REST create with a wrong URL, then a PUT with the right one.
+    /// REST create with one field wrong (the URL, the token URL, the client
+    /// id or secret, the scopes, the auth type) or the other `oauth2_flow`,
+    /// then a PUT with the right one ([`Faults::update_field`]).
     RestThenUpdate,
     /// REST create, delete, and create again.
     DeleteThenCreate,
@@ -168,6 +182,15 @@ pub struct Swarm {
     pub quirk: bool,
     /// The first listing(s) get a hostile answer (see [`Hostile`]).
     pub hostile: bool,
+    /// A long run: short-lived tokens, server-side session expiry, many
+    /// re-checks (see [`Horizon`]).
+    pub horizon: bool,
+    /// An update rotates one field of the registered server between two
+    /// working values, on any path: config servers (over REST) and split
+    /// deployments included.
+    pub rewrite: bool,
+    /// A slow store, whose snapshots are in flight while writes land.
+    pub slow_store: bool,
 }
 
 /// A behaviour of real upstreams that a gateway must cope with.
@@ -195,8 +218,14 @@ pub enum Quirk {
     SessionExpiry,
     /// A GET stream answered 200 and held open.
     OpenGetStream,
-    /// A server that refuses a request without `MCP-Protocol-Version`.
-    StrictVersion,
+    /// Upstreams that let pass what the spec says a client MUST do
+    /// otherwise (every fake insists by default): a request without the
+    /// agreed `MCP-Protocol-Version` or without its session id, an `Accept`
+    /// without both media types, a client that authenticates otherwise than
+    /// it was registered.
+    Lenient,
+    /// A server that opens no session (stateless).
+    Stateless,
     /// A server that speaks only 2025-03-26.
     OldRevision,
     /// A session DELETE that never answers.
@@ -231,6 +260,41 @@ impl Hostile {
     }
 }
 
+/// A field of a registered server that an update changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateField {
+    Url,
+    TokenUrl,
+    ClientSecret,
+    ClientId,
+    Scopes,
+    /// The auth type: none at first, the planned one after.
+    AuthType,
+    /// Whether `oauth2_flow` is stated.
+    Flow,
+}
+
+/// A long run: tokens that expire within it, sessions the MCP server ends on
+/// its own, and the operator polling until `run_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Horizon {
+    /// The `expires_in` tokens state (and live); the gateway is asked to
+    /// refresh a second before.
+    pub expires_in_s: u64,
+    pub run_ms: u64,
+    /// Sessions end this long after they opened: longer than any listing
+    /// within the listing budget, shorter than the run.
+    pub session_ttl_ms: u64,
+}
+
+/// A slow store: each request waits `latency_ms`, and a read's snapshot is
+/// in flight for `snapshot_delay_ms` after it was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLag {
+    pub latency_ms: u64,
+    pub snapshot_delay_ms: u64,
+}
+
 impl Swarm {
     /// The names of the kinds that are on.
     pub fn names(&self) -> Vec<&'static str> {
@@ -249,6 +313,9 @@ impl Swarm {
             (self.late_upstream, "late-upstream"),
             (self.quirk, "quirk"),
             (self.hostile, "hostile"),
+            (self.horizon, "horizon"),
+            (self.rewrite, "rewrite"),
+            (self.slow_store, "slow-store"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
@@ -277,6 +344,13 @@ pub struct Faults {
     pub session_max_requests: u32,
     /// When the tool set grows (`ToolsChange`).
     pub tools_change_at_ms: u64,
+    /// What a create-then-update gets wrong at first.
+    pub update_field: UpdateField,
+    /// What a `rewrite` update rotates, and when.
+    pub rewrite_field: UpdateField,
+    pub rewrite_at_ms: u64,
+    pub store_lag: StoreLag,
+    pub horizon: Horizon,
 }
 
 /// What a system under test supports, as far as the generator cares.
@@ -312,6 +386,7 @@ impl Target {
                 with_store,
                 ClientAuth::Form,
                 CHECK_INTERVAL_MS,
+                TokenReuse::default(),
                 1,
             ))
             .is_some()
@@ -336,6 +411,7 @@ fn profile(
     with_store: bool,
     client_auth: ClientAuth,
     recheck_interval_ms: u64,
+    token_reuse: TokenReuse,
     id_seed: u64,
 ) -> Profile {
     Profile {
@@ -347,6 +423,7 @@ fn profile(
         sync_interval_ms: SYNC_INTERVAL_MS,
         store_budget_ms: STORE_TIMEOUT_MS,
         client_auth,
+        token_reuse,
         id_seed,
     }
 }
@@ -379,10 +456,30 @@ const STORE_TIMEOUT_MS: u64 = 500;
 const CHECK_INTERVAL_MS: u64 = 500;
 /// Simulated time per simulation step in generated cases.
 const TICK_MS: u64 = 2;
+/// The tick of `horizon` cases. They live several times longer than the
+/// others, mostly waiting for the next re-check, refresh or poll, and every
+/// step of the simulation costs the same whatever happens in it (turmoil
+/// 0.7 steps every host at a fixed tick, set when the simulation is built),
+/// so they take fewer, coarser ones: what they are about happens on a scale
+/// of seconds. Every margin of a plan is counted in messages of its own
+/// tick ([`Plan::hop_ms`]).
+pub const HORIZON_TICK_MS: u64 = 10;
+/// How a `horizon` case asks the gateway to keep its short-lived tokens:
+/// refreshed a second before they expire.
+const HORIZON_TOKEN_REUSE: TokenReuse = TokenReuse {
+    refresh_margin_ms: 1_000,
+    min_reuse_ms: 1_000,
+    unstated_lifetime_ms: 2_000,
+};
 /// The operator polls this often in generated cases.
 const POLL_INTERVAL_MS: u64 = 200;
-/// The operator's last step is sent at 200 ms; allow it to complete.
-const STEPS_DONE_MS: u64 = 400;
+/// The operator's steps are sent by 200 ms (a `rewrite` update of a
+/// recreated server at [`REWRITE_RECREATED_MS`]); each is given this long
+/// to complete, and a slow store twice its latency more.
+const STEP_MS: u64 = 200;
+/// When a `rewrite` update goes out on the delete-then-create path: after
+/// the create again, at 200 ms.
+const REWRITE_RECREATED_MS: u64 = 250;
 
 fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
@@ -410,13 +507,13 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
     (
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
-        (on(), on()),
+        (on(), on(), on(), on(), on()),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
                 (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
-                (quirk, hostile),
+                (quirk, hostile, horizon, rewrite, slow_store),
             )| Swarm {
                 restart,
                 give_up,
@@ -432,6 +529,9 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 late_upstream,
                 quirk,
                 hostile,
+                horizon,
+                rewrite,
+                slow_store,
             },
         )
 }
@@ -461,7 +561,8 @@ fn quirk_strategy() -> impl Strategy<Value = Quirk> {
         Quirk::TokenNeedsParams,
         Quirk::SessionExpiry,
         Quirk::OpenGetStream,
-        Quirk::StrictVersion,
+        Quirk::Lenient,
+        Quirk::Stateless,
         Quirk::OldRevision,
         Quirk::DeleteHangs,
     ])
@@ -478,6 +579,41 @@ fn hostile_strategy() -> impl Strategy<Value = Hostile> {
         Hostile::HtmlPage,
         Hostile::Redirect,
     ])
+}
+
+fn update_field_strategy() -> impl Strategy<Value = UpdateField> {
+    proptest::sample::select(vec![
+        UpdateField::Url,
+        UpdateField::TokenUrl,
+        UpdateField::ClientSecret,
+        UpdateField::ClientId,
+        UpdateField::Scopes,
+        UpdateField::AuthType,
+        UpdateField::Flow,
+    ])
+}
+
+fn store_lag_strategy() -> impl Strategy<Value = StoreLag> {
+    // A read and a write each stay well within the store budget.
+    prop_oneof![Just((100u64, 0u64)), Just((50, 250)), Just((150, 150)),].prop_map(
+        |(latency_ms, snapshot_delay_ms)| StoreLag {
+            latency_ms,
+            snapshot_delay_ms,
+        },
+    )
+}
+
+fn horizon_strategy() -> impl Strategy<Value = Horizon> {
+    (
+        prop_oneof![Just(2u64), Just(3u64), Just(5u64)],
+        prop_oneof![Just(4_000u64), Just(7_000u64)],
+        prop_oneof![Just(1_000u64), Just(2_500u64)],
+    )
+        .prop_map(|(expires_in_s, run_ms, session_ttl_ms)| Horizon {
+            expires_in_s,
+            run_ms,
+            session_ttl_ms,
+        })
 }
 
 fn faults_strategy() -> impl Strategy<Value = Faults> {
@@ -511,12 +647,20 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             prop_oneof![Just(2u32), Just(8u32)],
             prop_oneof![Just(300u64), Just(900u64)],
         ),
+        (
+            update_field_strategy(),
+            update_field_strategy(),
+            prop_oneof![Just(60u64), Just(180u64)],
+            store_lag_strategy(),
+            horizon_strategy(),
+        ),
     )
         .prop_map(
             |(
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
+                (update_field, rewrite_field, rewrite_at_ms, store_lag, horizon),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -533,6 +677,11 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 hostile,
                 session_max_requests,
                 tools_change_at_ms,
+                update_field,
+                rewrite_field,
+                rewrite_at_ms,
+                store_lag,
+                horizon,
             },
         )
 }
@@ -603,13 +752,37 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         )
 }
 
+const CLIENT_ID: &str = "gen-client";
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
+/// A second secret of the same client, for a rotation.
+const ROTATED_SECRET: &str = "gen-client-rotated-secret-4711";
+/// A second client, for a rotation.
+const OTHER_CLIENT_ID: &str = "gen-client-b";
+const OTHER_CLIENT_SECRET: &str = "gen-client-b-secret-4711";
+/// What a create that gets a credential wrong sends.
+const WRONG_CLIENT_ID: &str = "gen-client-unknown";
+const WRONG_SECRET: &str = "gen-wrong-secret-4711";
+const TOKEN_URL: &str = "http://auth/oauth/token";
+const MCP_URL: &str = "http://mcp/mcp";
+/// The scope a create that gets the scopes wrong leaves out.
+const GEN_SCOPE: &str = "mcp";
 const SIGNING_KEY: &str = "gen-signing-key-4711";
 const GEN_AUDIENCE: &str = "gen-api";
 const GEN_ISSUER: &str = "http://auth";
 const BEARER: &str = "gen-bearer-token-4711";
 /// The operator's own key (LiteLLM's master key): it must never go upstream.
 const OPERATOR_KEY: &str = "sk-gen-operator-4711";
+
+/// Which version of the server's definition a step sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// The one that works, as planned.
+    Final,
+    /// This field wrong (the flow: stated the other way).
+    Broken(UpdateField),
+    /// This field changed to another value that works as well.
+    Rotated(UpdateField),
+}
 
 impl Plan {
     /// The plan fitted to what a system supports: without a split
@@ -646,6 +819,135 @@ impl Plan {
     /// The upstream quirk of this case, if its switch is on.
     fn quirk(&self) -> Option<Quirk> {
         self.swarm.quirk.then_some(self.faults.quirk)
+    }
+
+    /// Whether the MCP server forgets a session mid-listing: a stateless
+    /// server has none to forget.
+    fn session_drop(&self) -> bool {
+        self.swarm.session_drop && self.quirk() != Some(Quirk::Stateless)
+    }
+
+    /// Simulated time per step of this case.
+    pub fn tick_ms(&self) -> u64 {
+        if self.swarm.horizon {
+            HORIZON_TICK_MS
+        } else {
+            TICK_MS
+        }
+    }
+
+    /// The longest one message of this case takes, rounded up to its tick:
+    /// the unit of every timing margin here.
+    fn hop_ms(&self) -> u64 {
+        crate::scenario::Network {
+            latency_ms_min: 1,
+            latency_ms_max: self.latency_ms_max,
+            tick_ms: self.tick_ms(),
+        }
+        .hop_ms()
+    }
+
+    /// The long run of this case, if its switch is on.
+    fn horizon(&self) -> Option<Horizon> {
+        self.swarm.horizon.then_some(self.faults.horizon)
+    }
+
+    /// How the gateway is asked to keep tokens.
+    fn token_reuse(&self) -> TokenReuse {
+        if self.swarm.horizon {
+            HORIZON_TOKEN_REUSE
+        } else {
+            TokenReuse::default()
+        }
+    }
+
+    /// The slow store of this case, if its switch is on and it has a store.
+    fn store_lag(&self) -> Option<StoreLag> {
+        (self.swarm.slow_store && self.caps.store).then_some(self.faults.store_lag)
+    }
+
+    /// The field a change can touch with this auth: credentials need client
+    /// credentials and the auth type needs some auth; anything else changes
+    /// the URL. No second auth type works for the same upstream, so a
+    /// rotation of the auth type changes the URL too.
+    fn applicable(&self, field: UpdateField, rotation: bool) -> UpdateField {
+        match (field, self.auth) {
+            (UpdateField::AuthType, AuthPlan::None) => UpdateField::Url,
+            (UpdateField::AuthType, _) if rotation => UpdateField::Url,
+            (UpdateField::Url | UpdateField::AuthType, _) => field,
+            (_, AuthPlan::ClientCredentials { .. }) => field,
+            _ => UpdateField::Url,
+        }
+    }
+
+    /// What a create-then-update gets wrong at first.
+    fn update_field(&self) -> Option<UpdateField> {
+        (self.path == RegistrationPath::RestThenUpdate)
+            .then(|| self.applicable(self.faults.update_field, false))
+    }
+
+    /// When a `rewrite` update goes out, and what it rotates.
+    fn rewrite(&self) -> Option<(u64, UpdateField)> {
+        self.swarm.rewrite.then(|| {
+            let at_ms = if self.path == RegistrationPath::DeleteThenCreate {
+                REWRITE_RECREATED_MS
+            } else {
+                self.faults.rewrite_at_ms
+            };
+            (at_ms, self.applicable(self.faults.rewrite_field, true))
+        })
+    }
+
+    /// When the operator's steps have all been sent and answered.
+    fn steps_done_ms(&self) -> u64 {
+        let last = self
+            .rewrite()
+            .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS));
+        last + STEP_MS + self.store_lag().map_or(0, |lag| 2 * lag.latency_ms)
+    }
+
+    /// Whether the MCP server requires a scope that a create-then-update
+    /// leaves out at first.
+    fn scope_required(&self) -> bool {
+        self.update_field() == Some(UpdateField::Scopes)
+    }
+
+    /// Whether the plan cuts the asked gateway from its store long enough
+    /// that one of its syncs must fail while it lists the server, and its
+    /// health be read while it says so: a partition longer than a sync
+    /// interval and healed by nothing else, of a gateway that holds the
+    /// server by then (not one that learns it only from the store, and none
+    /// restarted), with polls of its health closer together than the
+    /// interval.
+    fn store_cut_certain(&self) -> bool {
+        let cuts = self.cuts();
+        let long = cuts.iter().any(|(verb, cut)| {
+            *verb == "partition" && cut.link == Link::Store && cut.for_ms > SYNC_INTERVAL_MS
+        });
+        // Releasing a hold heals the link, a partition of it included.
+        let released = cuts
+            .iter()
+            .any(|(verb, cut)| *verb == "hold" && cut.link == Link::Store);
+        let holds_it = matches!(
+            self.path,
+            RegistrationPath::Config
+                | RegistrationPath::ConfigOnData
+                | RegistrationPath::Rest
+                | RegistrationPath::RestOnData
+                | RegistrationPath::RestThenUpdate
+                | RegistrationPath::DeleteThenCreate
+        ) && !self.swarm.give_up;
+        // A poll round reads the list and the health of every gateway, each
+        // a request of about four messages; the answer may come a few
+        // messages later again.
+        let gateways = 1 + u64::from(self.path.split());
+        let round_ms = POLL_INTERVAL_MS + (2 * gateways * 4 + 4) * self.hop_ms();
+        self.caps.store
+            && long
+            && !released
+            && holds_it
+            && self.restart.is_none()
+            && round_ms < SYNC_INTERVAL_MS
     }
 
     /// The tools the server has at the end of the run.
@@ -700,7 +1002,7 @@ impl Plan {
                     // Cut the store once the operator's writes are through:
                     // a write during the cut is refused (503), by design, and
                     // what matters is what the gateway does with what it knew.
-                    cut.at_ms += STEPS_DONE_MS;
+                    cut.at_ms += self.steps_done_ms();
                 }
                 cuts.push((verb, cut));
             }
@@ -745,7 +1047,11 @@ impl Plan {
         if timed.is_empty() && counted == 0 {
             return None;
         }
-        let last = timed.into_iter().max().unwrap_or(0).max(STEPS_DONE_MS);
+        let last = timed
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            .max(self.steps_done_ms());
         Some(last + (counted + 1) * cycle)
     }
 
@@ -769,7 +1075,10 @@ impl Plan {
     /// Without a store, a restarted gateway forgets a REST registration by
     /// design, so no server is expected then either.
     fn expected_status(&self) -> Option<Status> {
-        if self.restart.is_some_and(|(_, at_ms)| at_ms < STEPS_DONE_MS) {
+        if self
+            .restart
+            .is_some_and(|(_, at_ms)| at_ms < self.steps_done_ms())
+        {
             return None;
         }
         let gateway_restart = matches!(
@@ -798,10 +1107,13 @@ impl Plan {
             // Every check after the crash fails.
             Some(RestartTarget::Mcp) => return Some(Status::Unhealthy),
             // The cached token outlives the token server, unless something
-            // makes the gateway ask for another, or kept it from getting
-            // one before the crash.
+            // makes the gateway ask for another (a revocation, a token that
+            // expires within the run), or kept it from getting one before
+            // the crash.
             Some(_)
                 if self.swarm.revoke
+                    || self.swarm.horizon
+                    || self.quirk() == Some(Quirk::ShortUnstatedToken)
                     || self.swarm.token_flaky
                     || self.swarm.slow_token
                     || self.swarm.late_upstream
@@ -816,8 +1128,16 @@ impl Plan {
             if token > TOKEN_TIMEOUT_MS {
                 return Some(Status::Unhealthy);
             }
-            // A token request on a new connection is about six messages.
-            if token + 6 * self.latency_ms_max + 50 >= TOKEN_TIMEOUT_MS {
+            // A token request on a new connection is about six messages; an
+            // endpoint that refuses the configured client authentication
+            // costs a second request the other way.
+            let basic = matches!(self.auth, AuthPlan::ClientCredentials { basic: true, .. });
+            let requests = match self.quirk() {
+                Some(Quirk::BasicOnlyToken) if !basic => 2,
+                Some(Quirk::FormOnlyToken) if basic => 2,
+                _ => 1,
+            };
+            if requests * (token + 6 * self.hop_ms()) + 50 >= TOKEN_TIMEOUT_MS {
                 return None;
             }
         }
@@ -829,15 +1149,20 @@ impl Plan {
         let mut worst = pages;
         let mut best = pages;
         let after = u64::from(self.faults.list_after);
-        if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
+        if self.session_drop() && self.disturbed_until_ms().is_none() {
             // Only one listing of one gateway reaches the MCP server before
             // the operator settles, or the drop may land on any of several.
+            // An update may cut short a listing of the definition before it
+            // (one whose credentials work), which then took its share.
+            let earlier_listing =
+                self.rewrite().is_some() || self.update_field() == Some(UpdateField::Flow);
             let one_lister = matches!(
                 self.path,
                 RegistrationPath::Config
                     | RegistrationPath::Rest
                     | RegistrationPath::RestThenUpdate
-            ) && !self.swarm.twin_create;
+            ) && !self.swarm.twin_create
+                && !earlier_listing;
             if one_lister && after < pages {
                 worst = pages + after + 1;
                 best = worst;
@@ -846,7 +1171,7 @@ impl Plan {
             }
         }
         // Each page and the session around it cost a few message latencies.
-        let overhead = (worst + 6) * 3 * self.latency_ms_max;
+        let overhead = (worst + 6) * 3 * self.hop_ms();
         if worst * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
             Some(Status::Healthy)
         } else if best * self.list_latency_ms > LIST_TIMEOUT_MS {
@@ -856,7 +1181,12 @@ impl Plan {
         }
     }
 
-    fn auth(&self) -> ServerAuth {
+    /// How the gateway authenticates to the MCP server in this version of
+    /// the definition.
+    fn auth(&self, variant: Variant) -> ServerAuth {
+        if variant == Variant::Broken(UpdateField::AuthType) {
+            return ServerAuth::None;
+        }
         match self.auth {
             AuthPlan::None => ServerAuth::None,
             AuthPlan::Bearer => ServerAuth::Bearer {
@@ -864,26 +1194,60 @@ impl Plan {
             },
             AuthPlan::ClientCredentials { with_flow, .. } => {
                 let params = self.quirk() == Some(Quirk::TokenNeedsParams);
+                let mut token_url = TOKEN_URL;
+                let (mut client_id, mut client_secret) = (CLIENT_ID, CLIENT_SECRET);
+                let mut scopes: Vec<String> = if params || self.scope_required() {
+                    vec![GEN_SCOPE.into()]
+                } else {
+                    Vec::new()
+                };
+                let mut explicit_flow = with_flow;
+                match variant {
+                    Variant::Broken(UpdateField::TokenUrl) => token_url = "http://auth/oauth/wrong",
+                    // The same endpoint, spelled with its port.
+                    Variant::Rotated(UpdateField::TokenUrl) => {
+                        token_url = "http://auth:80/oauth/token"
+                    }
+                    Variant::Broken(UpdateField::ClientSecret) => client_secret = WRONG_SECRET,
+                    Variant::Rotated(UpdateField::ClientSecret) => client_secret = ROTATED_SECRET,
+                    Variant::Broken(UpdateField::ClientId) => client_id = WRONG_CLIENT_ID,
+                    Variant::Rotated(UpdateField::ClientId) => {
+                        (client_id, client_secret) = (OTHER_CLIENT_ID, OTHER_CLIENT_SECRET)
+                    }
+                    Variant::Broken(UpdateField::Scopes) => scopes.clear(),
+                    Variant::Rotated(UpdateField::Scopes) => scopes.push("tools".into()),
+                    Variant::Broken(UpdateField::Flow) | Variant::Rotated(UpdateField::Flow) => {
+                        explicit_flow = !with_flow
+                    }
+                    _ => {}
+                }
                 ServerAuth::ClientCredentials {
-                    token_url: "http://auth/oauth/token".into(),
-                    client_id: "gen-client".into(),
-                    client_secret: CLIENT_SECRET.into(),
-                    scopes: if params {
-                        vec!["mcp".into()]
-                    } else {
-                        Vec::new()
-                    },
+                    token_url: token_url.into(),
+                    client_id: client_id.into(),
+                    client_secret: client_secret.into(),
+                    scopes,
                     audience: params.then(|| GEN_AUDIENCE.into()),
-                    resource: params.then(|| "http://mcp/mcp".into()),
-                    explicit_flow: with_flow,
+                    resource: params.then(|| MCP_URL.into()),
+                    explicit_flow,
                 }
             }
         }
     }
 
-    /// The server as the operator registers it through REST.
-    fn rest_server(&self, url: &str) -> ServerDef {
-        let mut server = ServerDef::http("srv", url).auth(self.auth());
+    /// This version of the server's definition.
+    fn definition(&self, variant: Variant) -> ServerDef {
+        let url = match variant {
+            Variant::Broken(UpdateField::Url) => "http://nowhere/mcp",
+            // The same server, spelled with its port.
+            Variant::Rotated(UpdateField::Url) => "http://mcp:80/mcp",
+            _ => MCP_URL,
+        };
+        ServerDef::http("srv", url).auth(self.auth(variant))
+    }
+
+    /// The server as the operator creates it through REST.
+    fn rest_server(&self, variant: Variant) -> ServerDef {
+        let mut server = self.definition(variant);
         if self.swarm.give_up && self.single_create() {
             // A client that retries must name the server it meant.
             server.server_id = Some("srv-given-up".into());
@@ -893,7 +1257,7 @@ impl Plan {
 
     /// The server as the config file has it.
     fn config_server(&self) -> ServerDef {
-        ServerDef::http("srv", "http://mcp/mcp").auth(self.auth())
+        self.definition(Variant::Final)
     }
 
     /// The same plan registering the server by another path: config and
@@ -950,7 +1314,14 @@ impl Plan {
         };
         let store = self.caps.store;
         let settings = |role: Role, id_seed: u64| {
-            let profile = profile(role, store, client_auth, self.check_interval_ms(), id_seed);
+            let profile = profile(
+                role,
+                store,
+                client_auth,
+                self.check_interval_ms(),
+                self.token_reuse(),
+                id_seed,
+            );
             target
                 .sut
                 .settings_for(&profile)
@@ -978,17 +1349,19 @@ impl Plan {
         }
         gateways.push(host);
 
-        let url = "http://mcp/mcp";
-        let create = Step::create(self.rest_server(url));
+        let create = Step::create(self.rest_server(Variant::Final));
         let mut steps = match self.path {
             RegistrationPath::Config | RegistrationPath::ConfigOnData => Vec::new(),
             RegistrationPath::Rest => vec![create],
             RegistrationPath::RestOnControl => vec![create.on("control")],
             RegistrationPath::RestOnData => vec![create.on("data")],
-            RegistrationPath::RestThenUpdate => vec![
-                Step::create(self.rest_server("http://nowhere/mcp")),
-                Step::update("srv", self.rest_server(url)).at_ms(100),
-            ],
+            RegistrationPath::RestThenUpdate => {
+                let field = self.update_field().unwrap_or(UpdateField::Url);
+                vec![
+                    Step::create(self.rest_server(Variant::Broken(field))),
+                    Step::update("srv", self.definition(Variant::Final)).at_ms(100),
+                ]
+            }
             RegistrationPath::DeleteThenCreate => vec![
                 create.clone(),
                 Step::delete("srv").at_ms(100),
@@ -1015,6 +1388,18 @@ impl Plan {
                 steps.insert(1, twin);
             }
         }
+        if let Some((at_ms, field)) = self.rewrite() {
+            // To the gateway that holds the registration (a config server's
+            // own, which may refuse it), the operator looking up its id.
+            let writer = match self.path {
+                RegistrationPath::RestOnControl => "control",
+                _ => asked,
+            };
+            let update = Step::update("srv", self.definition(Variant::Rotated(field)));
+            steps.push(update.at_ms(at_ms).on(writer));
+            // In time order; a step racing the one before it stays behind it.
+            steps.sort_by_key(|step| step.at_ms);
+        }
 
         let mut mcp = McpServerConfig {
             tool_count: Some(self.tool_count),
@@ -1025,6 +1410,7 @@ impl Plan {
                 ReplyMode::Json
             },
             latency_ms: BTreeMap::from([("tools/list".to_string(), self.list_latency_ms)]),
+            session_ttl_ms: self.horizon().map(|h| h.session_ttl_ms),
             ..McpServerConfig::default()
         };
         if self.swarm.stream_cut {
@@ -1037,7 +1423,7 @@ impl Plan {
         }
         // A dropped session costs the first attempt a second listing; when
         // later attempts count (transient faults), they list once.
-        if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
+        if self.session_drop() && self.disturbed_until_ms().is_none() {
             mcp.failures.push(McpFailureRule {
                 method: "tools/list".into(),
                 kind: McpFailure::SessionTerminated,
@@ -1074,7 +1460,12 @@ impl Plan {
                 mcp.session_max_requests = Some(self.faults.session_max_requests)
             }
             Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
-            Some(Quirk::StrictVersion) => mcp.require_version_header = true,
+            Some(Quirk::Lenient) => {
+                mcp.lenient_version_header = true;
+                mcp.lenient_session = true;
+                mcp.lenient_accept = true;
+            }
+            Some(Quirk::Stateless) => mcp.sessions = false,
             Some(Quirk::OldRevision) => mcp.protocol_versions = vec!["2025-03-26".into()],
             Some(Quirk::DeleteHangs) => mcp.failures.push(McpFailureRule {
                 method: "DELETE".into(),
@@ -1102,20 +1493,37 @@ impl Plan {
                     // names a discoverable authorization server.
                     issuer: GEN_ISSUER.into(),
                     signing_key: SIGNING_KEY.into(),
-                    required_scope: None,
+                    required_scope: self.scope_required().then(|| GEN_SCOPE.into()),
                     revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
                     authorization_server: None,
+                };
+                // The registration states the client authentication the
+                // gateway is told to use, or the one the endpoint insists
+                // on, and the endpoint holds the gateway to it.
+                let auth_method = match (self.quirk(), client_auth) {
+                    (Some(Quirk::BasicOnlyToken), _) => AuthMethod::Basic,
+                    (Some(Quirk::FormOnlyToken), _) => AuthMethod::Form,
+                    (_, ClientAuth::Basic) => AuthMethod::Basic,
+                    (_, ClientAuth::Form) => AuthMethod::Form,
+                };
+                let client = |client_id: &str, client_secret: &str| ClientRegistration {
+                    client_id: client_id.into(),
+                    client_secret: client_secret.into(),
+                    scopes: Vec::new(),
+                    auth_method: Some(auth_method),
                 };
                 let mut config = TokenServerConfig {
                     issuer: GEN_ISSUER.into(),
                     signing_key: SIGNING_KEY.into(),
-                    expires_in_s: Some(expires_in_s),
+                    expires_in_s: Some(self.horizon().map_or(expires_in_s, |h| h.expires_in_s)),
                     latency_ms: self.token_latency_ms(),
-                    clients: vec![ClientRegistration {
-                        client_id: "gen-client".into(),
-                        client_secret: CLIENT_SECRET.into(),
-                        scopes: Vec::new(),
-                    }],
+                    // What a rotation turns to works as well.
+                    clients: vec![
+                        client(CLIENT_ID, CLIENT_SECRET),
+                        client(CLIENT_ID, ROTATED_SECRET),
+                        client(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET),
+                    ],
+                    lenient_client_auth: self.quirk() == Some(Quirk::Lenient),
                     ..TokenServerConfig::default()
                 };
                 match self.quirk() {
@@ -1185,7 +1593,10 @@ impl Plan {
                 faults.push(Fault::release(heal_at, asked, other));
             }
         }
-        let poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        if let Some(horizon) = self.horizon() {
+            poll_until_ms = poll_until_ms.max(horizon.run_ms);
+        }
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
         let description = format!(
@@ -1198,7 +1609,7 @@ impl Plan {
             .seed(self.seed)
             .deadline_ms(deadline_ms)
             .latency_ms(1, self.latency_ms_max)
-            .tick_ms(TICK_MS)
+            .tick_ms(self.tick_ms())
             .mcp_server(mcp_host)
             .poll_interval_ms(POLL_INTERVAL_MS)
             .poll_until_ms(poll_until_ms)
@@ -1208,7 +1619,12 @@ impl Plan {
             builder = builder.gateway(gateway);
         }
         if store {
-            builder = builder.store(StoreHost::new("db"));
+            let mut host = StoreHost::new("db");
+            if let Some(lag) = self.store_lag() {
+                host.config.latency_ms = lag.latency_ms;
+                host.config.snapshot_delay_ms = lag.snapshot_delay_ms;
+            }
+            builder = builder.store(host);
         }
         for server in token_servers {
             builder = builder.token_server(server);
@@ -1218,6 +1634,9 @@ impl Plan {
         }
         for fault in faults {
             builder = builder.fault(fault);
+        }
+        if self.store_cut_certain() {
+            builder = builder.expect_store_unreachable(asked);
         }
         if let Some(status) = self.expected_status() {
             let mut expectation = Expectation::status(status);

@@ -232,6 +232,18 @@ impl Operator<'_> {
         created
     }
 
+    /// The id under which `gateway` lists the server `name` that the
+    /// operator did not create (one from a config file), as a person would
+    /// look it up: from the list, read now and recorded as a poll. Empty
+    /// when it is not listed.
+    async fn listed_id(&self, gateway: &str, name: &str) -> String {
+        let rows = self.read_list(gateway, Phase::Settling).await;
+        rows.ok()
+            .and_then(|rows| rows.into_iter().find(|r| r.name == name))
+            .map(|r| r.server_id)
+            .unwrap_or_default()
+    }
+
     /// Sends one step and records it.
     async fn send_step(&self, step: &Step, created: &BTreeMap<String, String>) -> WriteRecord {
         let gateway = step
@@ -261,7 +273,10 @@ impl Operator<'_> {
                 (WriteKind::Create, name, None, request)
             }
             Action::Update { server, .. } => {
-                let id = created.get(server).cloned().unwrap_or_default();
+                let id = match created.get(server) {
+                    Some(id) => id.clone(),
+                    None => self.listed_id(&gateway, server).await,
+                };
                 let request = step
                     .action
                     .registration()
@@ -269,7 +284,10 @@ impl Operator<'_> {
                 (WriteKind::Update, server.clone(), Some(id), request)
             }
             Action::Delete { server } => {
-                let id = created.get(server).cloned().unwrap_or_default();
+                let id = match created.get(server) {
+                    Some(id) => id.clone(),
+                    None => self.listed_id(&gateway, server).await,
+                };
                 let request = Some(self.dialect.delete(&id));
                 (WriteKind::Delete, server.clone(), Some(id), request)
             }

@@ -222,6 +222,10 @@ pub struct Profile {
     pub sync_interval_ms: u64,
     pub store_budget_ms: u64,
     pub client_auth: ClientAuth,
+    /// How long to keep a token: a generated case with short-lived tokens
+    /// asks for a short refresh margin, so that refreshes happen within
+    /// the run.
+    pub token_reuse: TokenReuse,
     /// Seeds the ids the gateway makes up.
     pub id_seed: u64,
 }

@@ -25,6 +25,7 @@ fn oauth_world(builder: ScenarioBuilder) -> ScenarioBuilder {
             client_id: "gw".into(),
             client_secret: "gw-secret-value".into(),
             scopes: Vec::new(),
+            auth_method: None,
         }],
         ..TokenServerConfig::default()
     };
@@ -153,4 +154,52 @@ fn sessions_never_closed_break_session_hygiene() {
         "{found:?}\n{}",
         report.timeline()
     );
+}
+
+/// It authenticates to token endpoints as its settings say (a generated
+/// profile's client authentication comes to it that way): a client
+/// registered for HTTP Basic gets its token by Basic when the gateway is
+/// told so, and a refusal when it is told to use the form body, as it does
+/// not ask again the other way.
+#[test]
+fn it_uses_the_client_authentication_it_is_told_to() {
+    for (client_auth, status) in [("basic", Status::Healthy), ("form", Status::Unhealthy)] {
+        let tokens = TokenServerConfig {
+            clients: vec![ClientRegistration {
+                client_id: "gw".into(),
+                client_secret: "gw-secret-value".into(),
+                scopes: Vec::new(),
+                auth_method: Some(AuthMethod::Basic),
+            }],
+            ..TokenServerConfig::default()
+        };
+        let mcp = McpServerConfig {
+            tool_count: Some(2),
+            auth: McpAuth::Oauth {
+                issuer: "mcpsim-auth".into(),
+                signing_key: tokens.signing_key.clone(),
+                required_scope: None,
+                revoke_at_ms: None,
+                authorization_server: None,
+            },
+            ..McpServerConfig::default()
+        };
+        let gateway = GatewayHost::new("gateway")
+            .settings(serde_json::json!({"client_auth": client_auth}))
+            .server(oauth_server());
+        let scenario = Scenario::builder("a client registered for HTTP Basic")
+            .token_server(TokenHost::new("auth").config(tokens))
+            .mcp_server(McpHost::new("mcp").config(mcp))
+            .gateway(gateway)
+            .expect("docs", Expectation::status(status))
+            .build()
+            .unwrap();
+        let report = run(scenario);
+        assert!(
+            findings(&report, "expectations").is_empty(),
+            "{client_auth}: {:?}\n{}",
+            report.checks,
+            report.timeline()
+        );
+    }
 }

@@ -621,12 +621,15 @@ fn delete(inner: &Inner, headers: &HeaderMap) -> Response {
     StatusCode::OK.into_response()
 }
 
-/// Refuses a request that lacks a live session (400 missing, 404 unknown or expired) or names
-/// a protocol revision this server does not speak (400). An absent version header means
-/// 2025-03-26, unless the server requires the header.
+/// Refuses a request that lacks a live session (400 missing, unless the server is lenient about
+/// it; 404 unknown or expired), lacks the
+/// revision its session agreed on (400, unless the server is lenient about the header), or
+/// names a protocol revision this server does not speak (400). Without sessions an absent
+/// version header means 2025-03-26, as the spec says.
 fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
-    if inner.config.sessions {
-        let Some(session) = header_str(headers, &SESSION_HEADER) else {
+    let session = header_str(headers, &SESSION_HEADER);
+    if inner.config.sessions && (session.is_some() || !inner.config.lenient_session) {
+        let Some(session) = session else {
             return Some(refuse(
                 StatusCode::BAD_REQUEST,
                 "Bad Request: Mcp-Session-Id header is required",
@@ -670,10 +673,11 @@ fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
-/// A strict server's refusal of a request whose `MCP-Protocol-Version` is missing (from
-/// 2025-06-18 on, which requires it) or names another revision than the session agreed on.
+/// The refusal of a request whose `MCP-Protocol-Version` is missing (from 2025-06-18 on, which
+/// requires it) or names another revision than the session agreed on, unless the server is
+/// lenient about the header.
 fn strict_version(inner: &Inner, headers: &HeaderMap, agreed: &str) -> Option<Response> {
-    if !inner.config.require_version_header {
+    if inner.config.lenient_version_header {
         return None;
     }
     match header_str(headers, &VERSION_HEADER) {

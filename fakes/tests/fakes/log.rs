@@ -23,6 +23,7 @@ fn tokens(clock: mcpsim_fakes::Clock) -> TokenServer {
                 client_id: "gw".into(),
                 client_secret: "very-secret-value".into(),
                 scopes: vec![],
+                auth_method: None,
             }],
             ..TokenServerConfig::default()
         },
@@ -230,6 +231,7 @@ async fn the_session_an_initialize_hands_out_is_recorded_with_it_and_its_delete(
     let session = reply.header("mcp-session-id").unwrap().to_string();
     let delete = Request::delete("/mcp")
         .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&router, delete).await.status, StatusCode::OK);
