@@ -1,6 +1,11 @@
-//! Checkers fail when they should, on a system under test written to break
+//! Checkers fail when they should, on systems under test written to break
 //! them: a gateway that echoes what it was sent (a secret included) and
-//! lists nothing it acknowledged.
+//! lists nothing it acknowledged; and a small gateway with one flaw at a
+//! time (`checkers/flawed.rs`), each run beside the same gateway without
+//! the flaw and the reference gateway, which pass.
+
+#[path = "checkers/flawed.rs"]
+mod flawed;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -83,7 +88,12 @@ fn a_gateway_that_echoes_a_secret_and_lists_nothing_fails_secrets_and_liveness()
         .unwrap();
     let report = mcpsim_harness::run(&sut, &scenario).unwrap();
     let failed: Vec<&str> = report.failed_checks().map(|c| c.name).collect();
-    assert_eq!(failed, ["liveness", "no_secrets"], "{:?}", report.checks);
+    assert_eq!(
+        failed,
+        ["liveness", "no_secrets", "api_contract"],
+        "{:?}",
+        report.checks
+    );
     let secrets = &report
         .checks
         .iter()
@@ -94,4 +104,275 @@ fn a_gateway_that_echoes_a_secret_and_lists_nothing_fails_secrets_and_liveness()
     let text = serde_json::to_string(&report).unwrap();
     assert!(!text.contains("st4tic-t0ken-never-shown"));
     assert!(report.deadline_hit);
+}
+
+use flawed::{Flaw, Flawed};
+use mcpsim_gateway::Reference;
+use mcpsim_harness::{Report, Status};
+
+/// Runs `scenario` on the gateway with `flaw`, which must fail `checker`
+/// with a finding that contains `finding`, and on the same gateway without
+/// the flaw and on the reference gateway, which must pass every checker.
+fn caught(flaw: Flaw, scenario: &Scenario, checker: &str, finding: &str) -> Report {
+    for sut in [
+        std::sync::Arc::new(Flawed(Flaw::None)) as Sut,
+        Reference::new().sut(),
+    ] {
+        let report = mcpsim_harness::run(&sut, scenario).unwrap();
+        let failed: Vec<String> = report
+            .failed_checks()
+            .map(|c| format!("{}: {:?}", c.name, c.findings))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} fails: {failed:?}\n{}",
+            sut.name(),
+            report.timeline()
+        );
+    }
+    let report =
+        mcpsim_harness::run(&(std::sync::Arc::new(Flawed(flaw)) as Sut), scenario).unwrap();
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == checker)
+        .unwrap_or_else(|| panic!("no checker {checker}"));
+    assert!(
+        !check.passed && check.findings.iter().any(|f| f.contains(finding)),
+        "{flaw:?}: {checker} gave {:?}\n{}",
+        check.findings,
+        report.timeline()
+    );
+    report
+}
+
+fn docs(tools: usize) -> McpHost {
+    McpHost::new("docs").tools(tools)
+}
+
+fn gateway() -> GatewayHost {
+    GatewayHost::new("gateway")
+}
+
+#[test]
+fn a_create_listed_late_fails_the_api_contract() {
+    let scenario = Scenario::builder("a created server is listed at the next poll")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .poll_until_ms(700)
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::ListsLate,
+        &scenario,
+        "api_contract",
+        "does not list it",
+    );
+}
+
+#[test]
+fn bad_inputs_applied_half_way_fail_the_api_contract() {
+    let scenario = Scenario::builder("a bad create and a bad update change nothing")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .step(
+            Step::create_native(json!({"server_name": "bad-name", "transport": "http",
+                "url": "http://docs/mcp"}))
+            .at_ms(100)
+            .bad_input(),
+        )
+        .step(
+            Step::update_native(
+                "docs",
+                json!({"url": "http://elsewhere/mcp", "transport": "carrier-pigeon"}),
+            )
+            .at_ms(150)
+            .bad_input(),
+        )
+        .step(
+            Step::create_raw("{\"server_name\": ")
+                .at_ms(200)
+                .bad_input(),
+        )
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    let report = caught(
+        Flaw::HalfApplies,
+        &scenario,
+        "api_contract",
+        "which no write it may have applied gave it",
+    );
+    let contract = report
+        .checks
+        .iter()
+        .find(|c| c.name == "api_contract")
+        .unwrap();
+    assert!(
+        contract
+            .findings
+            .iter()
+            .any(|f| f.contains("lists a server of that name")),
+        "{:?}",
+        contract.findings
+    );
+}
+
+#[test]
+fn a_call_with_another_servers_credentials_fails_tool_calls() {
+    let bearer = |token: &str| McpServerConfig {
+        tool_count: Some(1),
+        auth: McpAuth::Bearer {
+            token: token.into(),
+        },
+        ..McpServerConfig::default()
+    };
+    let server = |name: &str, token: &str| {
+        ServerDef::http(name, format!("http://{name}/mcp")).auth(ServerAuth::Bearer {
+            token: token.into(),
+        })
+    };
+    let scenario = Scenario::builder("each tool is called with its own server's token")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(McpHost::new("alpha").config(bearer("alpha-t0ken")))
+        .mcp_server(McpHost::new("beta").config(bearer("beta-t0ken")))
+        .step(Step::create(server("alpha", "alpha-t0ken")))
+        .step(Step::create(server("beta", "beta-t0ken")).at_ms(10))
+        .call_tools()
+        .build()
+        .unwrap();
+    caught(
+        Flaw::OthersCredentials,
+        &scenario,
+        "tool_calls",
+        "reached beta with a bearer it was not given, not its own static bearer",
+    );
+}
+
+#[test]
+fn a_tool_error_dropped_on_the_way_fails_tool_calls() {
+    let tools = McpServerConfig {
+        tools: vec![
+            ToolSpec::named("search"),
+            ToolSpec::named("write").behaviour(ToolBehaviour::Error {
+                text: "read-only".into(),
+            }),
+        ],
+        ..McpServerConfig::default()
+    };
+    let scenario = Scenario::builder("a tool's error reaches the caller as an error")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(McpHost::new("docs").config(tools))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .call_tools()
+        .build()
+        .unwrap();
+    caught(
+        Flaw::DropsIsError,
+        &scenario,
+        "tool_calls",
+        "with isError true, the caller got isError false",
+    );
+}
+
+#[test]
+fn a_deleted_server_that_comes_back_once_fails_deletes() {
+    let scenario = Scenario::builder("a deleted server stays deleted")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(1))
+        .mcp_server(McpHost::new("search").tools(1))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .step(Step::create(ServerDef::http("search", "http://search/mcp")))
+        .step(Step::delete("docs").at_ms(200))
+        .poll_until_ms(1_200)
+        .expect("search", Expectation::status(Status::Healthy))
+        .build()
+        .unwrap();
+    caught(Flaw::Resurrects, &scenario, "deletes", "lists it again");
+}
+
+#[test]
+fn a_check_time_stamped_once_fails_the_health_record() {
+    let scenario = Scenario::builder("every check moves last_health_check")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(1))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .poll_until_ms(1_200)
+        .build()
+        .unwrap();
+    caught(
+        Flaw::StampsOnce,
+        &scenario,
+        "health_record",
+        "last_health_check is 2026-01-01T00:00:00",
+    );
+}
+
+#[test]
+fn an_error_that_names_the_wrong_stage_fails_the_health_record() {
+    let auth = TokenServerConfig {
+        clients: vec![ClientRegistration {
+            client_id: "docs-client".into(),
+            client_secret: "the-right-s3cret".into(),
+            scopes: Vec::new(),
+        }],
+        ..TokenServerConfig::default()
+    };
+    let server = ServerDef::http("docs", "http://docs/mcp").auth(ServerAuth::ClientCredentials {
+        token_url: "http://auth/oauth/token".into(),
+        client_id: "docs-client".into(),
+        client_secret: "a-wr0ng-s3cret".into(),
+        scopes: Vec::new(),
+        audience: None,
+        resource: None,
+        explicit_flow: true,
+    });
+    let scenario = Scenario::builder("a refused token is the token stage")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .token_server(TokenHost::new("auth").config(auth))
+        .mcp_server(docs(1))
+        .step(Step::create(server))
+        .expect("docs", Expectation::status(Status::Unhealthy))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::WrongStage,
+        &scenario,
+        "health_record",
+        "its error names the list stage, but the attempts that could have ended it",
+    );
+}
+
+#[test]
+fn healthy_before_the_last_page_fails_the_health_record() {
+    let paged = McpServerConfig {
+        tool_count: Some(3),
+        page_size: Some(1),
+        latency_ms: std::collections::BTreeMap::from([("tools/list".to_string(), 100)]),
+        ..McpServerConfig::default()
+    };
+    let scenario = Scenario::builder("healthy only once the last page is in")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(McpHost::new("docs").config(paged))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(3))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::HealthyEarly,
+        &scenario,
+        "health_record",
+        "had answered no last page of a listing",
+    );
 }

@@ -37,7 +37,7 @@ fn a_paged_tool_list_shows_that_only_the_first_page_is_kept() {
         .expect("a valid scenario");
     let report = mcpsim_harness::run(&sut, &scenario).expect("the world runs");
     let failed: Vec<&str> = report.failed_checks().map(|c| c.name).collect();
-    assert_eq!(failed, ["consistency", "expectations"]);
+    assert_eq!(failed, ["consistency", "expectations", "health_record"]);
 }
 
 #[test]

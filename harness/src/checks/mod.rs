@@ -113,14 +113,20 @@ pub(crate) fn unknown_bound_ms(evidence: &Evidence<'_>, host: &str) -> u64 {
         + 40 * evidence.hop_ms()
 }
 
+mod api_contract;
 mod consistency;
 mod converges;
+mod deletes;
 mod expectations;
+mod health_record;
 mod hygiene;
 mod liveness;
 mod paths;
+mod registrations;
 mod secrets;
 mod tokens;
+mod tool_calls;
+mod upstream;
 
 pub use paths::check_path_independence;
 
@@ -134,5 +140,9 @@ pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
         expectations::check_expectations(evidence),
         hygiene::check_hygiene(evidence),
         tokens::check_tokens(evidence),
+        health_record::check_health_record(evidence),
+        api_contract::check_api_contract(evidence),
+        deletes::check_deletes(evidence),
+        tool_calls::check_tool_calls(evidence),
     ]
 }
