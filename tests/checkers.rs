@@ -376,3 +376,45 @@ fn healthy_before_the_last_page_fails_the_health_record() {
         "had answered no last page of a listing",
     );
 }
+
+#[test]
+fn an_update_that_keeps_the_old_credentials_fails_the_update_twin() {
+    use mcpsim_harness::explore::plan_tree;
+    use mcpsim_harness::generate::{AuthPlan, RegistrationPath, Swarm, Target, UpdateChange};
+    use proptest::strategy::ValueTree;
+
+    let mut plan = plan_tree(1, 0).current();
+    plan.path = RegistrationPath::RestThenUpdate;
+    plan.auth = AuthPlan::Bearer;
+    plan.swarm = Swarm::default();
+    plan.restart = None;
+    plan.list_latency_ms = 0;
+    plan.latency_ms_max = 2;
+    plan.faults.update_change = UpdateChange::Credentials;
+    for (sut, holds) in [
+        (std::sync::Arc::new(Flawed(Flaw::None)) as Sut, true),
+        (Reference::new().sut(), true),
+        (
+            std::sync::Arc::new(Flawed(Flaw::UpdateKeepsAuth)) as Sut,
+            false,
+        ),
+    ] {
+        let target = Target::new(sut).unwrap();
+        let plan = plan.for_target(target.caps);
+        let twin = plan.update_twin().expect("a certain update has a twin");
+        let run = |plan: &mcpsim_harness::generate::Plan| {
+            mcpsim_harness::run(&target.sut, &plan.to_scenario(&target).unwrap()).unwrap()
+        };
+        let (updated, merged) = (run(&plan), run(&twin));
+        let verdict =
+            mcpsim_harness::check_update_merge(&updated, &merged, plan.asked_host(), "srv");
+        assert_eq!(
+            verdict.passed,
+            holds,
+            "{}: {:?}\n{}",
+            target.sut.name(),
+            verdict.findings,
+            updated.timeline()
+        );
+    }
+}

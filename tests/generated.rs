@@ -72,3 +72,35 @@ fn path_independence_tells_config_from_a_rest_path_that_drops_the_flow() {
         assert_eq!(verdict.passed, holds, "{:?}", verdict.findings);
     }
 }
+
+/// Bad inputs and fields beyond mcpsim's words are written in LiteLLM's REST
+/// shape, so a target of another dialect gets none of them: its plans keep
+/// to mcpsim's words.
+#[test]
+fn bodies_in_litellms_shape_go_only_to_a_target_of_its_dialect() {
+    let mut plan = plan_tree(1, 0).current();
+    plan.path = RegistrationPath::Rest;
+    plan.swarm = Swarm {
+        bad_input: true,
+        ..Swarm::default()
+    };
+    plan.faults.both_bad_inputs = true;
+    plan.faults.unknown_field = true;
+    let mut target = Target::new(Reference::new().sut()).unwrap();
+    let litellm = plan.for_target(target.caps).to_scenario(&target).unwrap();
+    let bad = litellm
+        .operator
+        .steps
+        .iter()
+        .filter(|s| s.bad_input)
+        .count();
+    assert_eq!(bad, 2);
+    assert!(litellm.operator.steps[0].extra_fields.is_some());
+    target.caps.litellm_bodies = false;
+    let other = plan.for_target(target.caps).to_scenario(&target).unwrap();
+    assert!(other
+        .operator
+        .steps
+        .iter()
+        .all(|s| !s.bad_input && s.extra_fields.is_none() && s.raw_body.is_none()));
+}

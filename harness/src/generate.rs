@@ -20,11 +20,13 @@ use std::collections::BTreeMap;
 use mcpsim_fakes::{
     AcceptedClientAuth, ClientRegistration, GetStream, McpAuth, McpFailure, McpFailureRule,
     McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
-    TokenServerConfig, ToolChange,
+    TokenServerConfig, ToolBehaviour, ToolChange, ToolSpec,
 };
-use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut};
+use mcpsim_sut::{ClientAuth, Profile, Registration, Role, ServerAuth, ServerDef, Status, Sut};
 use proptest::prelude::*;
+use serde_json::{json, Map, Value};
 
+use crate::bad_inputs::{self, BadBody, BadInput};
 use crate::builder::{
     Expectation, Fault, GatewayHost, McpHost, Scenario, ScenarioError, Step, StoreHost, TokenHost,
 };
@@ -42,9 +44,12 @@ pub enum RegistrationPath {
     RestOnData,
     /// The config file of a data plane beside a control plane.
     ConfigOnData,
-    /// REST create with a wrong URL, then a PUT with the right one.
+    /// REST create of a definition that differs in one field (see
+    /// [`UpdateChange`]), then a PUT of the right one; on a control plane
+    /// beside a data plane when the plan says so.
     RestThenUpdate,
-    /// REST create, delete, and create again.
+    /// REST create, delete, and create again (with the same id, when the
+    /// plan says so).
     DeleteThenCreate,
 }
 
@@ -168,6 +173,10 @@ pub struct Swarm {
     pub quirk: bool,
     /// The first listing(s) get a hostile answer (see [`Hostile`]).
     pub hostile: bool,
+    /// Bad inputs after the registration (see [`crate::bad_inputs`]), and
+    /// an unknown field in the registration itself; for targets whose
+    /// dialect is LiteLLM's.
+    pub bad_input: bool,
 }
 
 /// A behaviour of real upstreams that a gateway must cope with.
@@ -249,6 +258,7 @@ impl Swarm {
             (self.late_upstream, "late-upstream"),
             (self.quirk, "quirk"),
             (self.hostile, "hostile"),
+            (self.bad_input, "bad-input"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
@@ -277,6 +287,38 @@ pub struct Faults {
     pub session_max_requests: u32,
     /// When the tool set grows (`ToolsChange`).
     pub tools_change_at_ms: u64,
+    /// The bad writes of `bad-input`: the first, or both.
+    pub bad_inputs: [BadInput; 2],
+    pub both_bad_inputs: bool,
+    /// With `bad-input`, the registration itself carries an unknown field.
+    pub unknown_field: bool,
+    /// What the create of `rest-then-update` gets wrong.
+    pub update_change: UpdateChange,
+    /// `rest-then-update` on a control plane beside a data plane.
+    pub update_on_control: bool,
+    /// `delete-then-create` creates the server again under the same id.
+    pub same_id: bool,
+}
+
+/// The one field in which the create of `rest-then-update` differs from the
+/// update that follows it. Where the plan's auth or the target's dialect
+/// cannot carry a change, the plan falls back to another (see
+/// [`Plan::update_change`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateChange {
+    /// A URL where nothing listens.
+    Url,
+    /// A wrong client secret, or a wrong static token.
+    Credentials,
+    /// Another auth type than the server takes.
+    AuthType,
+    /// `oauth2_flow: authorization_code` where the server needs
+    /// `client_credentials` (LiteLLM's dialect).
+    Flow,
+    /// A wrong `Authorization` in `static_headers` (LiteLLM's dialect).
+    Headers,
+    /// Another `alias`, so other tool names (LiteLLM's dialect).
+    Alias,
 }
 
 /// What a system under test supports, as far as the generator cares.
@@ -286,6 +328,10 @@ pub struct Capabilities {
     pub split: bool,
     /// A store host for REST registrations.
     pub store: bool,
+    /// The target speaks LiteLLM's dialect, so the generator may write
+    /// bodies in LiteLLM's REST shape (bad inputs, fields mcpsim's words
+    /// lack).
+    pub litellm_bodies: bool,
 }
 
 impl Capabilities {
@@ -293,6 +339,7 @@ impl Capabilities {
     pub const FULL: Capabilities = Capabilities {
         split: true,
         store: true,
+        litellm_bodies: true,
     };
 }
 
@@ -324,9 +371,15 @@ impl Target {
             ));
         }
         let split = store && probe(Role::Control, true) && probe(Role::Data, true);
+        let litellm_bodies =
+            sut.dialect().name() == mcpsim_sut::Dialect::name(&mcpsim_sut::LiteLlm);
         Ok(Target {
             sut,
-            caps: Capabilities { split, store },
+            caps: Capabilities {
+                split,
+                store,
+                litellm_bodies,
+            },
         })
     }
 }
@@ -368,6 +421,9 @@ pub struct Plan {
     pub faults: Faults,
     /// What the system under test supports; [`Plan::for_target`] sets it.
     pub caps: Capabilities,
+    /// The plan registers, by one create, what a `rest-then-update` plan
+    /// ends with after its update: the update twin ([`Plan::update_twin`]).
+    pub merged_update: bool,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
@@ -383,6 +439,9 @@ const TICK_MS: u64 = 2;
 const POLL_INTERVAL_MS: u64 = 200;
 /// The operator's last step is sent at 200 ms; allow it to complete.
 const STEPS_DONE_MS: u64 = 400;
+/// Bad inputs go out after the registration's steps, and are answered long
+/// before the steps are done.
+const BAD_INPUTS_AT_MS: u64 = 250;
 
 fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
@@ -410,13 +469,13 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
     (
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
-        (on(), on()),
+        (on(), on(), on()),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
                 (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
-                (quirk, hostile),
+                (quirk, hostile, bad_input),
             )| Swarm {
                 restart,
                 give_up,
@@ -432,6 +491,7 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 late_upstream,
                 quirk,
                 hostile,
+                bad_input,
             },
         )
 }
@@ -511,12 +571,38 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             prop_oneof![Just(2u32), Just(8u32)],
             prop_oneof![Just(300u64), Just(900u64)],
         ),
+        (
+            [
+                bad_inputs::bad_input_strategy(),
+                bad_inputs::bad_input_strategy(),
+            ],
+            any::<bool>(),
+            any::<bool>(),
+            proptest::sample::select(vec![
+                UpdateChange::Url,
+                UpdateChange::Credentials,
+                UpdateChange::AuthType,
+                UpdateChange::Flow,
+                UpdateChange::Headers,
+                UpdateChange::Alias,
+            ]),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
+                (
+                    bad_inputs,
+                    both_bad_inputs,
+                    unknown_field,
+                    update_change,
+                    update_on_control,
+                    same_id,
+                ),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -533,6 +619,12 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 hostile,
                 session_max_requests,
                 tools_change_at_ms,
+                bad_inputs,
+                both_bad_inputs,
+                unknown_field,
+                update_change,
+                update_on_control,
+                same_id,
             },
         )
 }
@@ -599,8 +691,35 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 swarm,
                 faults,
                 caps: Capabilities::FULL,
+                merged_update: false,
             },
         )
+}
+
+/// `tool_000`, `tool_001`, ... with the behaviours a gateway must pass on:
+/// plain text, a tool execution error (`isError`), structured content, and
+/// a tool that requires arguments of its input schema.
+fn tools(count: usize) -> Vec<ToolSpec> {
+    (0..count)
+        .map(|i| {
+            let tool = ToolSpec::named(format!("tool_{i:03}"));
+            match i % 4 {
+                1 => ToolSpec {
+                    input_schema: json!({"type": "object", "required": ["query", "limit"],
+                        "additionalProperties": false,
+                        "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}}),
+                    ..tool
+                },
+                2 => tool.behaviour(ToolBehaviour::Error {
+                    text: format!("tool_{i:03} refused: over quota"),
+                }),
+                3 => tool.behaviour(ToolBehaviour::Structured {
+                    value: json!({"tool": i, "ok": true}),
+                }),
+                _ => tool,
+            }
+        })
+        .collect()
 }
 
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
@@ -816,8 +935,17 @@ impl Plan {
             if token > TOKEN_TIMEOUT_MS {
                 return Some(Status::Unhealthy);
             }
-            // A token request on a new connection is about six messages.
-            if token + 6 * self.latency_ms_max + 50 >= TOKEN_TIMEOUT_MS {
+            // A token request on a new connection is about six messages. A
+            // token endpoint that takes only the other client
+            // authentication may cost a gateway that asks once more the
+            // other way a second request.
+            let basic = matches!(self.auth, AuthPlan::ClientCredentials { basic: true, .. });
+            let requests = match self.quirk() {
+                Some(Quirk::BasicOnlyToken) if !basic => 2,
+                Some(Quirk::FormOnlyToken) if basic => 2,
+                _ => 1,
+            };
+            if requests * (token + 6 * self.latency_ms_max) + 50 >= TOKEN_TIMEOUT_MS {
                 return None;
             }
         }
@@ -832,12 +960,15 @@ impl Plan {
         if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
             // Only one listing of one gateway reaches the MCP server before
             // the operator settles, or the drop may land on any of several.
+            // (A create with another alias lists too, before its update.)
             let one_lister = matches!(
                 self.path,
                 RegistrationPath::Config
                     | RegistrationPath::Rest
                     | RegistrationPath::RestThenUpdate
-            ) && !self.swarm.twin_create;
+            ) && !self.swarm.twin_create
+                && !self.split()
+                && self.final_change() != Some(UpdateChange::Alias);
             if one_lister && after < pages {
                 worst = pages + after + 1;
                 best = worst;
@@ -888,6 +1019,13 @@ impl Plan {
             // A client that retries must name the server it meant.
             server.server_id = Some("srv-given-up".into());
         }
+        if self.path == RegistrationPath::DeleteThenCreate && self.faults.same_id {
+            server.server_id = Some("srv-again".into());
+        }
+        if self.final_change() == Some(UpdateChange::Headers) {
+            // The static token goes in a header the dialect's body sets.
+            server.auth = ServerAuth::None;
+        }
         server
     }
 
@@ -896,12 +1034,142 @@ impl Plan {
         ServerDef::http("srv", "http://mcp/mcp").auth(self.auth())
     }
 
+    /// Whether the deployment has a control plane and a data plane.
+    fn split(&self) -> bool {
+        self.path.split()
+            || (self.path == RegistrationPath::RestThenUpdate
+                && self.faults.update_on_control
+                && self.caps.split)
+    }
+
+    /// The one field the create of `rest-then-update` gets wrong, fitted to
+    /// what the plan's auth and the target's dialect can carry; none on
+    /// other paths.
+    pub fn update_change(&self) -> Option<UpdateChange> {
+        if self.path != RegistrationPath::RestThenUpdate {
+            return None;
+        }
+        let bodies = self.caps.litellm_bodies;
+        let credentials = || {
+            if self.auth == AuthPlan::None {
+                UpdateChange::Url
+            } else {
+                UpdateChange::Credentials
+            }
+        };
+        Some(match self.faults.update_change {
+            UpdateChange::Url => UpdateChange::Url,
+            UpdateChange::Credentials | UpdateChange::AuthType => match self.auth {
+                AuthPlan::None => UpdateChange::Url,
+                _ => self.faults.update_change,
+            },
+            UpdateChange::Flow => match self.auth {
+                AuthPlan::ClientCredentials {
+                    with_flow: true, ..
+                } if bodies => UpdateChange::Flow,
+                _ => credentials(),
+            },
+            UpdateChange::Headers => match self.auth {
+                AuthPlan::Bearer if bodies => UpdateChange::Headers,
+                _ => credentials(),
+            },
+            UpdateChange::Alias if bodies => UpdateChange::Alias,
+            UpdateChange::Alias => credentials(),
+        })
+    }
+
+    /// The change whose final value the plan's registration carries: its
+    /// own update's, or, for an update twin, the update's it stands for.
+    fn final_change(&self) -> Option<UpdateChange> {
+        if self.merged_update {
+            Plan {
+                path: RegistrationPath::RestThenUpdate,
+                merged_update: false,
+                ..self.clone()
+            }
+            .update_change()
+        } else {
+            self.update_change()
+        }
+    }
+
+    /// Fields beyond mcpsim's words that the final registration carries.
+    fn final_fields(&self) -> Option<Map<String, Value>> {
+        let mut fields = Map::new();
+        match self.final_change()? {
+            UpdateChange::Headers => {
+                fields.insert(
+                    "static_headers".into(),
+                    json!({"Authorization": format!("Bearer {BEARER}")}),
+                );
+            }
+            UpdateChange::Alias => {
+                fields.insert("alias".into(), json!("srvnew"));
+            }
+            _ => return None,
+        }
+        Some(fields)
+    }
+
+    /// The create of `rest-then-update`: the final definition with one field
+    /// wrong, and the fields beyond mcpsim's words it carries.
+    fn first_server(&self, url: &str) -> (ServerDef, Option<Map<String, Value>>) {
+        let mut server = self.rest_server(url);
+        let mut fields = Map::new();
+        match self.update_change() {
+            Some(UpdateChange::Url) | None => server.url = "http://nowhere/mcp".into(),
+            Some(UpdateChange::Credentials) => match &mut server.auth {
+                ServerAuth::Bearer { token } => *token = "gen-wrong-bearer-4711".into(),
+                ServerAuth::ClientCredentials { client_secret, .. } => {
+                    *client_secret = "gen-wrong-secret-4711".into()
+                }
+                ServerAuth::None => server.url = "http://nowhere/mcp".into(),
+            },
+            Some(UpdateChange::AuthType) => {
+                server.auth = match server.auth {
+                    ServerAuth::ClientCredentials { .. } => ServerAuth::Bearer {
+                        token: "gen-wrong-bearer-4711".into(),
+                    },
+                    _ => ServerAuth::ClientCredentials {
+                        token_url: "http://auth/oauth/token".into(),
+                        client_id: "gen-client".into(),
+                        client_secret: CLIENT_SECRET.into(),
+                        scopes: Vec::new(),
+                        audience: None,
+                        resource: None,
+                        explicit_flow: false,
+                    },
+                }
+            }
+            Some(UpdateChange::Flow) => {
+                if let ServerAuth::ClientCredentials { explicit_flow, .. } = &mut server.auth {
+                    *explicit_flow = false;
+                }
+                fields.insert("oauth2_flow".into(), json!("authorization_code"));
+            }
+            Some(UpdateChange::Headers) => {
+                fields.insert(
+                    "static_headers".into(),
+                    json!({"Authorization": "Bearer gen-wrong-bearer-4711"}),
+                );
+            }
+            Some(UpdateChange::Alias) => {
+                fields.insert("alias".into(), json!("srvold"));
+            }
+        }
+        (server, (!fields.is_empty()).then_some(fields))
+    }
+
     /// The same plan registering the server by another path: config and
     /// REST swap, on an all-in-one gateway or across the split. Only where
     /// the plan's outcome does not hang on timing (it states one), and the
-    /// path's own swarm kinds (give-up, twin creates) are off.
+    /// path's own swarm kinds (give-up, twin creates) are off; not for an
+    /// alias, which mcpsim's words for the config file cannot carry.
     pub fn path_twin(&self) -> Option<Plan> {
         if self.expected_status().is_none() || self.swarm.give_up || self.swarm.twin_create {
+            return None;
+        }
+        if self.final_change() == Some(UpdateChange::Alias) {
             return None;
         }
         let path = match self.path {
@@ -910,10 +1178,12 @@ impl Plan {
             RegistrationPath::RestOnControl | RegistrationPath::RestOnData => {
                 RegistrationPath::ConfigOnData
             }
+            _ if self.split() => RegistrationPath::ConfigOnData,
             _ => RegistrationPath::Config,
         };
         let twin = Plan {
             path,
+            merged_update: false,
             ..self.clone()
         }
         .for_target(self.caps);
@@ -923,12 +1193,42 @@ impl Plan {
         twin.expected_status().is_some().then_some(twin)
     }
 
+    /// The same plan creating at once what its update ends with: for a
+    /// `rest-then-update` plan whose outcome does not hang on timing, a REST
+    /// create of the update's definition, on the same deployment. Both must
+    /// end alike (see [`crate::check_update_merge`]).
+    pub fn update_twin(&self) -> Option<Plan> {
+        if self.update_change().is_none() || self.expected_status().is_none() {
+            return None;
+        }
+        let path = if self.split() {
+            RegistrationPath::RestOnControl
+        } else {
+            RegistrationPath::Rest
+        };
+        let twin = Plan {
+            path,
+            merged_update: true,
+            ..self.clone()
+        };
+        twin.expected_status().is_some().then_some(twin)
+    }
+
     /// The gateway whose view of the server counts.
     pub fn asked_host(&self) -> &'static str {
-        if self.path.split() {
+        if self.split() {
             "data"
         } else {
             "gateway"
+        }
+    }
+
+    /// The gateway the operator writes to.
+    fn written_host(&self) -> &'static str {
+        match self.path {
+            RegistrationPath::RestOnData | RegistrationPath::ConfigOnData => "data",
+            _ if self.split() => "control",
+            _ => "gateway",
         }
     }
 
@@ -939,6 +1239,46 @@ impl Plan {
             self.path,
             RegistrationPath::Rest | RegistrationPath::RestOnControl | RegistrationPath::RestOnData
         )
+    }
+
+    /// The bad writes of `bad-input`, after the registration: for a target
+    /// of LiteLLM's dialect only, whose REST shape they are written in.
+    fn bad_steps(&self, target: &Target) -> Vec<Step> {
+        if !self.swarm.bad_input || !self.caps.litellm_bodies {
+            return Vec::new();
+        }
+        let count = if self.faults.both_bad_inputs { 2 } else { 1 };
+        let by_rest = !matches!(
+            self.path,
+            RegistrationPath::Config | RegistrationPath::ConfigOnData
+        );
+        self.faults.bad_inputs[..count]
+            .iter()
+            .enumerate()
+            .map(|(k, input)| {
+                let mut input = *input;
+                // A config server cannot be changed through the API at all.
+                input.update &= by_rest;
+                let base = target
+                    .sut
+                    .dialect()
+                    .create(Registration::Def(&ServerDef::http(
+                        format!("bad{k}"),
+                        "http://mcp/mcp",
+                    )))
+                    .body
+                    .unwrap_or(Value::Null);
+                let step = match (bad_inputs::body(input, k, &base), input.update) {
+                    (BadBody::Json(body), false) => Step::create_native(body),
+                    (BadBody::Json(body), true) => Step::update_native("srv", body),
+                    (BadBody::Raw(raw), false) => Step::create_raw(raw),
+                    (BadBody::Raw(raw), true) => Step::update_raw("srv", raw),
+                };
+                step.on(self.written_host())
+                    .at_ms(BAD_INPUTS_AT_MS + 10 * k as u64)
+                    .bad_input()
+            })
+            .collect()
     }
 
     /// The plan as a catalogue-format scenario, with the target's own
@@ -962,33 +1302,50 @@ impl Plan {
         );
         let with_store = |host: GatewayHost| if store { host.store("db") } else { host };
         let mut gateways = Vec::new();
-        if self.path.split() {
+        if self.split() {
             gateways
                 .push(with_store(GatewayHost::new("control")).settings(settings(Role::Control, 1)));
         }
-        let (asked, role) = if self.path.split() {
+        let (asked, role) = if self.split() {
             ("data", Role::Data)
         } else {
             ("gateway", Role::AllInOne)
         };
         let mut host = with_store(GatewayHost::new(asked))
-            .settings(settings(role, 1 + u64::from(self.path.split())));
+            .settings(settings(role, 1 + u64::from(self.split())));
         if config_here {
             host = host.server(self.config_server());
         }
         gateways.push(host);
 
         let url = "http://mcp/mcp";
-        let create = Step::create(self.rest_server(url));
+        // The registration's own fields beyond mcpsim's words, and an
+        // unknown one a gateway of LiteLLM's dialect must ignore.
+        let mut fields = self.final_fields();
+        if self.swarm.bad_input && self.faults.unknown_field && self.caps.litellm_bodies {
+            let (name, value) = bad_inputs::unknown_field();
+            fields.get_or_insert_with(Map::new).insert(name, value);
+        }
+        let with_fields = |mut step: Step, fields: &Option<Map<String, Value>>| {
+            step.extra_fields = fields.clone();
+            step
+        };
+        let create = with_fields(Step::create(self.rest_server(url)), &fields);
+        let written = self.written_host();
         let mut steps = match self.path {
             RegistrationPath::Config | RegistrationPath::ConfigOnData => Vec::new(),
             RegistrationPath::Rest => vec![create],
             RegistrationPath::RestOnControl => vec![create.on("control")],
             RegistrationPath::RestOnData => vec![create.on("data")],
-            RegistrationPath::RestThenUpdate => vec![
-                Step::create(self.rest_server("http://nowhere/mcp")),
-                Step::update("srv", self.rest_server(url)).at_ms(100),
-            ],
+            RegistrationPath::RestThenUpdate => {
+                let (first, first_fields) = self.first_server(url);
+                vec![
+                    with_fields(Step::create(first), &first_fields).on(written),
+                    with_fields(Step::update("srv", self.rest_server(url)), &fields)
+                        .on(written)
+                        .at_ms(100),
+                ]
+            }
             RegistrationPath::DeleteThenCreate => vec![
                 create.clone(),
                 Step::delete("srv").at_ms(100),
@@ -1015,9 +1372,10 @@ impl Plan {
                 steps.insert(1, twin);
             }
         }
+        steps.extend(self.bad_steps(target));
 
         let mut mcp = McpServerConfig {
-            tool_count: Some(self.tool_count),
+            tools: tools(self.tool_count),
             page_size: self.page_size,
             reply: if self.sse {
                 ReplyMode::Sse
@@ -1156,7 +1514,7 @@ impl Plan {
 
         let mut faults = Vec::new();
         if let Some((target, at_ms)) = self.restart {
-            let host = match (target, self.path.split()) {
+            let host = match (target, self.split()) {
                 (RestartTarget::Store, _) if store => "db",
                 (RestartTarget::Auth, _) if self.client_credentials() => "auth",
                 (RestartTarget::Mcp, _) | (RestartTarget::Auth, _) => "mcp",
@@ -1185,7 +1543,13 @@ impl Plan {
                 faults.push(Fault::release(heal_at, asked, other));
             }
         }
-        let poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        if self.path == RegistrationPath::RestThenUpdate && self.split() {
+            // The data plane learns of the update at its next sync, then
+            // checks the server again.
+            poll_until_ms = poll_until_ms
+                .max(100 + SYNC_INTERVAL_MS + TOKEN_TIMEOUT_MS + LIST_TIMEOUT_MS + 100);
+        }
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
         let description = format!(

@@ -47,6 +47,8 @@ pub enum Flaw {
     HealthyEarly,
     /// A tool's `isError` is dropped from the answer.
     DropsIsError,
+    /// An update leaves the server's credentials as they were.
+    UpdateKeepsAuth,
 }
 
 #[derive(Clone, Debug)]
@@ -460,7 +462,7 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
         if let Some(url) = url {
             server.url = url;
         }
-        if body.get("auth_type").is_some() {
+        if body.get("auth_type").is_some() && app.flaw != Flaw::UpdateKeepsAuth {
             server.auth = auth_of(&body);
         }
         server.status = "unknown";

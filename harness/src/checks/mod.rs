@@ -128,7 +128,7 @@ mod tokens;
 mod tool_calls;
 mod upstream;
 
-pub use paths::check_path_independence;
+pub use paths::{check_path_independence, check_update_merge};
 
 /// Every checker of one run, in report order.
 pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
