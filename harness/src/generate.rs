@@ -1545,10 +1545,10 @@ impl Plan {
         }
         let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
         if self.path == RegistrationPath::RestThenUpdate && self.split() {
-            // The data plane learns of the update at its next sync, then
-            // checks the server again.
-            poll_until_ms = poll_until_ms
-                .max(100 + SYNC_INTERVAL_MS + TOKEN_TIMEOUT_MS + LIST_TIMEOUT_MS + 100);
+            // The data plane learns of the update at its next sync, and
+            // checks the server again; the operator then polls until that
+            // check has settled.
+            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
         }
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 

@@ -307,10 +307,16 @@ impl Operator<'_> {
                 (WriteKind::Delete, server.clone(), Some(id), request)
             }
         };
+        // A name can be anything a bad input carries; the report shows a
+        // readable part of it.
+        let shown: String = match name.char_indices().nth(40) {
+            Some((end, _)) => format!("{}…", &name[..end]),
+            None => name.clone(),
+        };
         let label = match kind {
-            WriteKind::Create => format!("create {name}"),
-            WriteKind::Update => format!("update {name}"),
-            WriteKind::Delete => format!("delete {name}"),
+            WriteKind::Create => format!("create {shown}"),
+            WriteKind::Update => format!("update {shown}"),
+            WriteKind::Delete => format!("delete {shown}"),
         };
         let body = request.as_ref().and_then(|request| {
             if let Some(raw) = &step.raw_body {

@@ -49,6 +49,13 @@ pub enum Flaw {
     DropsIsError,
     /// An update leaves the server's credentials as they were.
     UpdateKeepsAuth,
+    /// Writes are taken as they come: no name, URL or transport is checked.
+    TakesBadInputs,
+    /// A call finds only the tools of the listing's first page.
+    CallsFirstPageOnly,
+    /// A server created again under the id of a deleted one is never
+    /// checked: the id stays on a list of deleted ids.
+    ForgetsRecreated,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +78,8 @@ struct Server {
     status: &'static str,
     error: Option<String>,
     tools: Vec<Value>,
+    /// How many of its tools came on the listing's first page.
+    first_page: usize,
     last_check: Option<String>,
     created_unix_ms: u64,
 }
@@ -88,6 +97,8 @@ struct App {
     servers: Mutex<BTreeMap<String, Server>>,
     /// Deleted servers a `Resurrects` gateway brings back once.
     ghosts: Mutex<Vec<Server>>,
+    /// Ids deleted so far, which a `ForgetsRecreated` gateway never checks.
+    deleted: Mutex<Vec<String>>,
     tokens: Mutex<BTreeMap<String, String>>,
     next_id: Mutex<u64>,
     http: Arc<dyn HttpClient>,
@@ -223,10 +234,15 @@ impl App {
         let Some(server) = self.lock().get(id).cloned() else {
             return;
         };
+        if self.flaw == Flaw::ForgetsRecreated && self.deleted.lock().unwrap().contains(&server.id)
+        {
+            return;
+        }
         let work = async {
             let token = self.token(&server, false).await?;
             let mut session = self.open(&server, token).await?;
             let mut tools = Vec::new();
+            let mut first_page = None;
             let mut cursor: Option<String> = None;
             loop {
                 let params = match &cursor {
@@ -238,15 +254,16 @@ impl App {
                     .await
                     .map_err(|e| self.error("list", e))?;
                 tools.extend(page["tools"].as_array().cloned().unwrap_or_default());
+                let first_page = *first_page.get_or_insert(tools.len());
                 if self.flaw == Flaw::HealthyEarly {
-                    self.write(id, Ok(tools.clone()));
+                    self.write(id, Ok((tools.clone(), first_page)));
                 }
                 match text(&page, "nextCursor") {
                     Some(next) => cursor = Some(next),
                     None => break,
                 }
             }
-            Ok(tools)
+            Ok((tools, first_page.unwrap_or(0)))
         };
         let result = match tokio::time::timeout(Duration::from_millis(BUDGET_MS), work).await {
             Ok(result) => result,
@@ -255,7 +272,7 @@ impl App {
         self.write(id, result);
     }
 
-    fn write(&self, id: &str, result: Result<Vec<Value>, String>) {
+    fn write(&self, id: &str, result: Result<(Vec<Value>, usize), String>) {
         let now = self.now();
         let mut servers = self.lock();
         let Some(server) = servers.get_mut(id) else {
@@ -265,15 +282,17 @@ impl App {
             server.last_check = Some(now);
         }
         match result {
-            Ok(tools) => {
+            Ok((tools, first_page)) => {
                 server.status = "healthy";
                 server.error = None;
                 server.tools = tools;
+                server.first_page = first_page;
             }
             Err(error) => {
                 server.status = "unhealthy";
                 server.error = Some(error);
                 server.tools = Vec::new();
+                server.first_page = 0;
             }
         }
     }
@@ -411,13 +430,15 @@ async fn create(State(app): Shared, body: Bytes) -> Answer {
         status: "unknown",
         error: None,
         tools: Vec::new(),
+        first_page: 0,
         last_check: None,
         created_unix_ms: app.now_unix_ms(),
     };
     if app.flaw == Flaw::HalfApplies {
         app.lock().insert(id.clone(), server.clone());
     }
-    if !valid_name(&name) || !valid_url(&url) || !transport_ok {
+    let checked = app.flaw != Flaw::TakesBadInputs;
+    if checked && (!valid_name(&name) || !valid_url(&url) || !transport_ok) {
         return refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             "server_name, url and transport must be valid",
@@ -453,7 +474,8 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
                 server.url = url.clone();
             }
         }
-        if !transport_ok || url.as_deref().is_some_and(|u| !valid_url(u)) {
+        let checked = app.flaw != Flaw::TakesBadInputs;
+        if checked && (!transport_ok || url.as_deref().is_some_and(|u| !valid_url(u))) {
             return refuse(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "transport or url is invalid",
@@ -468,6 +490,7 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
         server.status = "unknown";
         server.error = None;
         server.tools = Vec::new();
+        server.first_page = 0;
     }
     let row = app.lock().get(&id).map(Server::row).unwrap_or(Value::Null);
     let worker = app.clone();
@@ -479,6 +502,7 @@ async fn remove(State(app): Shared, Path(id): Path<String>) -> Answer {
     let Some(server) = app.lock().remove(&id) else {
         return refuse(StatusCode::NOT_FOUND, "no such server");
     };
+    app.deleted.lock().unwrap().push(id.clone());
     if app.flaw == Flaw::Resurrects {
         app.ghosts.lock().unwrap().push(server);
     }
@@ -522,6 +546,16 @@ async fn call_tool(State(app): Shared, Json(body): Json<Value>) -> Answer {
     let Some((mut server, tool)) = found else {
         return refuse(StatusCode::NOT_FOUND, "no such tool");
     };
+    let known = match app.flaw {
+        Flaw::CallsFirstPageOnly => &server.tools[..server.first_page],
+        _ => &server.tools[..],
+    };
+    if !known
+        .iter()
+        .any(|t| text(t, "name").as_deref() == Some(tool.as_str()))
+    {
+        return refuse(StatusCode::NOT_FOUND, "no such tool");
+    }
     if let (Flaw::OthersCredentials, Some(first)) = (app.flaw, first) {
         server.auth = first.auth;
         server.id = first.id;
@@ -604,6 +638,7 @@ impl SystemUnderTest for Flawed {
             flaw: self.0,
             servers: Mutex::new(BTreeMap::new()),
             ghosts: Mutex::new(Vec::new()),
+            deleted: Mutex::new(Vec::new()),
             tokens: Mutex::new(BTreeMap::new()),
             next_id: Mutex::new(0),
             http: injected.http,
