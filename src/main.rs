@@ -5,6 +5,7 @@
 
 mod bench;
 mod explore;
+mod gateway;
 mod live;
 mod serve;
 
@@ -187,6 +188,33 @@ enum Command {
         /// verdicts differ (exit 2 if any do).
         #[arg(long)]
         compare: bool,
+        /// Switch a known defect on in the reference gateway (target
+        /// `reference` only).
+        #[arg(long = "defect", value_name = "NAME", value_parser = parse_defect)]
+        defects: Vec<Defect>,
+        /// Also write each scenario's verdict and findings to this file,
+        /// with times, ids and ports left out, for review.
+        #[arg(long, value_name = "FILE")]
+        findings: Option<PathBuf>,
+    },
+    /// Run the reference gateway on real sockets (127.0.0.1) until
+    /// interrupted: for live runs as a process of its own, and for trying
+    /// it by hand against `mcpsim serve`.
+    Gateway {
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        /// The reference's settings as JSON (budgets, intervals, role).
+        #[arg(long, default_value = "{}")]
+        settings: String,
+        /// A config file in LiteLLM's format (JSON).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The store host's base URL (REST registrations persist there).
+        #[arg(long)]
+        store: Option<String>,
+        /// Dial host NAME at ADDRESS, whatever DNS says (repeatable).
+        #[arg(long, value_name = "NAME=ADDRESS")]
+        resolve: Vec<String>,
     },
     /// List the catalogue's scenarios with their one-line descriptions.
     List {
@@ -250,6 +278,20 @@ fn main() -> ExitCode {
         }
         Command::Run { .. } => Err(Failure::Usage("give a scenario file or --all".into())),
         Command::List { dir } => list(&dir),
+        Command::Gateway {
+            port,
+            settings,
+            config,
+            store,
+            resolve,
+        } => gateway::run(&gateway::Options {
+            port,
+            settings,
+            config,
+            store,
+            resolve,
+        })
+        .map_err(Failure::Usage),
         Command::Live {
             file,
             all,
@@ -267,6 +309,8 @@ fn main() -> ExitCode {
             json,
             mermaid,
             compare,
+            defects,
+            findings,
         } => {
             let files = match (file, all) {
                 (Some(file), _) => Ok(vec![file]),
@@ -291,6 +335,8 @@ fn main() -> ExitCode {
                     json,
                     mermaid,
                     compare,
+                    defects: defects.into_iter().collect(),
+                    findings,
                 })
             })
         }
@@ -585,11 +631,7 @@ fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure
     for file in &files {
         let scenario = load(file, seed)?;
         let report = execute(file, &scenario, chosen)?;
-        let servers: Vec<String> = report
-            .servers
-            .iter()
-            .map(|s| format!("{}={}", s.name, s.status))
-            .collect();
+        let servers = server_statuses(&report);
         let result = if report.passed() { "ok" } else { "FAIL" };
         let name = file
             .file_name()
@@ -597,11 +639,7 @@ fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure
             .unwrap_or_default();
         println!(
             "{:<44} {:<6} {:>9} {:<18} {}",
-            name,
-            result,
-            report.end_ms,
-            report.trace_hash,
-            servers.join(" ")
+            name, result, report.end_ms, report.trace_hash, servers
         );
         if !report.passed() {
             failed += 1;
@@ -627,6 +665,16 @@ fn run_all(dir: &Path, seed: Option<u64>, chosen: &Chosen) -> Result<(), Failure
     } else {
         Err(Failure::Checks)
     }
+}
+
+/// Each server's name and status, for one row of a table.
+fn server_statuses(report: &Report) -> String {
+    report
+        .servers
+        .iter()
+        .map(|s| format!("{}={}", s.name, s.status))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn list(dir: &Path) -> Result<(), Failure> {

@@ -62,6 +62,7 @@ impl SystemUnderTest for Echo {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         })
     }
 

@@ -153,8 +153,88 @@ fn every_catalogue_scenario_gives_the_same_verdicts_live_as_simulated() {
                     ));
                 }
             }
-            LiveVerdict::NotApplicable(why) => panic!("{}: not applicable: {why}", file.display()),
+            LiveVerdict::NotApplicable(why) | LiveVerdict::PathNotOffered(why) => {
+                panic!("{}: not applicable: {why}", file.display())
+            }
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n\n"));
+}
+
+/// The process path of live mode, with the reference gateway as a process
+/// of its own (`mcpsim gateway`, started and stopped by `mcpsim live`): its
+/// config file written for the run, the scenario's names dialed at its
+/// relays, restarts by restarting the process. Every catalogue scenario
+/// gives the simulation's verdicts (the reference reports no events then,
+/// so `cancellation_hygiene` is not applicable on either side of the
+/// comparison's verdicts: it passes).
+#[test]
+fn the_reference_started_as_a_process_gives_the_simulations_verdicts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = std::env::temp_dir().join(format!("mcpsim-live-process-{}", std::process::id()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpsim"))
+        .current_dir(root)
+        .args([
+            "live",
+            "--all",
+            "--target",
+            "reference-process",
+            "--compare",
+        ])
+        .arg("--work")
+        .arg(&work)
+        .output()
+        .expect("mcpsim runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        output.status.code()
+    );
+    assert!(
+        stdout.contains("0 with verdicts that differ from the simulation"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The gateways folder is found where the user meant it: a relative
+/// `--gateways` (the default is `.gateways`) names a folder under the
+/// directory mcpsim was started in, though the gateway runs in a working
+/// folder of its own. A stand-in `litellm` that leaves a mark and exits
+/// shows that it was started.
+#[cfg(unix)]
+#[test]
+fn a_relative_gateways_folder_is_found_from_where_mcpsim_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let relative = format!("target/mcpsim-relative-gateways-{}", std::process::id());
+    let bin = root.join(&relative).join("litellm/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mark = root.join(&relative).join("started");
+    let program = bin.join("litellm");
+    std::fs::write(
+        &program,
+        format!("#!/bin/sh\necho started > '{}'\nexit 1\n", mark.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = std::env::temp_dir().join(format!("mcpsim-live-relative-{}", std::process::id()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpsim"))
+        .current_dir(root)
+        .args(["live", "--target", "litellm", "--gateways", &relative])
+        .arg("--work")
+        .arg(&work)
+        .arg("scenarios/config-no-auth.json")
+        .output()
+        .expect("mcpsim runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        mark.exists(),
+        "the stand-in gateway was never started: {stderr}"
+    );
+    assert!(!stderr.contains("No such file"), "{stderr}");
+    let _ = std::fs::remove_dir_all(root.join(&relative));
+    let _ = std::fs::remove_dir_all(&work);
 }

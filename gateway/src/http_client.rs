@@ -15,8 +15,22 @@ pub struct ReqwestClient {
 
 impl ReqwestClient {
     pub fn new() -> Self {
-        let inner = reqwest::Client::builder()
+        Self::resolving(&std::collections::BTreeMap::new())
+    }
+
+    /// A client that dials each of these host names at the address given,
+    /// whatever DNS says (live runs give a gateway process the scenario's
+    /// names this way, each at a loopback relay).
+    pub fn resolving(names: &std::collections::BTreeMap<String, std::net::SocketAddr>) -> Self {
+        // No proxy from the environment: a gateway under test talks to the
+        // addresses it was given, and a live run's are on loopback.
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        for (name, address) in names {
+            builder = builder.resolve(name, *address);
+        }
+        let inner = builder
             .build()
             .expect("a reqwest client without TLS always builds");
         ReqwestClient { inner }

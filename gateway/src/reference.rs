@@ -149,6 +149,7 @@ impl SystemUnderTest for Reference {
             },
             durable: with_store,
             emits_events: true,
+            write_budget_ms: None,
         })
     }
 

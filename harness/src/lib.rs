@@ -176,6 +176,8 @@ pub(crate) struct Judging<'a> {
     pub hop_ms: u64,
     /// Loopback addresses that stand for fake hosts (live runs).
     pub authorities: BTreeMap<String, String>,
+    /// Whether the scenario's expected error words are this system's.
+    pub error_words: bool,
     pub live: Option<live::LiveInfo>,
 }
 
@@ -186,6 +188,7 @@ impl<'a> Judging<'a> {
             dialect: sut.dialect(),
             hop_ms: scenario.network.hop_ms(),
             authorities: BTreeMap::new(),
+            error_words: true,
             live: None,
         }
     }
@@ -281,6 +284,7 @@ pub(crate) fn judge(
         reports_check_time: judging.dialect.reports_check_time(),
         hop_ms: judging.hop_ms,
         authorities: &judging.authorities,
+        error_words: judging.error_words,
     };
     report.checks = checks::all(&evidence);
     report

@@ -138,30 +138,41 @@ impl HttpClient for SimHttpClient {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
-        Box::pin(async move {
-            check_request(&request)?;
-            let request = request.map(|body| Full::new(Bytes::from(body)));
-            let response = self.inner.request(request).await.map_err(|error| {
-                if error.is_connect() {
-                    HttpError::Connect(describe(&error))
-                } else {
-                    HttpError::Io(describe(&error))
-                }
-            })?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|error| HttpError::Io(describe(&error)))?
-                .to_bytes();
-            Ok(http::Response::from_parts(parts, body.to_vec()))
-        })
+        Box::pin(exchange(&self.inner, request))
     }
+}
+
+/// One exchange through a hyper-util client: the request checked, sent,
+/// and the whole response read, with errors described by kind only. The
+/// simulation's client and the live one share it.
+pub(crate) async fn exchange<C>(
+    client: &Client<C, Full<Bytes>>,
+    request: http::Request<Vec<u8>>,
+) -> Result<http::Response<Vec<u8>>, HttpError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    check_request(&request)?;
+    let request = request.map(|body| Full::new(Bytes::from(body)));
+    let response = client.request(request).await.map_err(|error| {
+        if error.is_connect() {
+            HttpError::Connect(describe(&error))
+        } else {
+            HttpError::Io(describe(&error))
+        }
+    })?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|error| HttpError::Io(describe(&error)))?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, body.to_vec()))
 }
 
 /// Rejects what hyper-util would reject with a vague error, or what would
 /// dial somewhere unintended, naming the problem but never the URL.
-pub(crate) fn check_request(request: &http::Request<Vec<u8>>) -> Result<(), HttpError> {
+fn check_request(request: &http::Request<Vec<u8>>) -> Result<(), HttpError> {
     let uri = request.uri();
     if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
         return Err(HttpError::Request(
@@ -179,7 +190,7 @@ pub(crate) fn check_request(request: &http::Request<Vec<u8>>) -> Result<(), Http
 
 /// Describes a client error by its kinds alone: hyper's fixed descriptions
 /// and the I/O error kind, never a message that could quote the request.
-pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
+fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut hyper_description = None;
     let mut io_kind = None;
     let mut source = Some(error);
@@ -213,7 +224,7 @@ pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
 struct SimConnector;
 
 impl tower::Service<http::Uri> for SimConnector {
-    type Response = TokioIo<SimStream>;
+    type Response = TokioIo<Io<turmoil::net::TcpStream>>;
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
 
@@ -230,22 +241,23 @@ impl tower::Service<http::Uri> for SimConnector {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let port = uri.port_u16().unwrap_or(80);
             let stream = turmoil::net::TcpStream::connect((host, port)).await?;
-            Ok(TokioIo::new(SimStream(stream)))
+            Ok(TokioIo::new(Io(stream)))
         })
     }
 }
 
-/// A turmoil stream that hyper-util's pool can hold: the newtype exists to
-/// implement [`Connection`].
-struct SimStream(turmoil::net::TcpStream);
+/// A stream that hyper-util's pool can hold (a turmoil stream in the
+/// simulation, a tokio one live): the newtype exists to implement
+/// [`Connection`].
+pub(crate) struct Io<S>(pub S);
 
-impl Connection for SimStream {
+impl<S> Connection for Io<S> {
     fn connected(&self) -> Connected {
         Connected::new()
     }
 }
 
-impl AsyncRead for SimStream {
+impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -255,7 +267,7 @@ impl AsyncRead for SimStream {
     }
 }
 
-impl AsyncWrite for SimStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -268,9 +268,18 @@ impl Operator<'_> {
             .gateway
             .clone()
             .unwrap_or_else(|| self.scenario.gateways[0].host.clone());
+        // A gateway that works before it answers a write is given the
+        // budget it declared for that.
+        let declared = self
+            .hosts
+            .get(&gateway)
+            .and_then(|d| d.write_budget_ms)
+            .map_or(CALL_TIMEOUT, |ms| {
+                CALL_TIMEOUT.max(Duration::from_millis(ms))
+            });
         let patience = step
             .give_up_after_ms
-            .map_or(CALL_TIMEOUT, Duration::from_millis);
+            .map_or(declared, Duration::from_millis);
         let sent_ms = self.now_ms();
         // A raw body has no registration; its method and path are an empty
         // native body's, and the name is whatever the dialect reads in it.
@@ -589,13 +598,24 @@ impl Operator<'_> {
     /// read.
     async fn read_list(&self, gateway: &str, phase: Phase) -> Result<Vec<ServerView>, String> {
         let sent_ms = self.now_ms();
-        let answer = self.call(gateway, &self.dialect.list(), CALL_TIMEOUT).await;
-        let servers = match &answer {
-            Some((status, body)) => self.dialect.read_list(ApiAnswer {
-                status: *status,
-                body,
-            }),
-            None => Err("no answer".to_string()),
+        let mut answers = Vec::new();
+        for request in self.dialect.list() {
+            match self.call(gateway, &request, CALL_TIMEOUT).await {
+                Some(answer) => answers.push(answer),
+                None => break,
+            }
+        }
+        let servers = if answers.len() == self.dialect.list().len() {
+            let parts: Vec<ApiAnswer<'_>> = answers
+                .iter()
+                .map(|(status, body)| ApiAnswer {
+                    status: *status,
+                    body,
+                })
+                .collect();
+            self.dialect.read_list(&parts)
+        } else {
+            Err("no answer".to_string())
         };
         self.records().polls.push(Poll {
             gateway: gateway.to_string(),

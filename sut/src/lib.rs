@@ -37,7 +37,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use clock::{Clock, SystemClock};
-pub use dialect::{ApiAnswer, ApiRequest, Dialect, LiteLlm, Registration};
+pub use dialect::{
+    ApiAnswer, ApiRequest, ContextForge, Dialect, LiteLlm, LiteLlmProxy, Registration,
+};
 pub use events::{
     AttemptReason, CancelReason, EventSink, GatewayEvent, MemorySink, NoEvents, StderrSink,
 };
@@ -183,6 +185,10 @@ pub struct Declared {
     pub durable: bool,
     /// Whether the gateway reports [`GatewayEvent`]s.
     pub emits_events: bool,
+    /// How long a write (create, update, delete) may take to be answered,
+    /// for a gateway that does work before it answers (discovery, say);
+    /// `None`: it answers at once, and the operator waits its usual 5 s.
+    pub write_budget_ms: Option<u64>,
 }
 
 /// A host's settings or config that its system under test refuses.

@@ -630,6 +630,7 @@ impl SystemUnderTest for Flawed {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         })
     }
 

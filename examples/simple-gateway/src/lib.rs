@@ -120,6 +120,7 @@ impl SystemUnderTest for SimpleGateway {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         })
     }
 

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use mcpsim_fakes::McpOutcome;
 use mcpsim_sut::Status;
 
 use super::{check, Check, Evidence};
@@ -86,10 +87,24 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
             }
             continue;
         }
-        let host = e.upstream_host(seen.view.url.as_deref());
-        let Some(fake) = host.and_then(|h| e.outcome.mcp_servers.get(&h)) else {
+        let Some(host) = e.upstream_host(seen.view.url.as_deref()) else {
             continue;
         };
+        let Some(fake) = e.outcome.mcp_servers.get(&host) else {
+            continue;
+        };
+        // A gateway that took an answer the fake was told to distort (a
+        // padded tool list, say) lists what it was sent, not the fake's
+        // own tools: only a listing the fake answered as itself is judged.
+        let last_listing = e.outcome.mcp_requests.get(&host).and_then(|log| {
+            log.records.iter().rev().find(|r| {
+                r.rpc_method.as_deref() == Some("tools/list")
+                    && r.peer.as_deref() == Some(seen.gateway.as_str())
+            })
+        });
+        if last_listing.is_some_and(|r| r.outcome != McpOutcome::Answered) {
+            continue;
+        }
         // The tool set the fake had when the run ended (it may change).
         let mut expected = fake.tool_names_at(records.end_ms);
         expected.sort();

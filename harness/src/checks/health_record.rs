@@ -25,15 +25,18 @@
 //!
 //! What it does not judge: errors whose label is no stage word (`connect:`,
 //! LiteLLM's "Health check was cancelled"): the dialect cannot tell their
-//! stage, so neither can mcpsim; a stage whose upstream a fault touched, or
-//! that was not listening, or is no fake, in the window (its failures leave
-//! no record); errors no attempt with a request the upstreams saw could have
-//! produced (a definition the gateway will not even try);
-//! attempts during a tool call, a write to the server or a restart of its
-//! gateway (an attempt superseded there has no result to show); servers
-//! that share their MCP server with another server on the same gateway
-//! (the upstreams cannot tell whose request was whose); times the dialect
-//! does not read, or cannot be read as RFC 3339.
+//! stage, so neither can mcpsim; the stage of any error of a gateway that
+//! words its errors its own way (a live gateway of another kind:
+//! `Evidence::error_words` is false), whose `list:` need not name a stage
+//! at all; a stage whose upstream a fault touched, or that was not
+//! listening, or is no fake, in the window (its failures leave no record);
+//! errors no attempt with a request the upstreams saw could have produced
+//! (a definition the gateway will not even try); attempts during a tool
+//! call, a write to the server or a restart of its gateway (an attempt
+//! superseded there has no result to show); servers that share their MCP
+//! server with another server on the same gateway (the upstreams cannot
+//! tell whose request was whose); times the dialect does not read, or
+//! cannot be read as RFC 3339.
 //!
 //! Outside-in: it reads the operator's polls, writes and tool calls, the
 //! fakes' request logs and the faults, never the gateway's events.
@@ -56,7 +59,9 @@ pub(crate) fn check_health_record(e: &Evidence<'_>) -> Check {
             never_backwards(gateway, id, seen, &mut findings);
         }
         healthy_after_listing(e, gateway, id, seen, &mut findings);
-        stage_named(e, gateway, id, seen, &mut findings);
+        if e.error_words {
+            stage_named(e, gateway, id, seen, &mut findings);
+        }
         if e.reports_check_time {
             moves_forward(e, gateway, id, seen, &mut findings);
         }

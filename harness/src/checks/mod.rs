@@ -74,6 +74,11 @@ pub(crate) struct Evidence<'a> {
     /// run, where a gateway is told the relay's address; empty in the
     /// simulation, where URLs name hosts.
     pub authorities: &'a BTreeMap<String, String>,
+    /// Whether the scenario's expected error words (`error_contains`) are
+    /// this system's: a live gateway of another kind words its errors its
+    /// own way, and only its statuses and tools are held to the scenario;
+    /// nor are its errors' leading labels read as stages (`health_record`).
+    pub error_words: bool,
 }
 
 impl Evidence<'_> {

@@ -20,14 +20,12 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::{Connected, Connection};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use mcpsim_sut::{BoxFuture, HttpClient, HttpError};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::net::{check_request, describe};
+use crate::net::{exchange, Io};
 
 /// Host names and the loopback addresses they stand for.
 #[derive(Clone, Debug, Default)]
@@ -97,24 +95,7 @@ impl HttpClient for Loopback {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
-        Box::pin(async move {
-            check_request(&request)?;
-            let request = request.map(|body| Full::new(Bytes::from(body)));
-            let response = self.inner.request(request).await.map_err(|error| {
-                if error.is_connect() {
-                    HttpError::Connect(describe(&error))
-                } else {
-                    HttpError::Io(describe(&error))
-                }
-            })?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|error| HttpError::Io(describe(&error)))?
-                .to_bytes();
-            Ok(http::Response::from_parts(parts, body.to_vec()))
-        })
+        Box::pin(exchange(&self.inner, request))
     }
 }
 
@@ -124,7 +105,7 @@ struct LoopbackConnector {
 }
 
 impl tower::Service<http::Uri> for LoopbackConnector {
-    type Response = TokioIo<LoopbackStream>;
+    type Response = TokioIo<Io<tokio::net::TcpStream>>;
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
 
@@ -142,45 +123,8 @@ impl tower::Service<http::Uri> for LoopbackConnector {
             let address = names.resolve(host, uri.port_u16())?;
             let stream = tokio::net::TcpStream::connect(address).await?;
             stream.set_nodelay(true)?;
-            Ok(TokioIo::new(LoopbackStream(stream)))
+            Ok(TokioIo::new(Io(stream)))
         })
-    }
-}
-
-/// A tokio stream that hyper-util can hold.
-struct LoopbackStream(tokio::net::TcpStream);
-
-impl Connection for LoopbackStream {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl AsyncRead for LoopbackStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for LoopbackStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -45,7 +45,7 @@ pub use scale::scaled;
 
 use crate::operator::{operate, Records};
 use crate::scenario::{Action, Scenario, ScenarioError, Verb};
-use crate::trace::{Trace, TraceSink, TracingClient, What};
+use crate::trace::{Trace, TraceEvent, TraceSink, TracingClient, What};
 use crate::world::{Outcome, RunError};
 use crate::{Evidence, Judging, Report};
 use host::{HostThread, Life, PeerBook};
@@ -143,9 +143,12 @@ pub struct LiveOptions {
 pub enum LiveVerdict {
     Ran(Box<Report>),
     /// The scenario cannot be run against this target, and why: a fault
-    /// that cannot be applied live, a deployment the target cannot have, a
-    /// registration path it does not offer (with its own answer).
+    /// that cannot be applied live, a deployment the target cannot have,
+    /// something its dialect cannot carry.
     NotApplicable(String),
+    /// The target does not offer a registration path the scenario uses
+    /// (its writes): its own answer says so.
+    PathNotOffered(String),
 }
 
 fn invalid(path: String, reason: String) -> RunError {
@@ -215,7 +218,19 @@ pub fn run_live(
             (declared, factor)
         }
     };
-    let as_run = scale::scaled(scenario, time_scale);
+    let mut as_run = scale::scaled(scenario, time_scale);
+    if let LiveGateway::Process(target) | LiveGateway::Attached { target, .. } = gateway {
+        if let Some(min) = target.poll_interval_ms() {
+            as_run.operator.poll_interval_ms = as_run.operator.poll_interval_ms.max(min);
+        }
+    }
+    if let Err(why) = translate(
+        options.settings_of.dialect(),
+        gateway.dialect(),
+        &mut as_run,
+    ) {
+        return Ok(LiveVerdict::NotApplicable(why));
+    }
     let dir = run_dir(&options.work_dir, scenario)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -246,7 +261,7 @@ pub fn run_live(
     if let LiveGateway::Process(target) | LiveGateway::Attached { target, .. } = gateway {
         for write in &outcome.records.writes {
             if let Some(why) = write.answer.as_ref().and_then(|a| target.refuses_path(a)) {
-                return Ok(LiveVerdict::NotApplicable(why));
+                return Ok(LiveVerdict::PathNotOffered(why));
             }
         }
     }
@@ -255,6 +270,7 @@ pub fn run_live(
         dialect: gateway.dialect(),
         hop_ms: options.hop_ms,
         authorities,
+        error_words: matches!(gateway, LiveGateway::InProcess(_)),
         live: Some(LiveInfo {
             target: gateway.name(),
             version: gateway.version(),
@@ -270,6 +286,103 @@ pub fn run_live(
     Ok(LiveVerdict::Ran(Box::new(report)))
 }
 
+/// Carries a scenario written in one dialect's own words (its config
+/// files and REST bodies) to a gateway of another dialect, through
+/// mcpsim's words; `Err` says what cannot be carried.
+fn translate(from: &dyn Dialect, to: &dyn Dialect, scenario: &mut Scenario) -> Result<(), String> {
+    if from.name() == to.name() {
+        return Ok(());
+    }
+    let why = |what: String, e: String| {
+        format!(
+            "{what} is in {}'s own words and cannot be carried to {}: {e}",
+            from.name(),
+            to.name()
+        )
+    };
+    for g in &mut scenario.gateways {
+        if !g.config.is_null() {
+            let servers = from
+                .read_config(&g.config, &g.env)
+                .map_err(|e| why(format!("the config file of {}", g.host), e))?;
+            g.servers.extend(servers);
+            g.config = Value::Null;
+        }
+    }
+    // An update's body may be partial: it is read merged over what was
+    // created under that name, as the gateway would merge it.
+    let mut created: BTreeMap<String, Value> = BTreeMap::new();
+    for (i, step) in scenario.operator.steps.iter_mut().enumerate() {
+        // A raw body and extra fields are bytes and fields of the source
+        // gateway's API; a bad input is bad by its rules, and may be a good
+        // write to another gateway. None of them is in mcpsim's words.
+        let (from_name, to_name) = (from.name(), to.name());
+        if step.raw_body.is_some() {
+            return Err(format!(
+                "operator step {i} sends a raw body in {from_name}'s own words, which cannot be carried to {to_name}"
+            ));
+        }
+        if let Some(extra) = &step.extra_fields {
+            let keys: Vec<&str> = extra.keys().map(String::as_str).collect();
+            return Err(format!(
+                "operator step {i} sets fields of {from_name}'s own API ({}), which cannot be carried to {to_name}",
+                keys.join(", ")
+            ));
+        }
+        if step.bad_input {
+            return Err(format!(
+                "operator step {i} is a bad input by {from_name}'s rules, which may be a good write to {to_name}"
+            ));
+        }
+        let (native, name) = match &mut step.action {
+            Action::Create { body, spec } => {
+                let Some(native) = body.take() else { continue };
+                let def = from
+                    .read_registration(&native)
+                    .map_err(|e| why(format!("operator step {i}"), e))?;
+                created.insert(def.name.clone(), native);
+                *spec = Some(def);
+                continue;
+            }
+            Action::Update { body, server, .. } => match body.take() {
+                Some(native) => (native, server.clone()),
+                None => continue,
+            },
+            Action::Delete { .. } => continue,
+        };
+        let mut merged = created.get(&name).cloned().unwrap_or(Value::Null);
+        merge(&mut merged, &native);
+        let def = from
+            .read_registration(&merged)
+            .map_err(|e| why(format!("operator step {i}"), e))?;
+        if let Action::Update { spec, .. } = &mut step.action {
+            *spec = Some(def);
+        }
+        created.insert(name, merged);
+    }
+    Ok(())
+}
+
+/// `patch` over `base`, object by object (a nested object such as
+/// `credentials` merges key by key; anything else replaces).
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
+                    _ => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
 /// A folder of its own for one run.
 fn run_dir(work_dir: &Path, scenario: &Scenario) -> Result<PathBuf, RunError> {
     let stamp = std::time::SystemTime::now()
@@ -282,6 +395,9 @@ fn run_dir(work_dir: &Path, scenario: &Scenario) -> Result<PathBuf, RunError> {
         .take(24)
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
+    // Absolute: a gateway process runs in its own folder.
+    let work_dir = std::path::absolute(work_dir)
+        .map_err(|e| RunError::Failed(format!("{}: {e}", work_dir.display())))?;
     let dir = work_dir.join(format!("{stamp}-{}-{slug}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", dir.display())))?;
@@ -378,7 +494,12 @@ fn rewrite_urls(value: &mut Value, bases: &BTreeMap<String, String>) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|v| rewrite_urls(v, bases)),
-        Value::Object(map) => map.values_mut().for_each(|v| rewrite_urls(v, bases)),
+        // A grant's `resource` and `audience` name a server, they are not
+        // addresses to dial: the token server expects them as written.
+        Value::Object(map) => map
+            .iter_mut()
+            .filter(|(key, _)| !matches!(key.as_str(), "resource" | "audience"))
+            .for_each(|(_, v)| rewrite_urls(v, bases)),
         _ => {}
     }
 }
@@ -388,13 +509,16 @@ impl LiveWorld<'_> {
         let s = self.scenario;
         let origin = Origin::default();
         let in_process = matches!(self.gateway, LiveGateway::InProcess(_));
-        // A gateway in this process is traced from its start; a process is
-        // ready before the run's clock starts.
-        let trace = if in_process {
-            Trace::real(origin.set_now())
-        } else {
-            Trace::default()
+        // Whether URLs must be rewritten to each gateway's relays.
+        let rewrite = match self.gateway {
+            LiveGateway::InProcess(_) => false,
+            LiveGateway::Process(target) | LiveGateway::Attached { target, .. } => {
+                !target.resolves_names()
+            }
         };
+        // The run's clock starts with the world, as a simulated one does:
+        // the fakes, the trace and the operator all count from here.
+        let trace = Trace::real(origin.set_now());
         let peers = PeerBook::default();
         let failed = |what: String| RunError::Failed(what);
 
@@ -478,7 +602,7 @@ impl LiveWorld<'_> {
         }
 
         // The gateways.
-        let setups = self.setups(&relays)?;
+        let setups = self.setups(&relays, rewrite)?;
         let mut gateways: BTreeMap<String, GatewayHostHandle> = BTreeMap::new();
         let mut api_key = s.operator.api_key.clone();
         let probe = Loopback::new(Names::default());
@@ -503,8 +627,9 @@ impl LiveWorld<'_> {
                     let own = &self.own_declared[&setup.host];
                     let dir = self.dir.join(&setup.host);
                     std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+                    let urls = bases_for(&setup.host, &relays);
                     let launch = target
-                        .launch(setup, own, address.port(), &dir)
+                        .launch(setup, own, address.port(), &dir, &urls)
                         .map_err(|e| failed(format!("{}: {e}", setup.host)))?;
                     if launch.api_key.is_some() {
                         api_key = launch.api_key.clone();
@@ -528,11 +653,6 @@ impl LiveWorld<'_> {
             gateways.insert(setup.host.clone(), handle);
         }
         let ready_ms = started.elapsed().as_millis() as u64;
-        let trace = if in_process {
-            trace
-        } else {
-            Trace::real(origin.set_now())
-        };
 
         // The operator reaches each gateway through a relay of its own.
         let operator_names = Names::default();
@@ -547,6 +667,20 @@ impl LiveWorld<'_> {
         let mut as_run = s.clone();
         as_run.operator.api_key = api_key;
         if !in_process {
+            // Nothing could reach the gateway before it answered: what the
+            // operator and the faults do starts then. (The fakes' own
+            // instants still count from the run's start.)
+            shift(&mut as_run, ready_ms);
+            // A process takes its start-up time again at each restart: the
+            // deadline allows for that, beyond the scenario's own.
+            let restarts = s
+                .faults
+                .iter()
+                .filter(|f| matches!(&f.verb, Verb::Bounce { host } if gateways.contains_key(host)))
+                .count() as u64;
+            as_run.deadline_ms += restarts * (2 * ready_ms + 5_000);
+        }
+        if rewrite {
             rewrite_steps(&mut as_run, &relays);
         }
         let records = Mutex::new(Records::default());
@@ -567,7 +701,7 @@ impl LiveWorld<'_> {
                 &records,
                 http,
             );
-            let timed = world.timed(s);
+            let timed = world.timed(&as_run);
             let faults = world.apply_all(timed);
             tokio::pin!(faults);
             tokio::pin!(operator);
@@ -587,7 +721,13 @@ impl LiveWorld<'_> {
             .iter()
             .map(|(h, m): (&String, &McpServer)| (h.clone(), m.requests()))
             .collect();
-        let events = trace.events();
+        let mut events = trace.events();
+        if !in_process {
+            // A gateway of its own says nothing of its exchanges: what its
+            // upstreams recorded stands in for them.
+            events.extend(upstream_exchanges(s, &token_requests, &mcp_requests));
+            events.sort_by_key(|e| e.at_ms);
+        }
         world.shutdown().await;
         let records = records.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok(Run {
@@ -607,21 +747,21 @@ impl LiveWorld<'_> {
         })
     }
 
-    /// Each gateway host's setup; for a gateway that is not in this process,
-    /// with every URL of a fake replaced by that gateway's relay to it.
+    /// Each gateway host's setup; with `rewrite`, every URL of a fake in
+    /// it replaced by that gateway's relay to it.
     fn setups(
         &self,
         relays: &BTreeMap<(String, String), Relay>,
+        rewrite: bool,
     ) -> Result<Vec<HostSetup>, RunError> {
         let s = self.scenario;
         let dialect = self.gateway.dialect();
-        let in_process = matches!(self.gateway, LiveGateway::InProcess(_));
         let mut out = Vec::new();
         for (i, g) in s.gateways.iter().enumerate() {
             let bases = bases_for(&g.host, relays);
             let mut native = g.config.clone();
             let mut servers = g.servers.clone();
-            if !in_process {
+            if rewrite {
                 rewrite_urls(&mut native, &bases);
                 for server in &mut servers {
                     rewrite_def(server, &bases);
@@ -641,6 +781,90 @@ impl LiveWorld<'_> {
         }
         Ok(out)
     }
+}
+
+/// Moves the operator's steps, the faults, late listeners and the end of
+/// the run `by_ms` later.
+fn shift(s: &mut Scenario, by_ms: u64) {
+    s.deadline_ms += by_ms;
+    s.operator.poll_until_ms += by_ms;
+    for step in &mut s.operator.steps {
+        step.at_ms += by_ms;
+    }
+    for fault in &mut s.faults {
+        fault.at_ms += by_ms;
+    }
+    for t in &mut s.token_servers {
+        t.listen_after_ms = t.listen_after_ms.map(|at| at + by_ms);
+    }
+    for m in &mut s.mcp_servers {
+        m.listen_after_ms = m.listen_after_ms.map(|at| at + by_ms);
+    }
+}
+
+/// The exchanges the fakes recorded, as trace events of the hosts that
+/// made them, stamped when they ended (or began, if they never did).
+fn upstream_exchanges(
+    s: &Scenario,
+    token_requests: &BTreeMap<String, mcpsim_fakes::Log<mcpsim_fakes::TokenRequestRecord>>,
+    mcp_requests: &BTreeMap<String, mcpsim_fakes::Log<mcpsim_fakes::McpRequestRecord>>,
+) -> Vec<TraceEvent> {
+    let mut out = Vec::new();
+    for (host, log) in token_requests {
+        let path = s
+            .token_servers
+            .iter()
+            .find(|t| &t.host == host)
+            .map(|t| t.config.path.clone())
+            .unwrap_or_default();
+        for r in &log.records {
+            let status = match &r.outcome {
+                mcpsim_fakes::TokenOutcome::Issued { .. } => Some(200),
+                mcpsim_fakes::TokenOutcome::Refused { status, .. } => Some(*status),
+                mcpsim_fakes::TokenOutcome::Injected { status } => *status,
+                _ => None,
+            };
+            out.push(TraceEvent {
+                at_ms: r.answered_ms.unwrap_or(r.received_ms),
+                host: r.peer.clone().unwrap_or_default(),
+                what: What::Http {
+                    to: host.clone(),
+                    method: "POST".to_string(),
+                    path: path.clone(),
+                    status,
+                    error: status.is_none().then(|| "no answer".to_string()),
+                    took_ms: r.answered_ms.unwrap_or(r.received_ms) - r.received_ms,
+                },
+            });
+        }
+    }
+    for (host, log) in mcp_requests {
+        let path = s
+            .mcp_servers
+            .iter()
+            .find(|m| &m.host == host)
+            .map(|m| m.config.path.clone())
+            .unwrap_or_default();
+        for r in &log.records {
+            let path = match &r.rpc_method {
+                Some(rpc) => format!("{path} {rpc}"),
+                None => path.clone(),
+            };
+            out.push(TraceEvent {
+                at_ms: r.answered_ms.unwrap_or(r.received_ms),
+                host: r.peer.clone().unwrap_or_default(),
+                what: What::Http {
+                    to: host.clone(),
+                    method: r.http_method.clone(),
+                    path,
+                    status: r.status,
+                    error: r.status.is_none().then(|| "no answer".to_string()),
+                    took_ms: r.answered_ms.unwrap_or(r.received_ms) - r.received_ms,
+                },
+            });
+        }
+    }
+    out
 }
 
 /// The base URL of every fake as `gateway` reaches it, through its relays.
@@ -679,6 +903,13 @@ fn rewrite_steps(scenario: &mut Scenario, relays: &BTreeMap<(String, String), Re
             if let Some(spec) = spec {
                 rewrite_def(spec, &bases);
             }
+        }
+        // Extra fields may name a fake too. A raw body is sent byte for
+        // byte, as a broken client sends it: it is left as written.
+        if let Some(extra) = &mut step.extra_fields {
+            extra
+                .values_mut()
+                .for_each(|value| rewrite_urls(value, &bases));
         }
     }
 }
@@ -856,8 +1087,13 @@ impl Faulting {
                 if self.fakes.contains_key(host) {
                     return self.start_fake(host);
                 }
+                // Refused while it restarts, as a restarting host is: the
+                // operator keeps trying.
                 for relay in self.in_front_of(host) {
-                    relay.update(|st| st.generation += 1);
+                    relay.update(|st| {
+                        st.generation += 1;
+                        st.down = true;
+                    });
                 }
                 let result = match self.gateways.get_mut(host) {
                     Some(GatewayHostHandle::InProcess(thread)) => {
@@ -932,6 +1168,7 @@ mod tests {
             "url": "http://ws/api/2.0/mcp/sql",
             "token_url": "http://wsx/token",
             "nested": ["http://ws", "https://ws/x"],
+            "credentials": {"resource": "http://ws/mcp"},
         });
         rewrite_urls(&mut body, &bases);
         assert_eq!(body["url"], "http://127.0.0.1:4101/api/2.0/mcp/sql");
@@ -940,5 +1177,42 @@ mod tests {
             body["nested"],
             json!(["http://127.0.0.1:4101", "https://ws/x"])
         );
+    }
+
+    #[test]
+    fn what_only_the_source_dialect_reads_is_not_carried() {
+        use crate::builder::{GatewayHost, Step};
+        use mcpsim_sut::{ContextForge, LiteLlm, ServerDef};
+
+        let scenario = |step: Step| {
+            Scenario::builder("one write")
+                .gateway(GatewayHost::new("gateway"))
+                .step(step)
+                .build()
+                .unwrap()
+        };
+        let good = Step::create_native(json!({"server_name": "docs", "transport": "http",
+            "url": "http://docs/mcp"}));
+        let mut carried = scenario(good.clone());
+        translate(&LiteLlm, &ContextForge, &mut carried).unwrap();
+        assert!(matches!(
+            &carried.operator.steps[0].action,
+            Action::Create { spec: Some(def), body: None } if def.name == "docs"
+        ));
+        for (step, says) in [
+            (Step::create_raw("{\"server_name\": "), "sends a raw body"),
+            (
+                Step::create(ServerDef::http("docs", "http://docs/mcp"))
+                    .extra_field("alias", json!("d")),
+                "sets fields of litellm's own API (alias)",
+            ),
+            (good.bad_input(), "is a bad input by litellm's rules"),
+        ] {
+            let mut s = scenario(step);
+            let why = translate(&LiteLlm, &ContextForge, &mut s).unwrap_err();
+            assert!(why.contains(says), "{why}");
+            // The same dialect carries everything as it is.
+            translate(&LiteLlm, &LiteLlm, &mut s).unwrap();
+        }
     }
 }

@@ -51,17 +51,30 @@ pub trait ProcessTarget: Send + Sync {
     /// says why not (a split deployment it cannot have, say).
     fn fits(&self, scenario: &Scenario) -> Result<(), String>;
 
+    /// Whether it dials the scenario's host names itself, given where each
+    /// is (`launch`'s `urls`): then URLs stay as the scenario writes them,
+    /// in its config, the operator's bodies and shared state such as a
+    /// store's rows. Otherwise every URL of a fake is rewritten to the
+    /// address of this gateway's relay to it.
+    fn resolves_names(&self) -> bool {
+        false
+    }
+
     /// What a host of the scenario will be, given the scenario's own
     /// declaration for it (its budgets in the scenario's time).
     fn declare(&self, host: &HostSetup, scenario: &Declared) -> Result<Declared, SetupError>;
 
-    /// How to start a host on `port`, with its files in `dir`.
+    /// How to start a host on `port`, with its files in `dir`; `urls` are
+    /// the base URLs (`http://127.0.0.1:PORT`) at which this host reaches
+    /// each fake of the scenario, by the fake's name (its config file and
+    /// the operator's REST bodies already use them).
     fn launch(
         &self,
         host: &HostSetup,
         scenario: &Declared,
         port: u16,
         dir: &Path,
+        urls: &BTreeMap<String, String>,
     ) -> Result<Launch, String>;
 
     /// Whether an answer to a write says the gateway does not offer that
@@ -70,6 +83,21 @@ pub trait ProcessTarget: Send + Sync {
     fn refuses_path(&self, _answer: &WriteAnswer) -> Option<String> {
         None
     }
+
+    /// The shortest pause between two polls it bears: a gateway whose
+    /// reads check every server afresh is not polled every 50 ms.
+    fn poll_interval_ms(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Sends `signal` to a process group, saying nothing if it is gone.
+fn quiet_kill(signal: &str, group: &str) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill")
+        .args([signal, "--", group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
 }
 
 /// A running gateway process.
@@ -191,7 +219,7 @@ impl GatewayProcess {
             return;
         };
         let group = format!("-{}", child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = quiet_kill("-TERM", &group);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_))) {
@@ -199,7 +227,7 @@ impl GatewayProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = quiet_kill("-KILL", &group);
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -208,7 +236,7 @@ impl GatewayProcess {
     pub async fn crash(&mut self) {
         if let Some(child) = &self.child {
             let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = quiet_kill("-KILL", &group);
         }
         self.stop().await;
     }
@@ -224,7 +252,7 @@ impl Drop for GatewayProcess {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = quiet_kill("-KILL", &group);
             let _ = child.kill();
             let _ = child.wait();
         }

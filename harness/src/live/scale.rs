@@ -90,6 +90,7 @@ mod tests {
             token_reuse: TokenReuse::default(),
             durable: false,
             emits_events: false,
+            write_budget_ms: None,
         }
     }
 

@@ -1,5 +1,8 @@
 //! LiteLLM's management API, as LiteLLM 1.83 answers it (and the reference
-//! gateway speaks it).
+//! gateway speaks it): [`LiteLlm`], with a database behind it, and
+//! [`LiteLlmProxy`], the real proxy without one (config-file servers only,
+//! statuses from its health endpoint, tools per server from
+//! `/mcp-rest/tools/list`).
 //!
 //! - config file: `{"mcp_servers": {NAME: {flat keys}}}`, written as JSON,
 //!   which YAML readers also accept;
@@ -13,11 +16,14 @@
 //!   `<alias>-<tool>`;
 //! - the operator's key goes as `Authorization: Bearer <key>`.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::{ApiAnswer, ApiRequest, Dialect, Registration};
 use crate::model::{
-    CallAnswer, HealthView, ServerAuth, ServerDef, ServerView, Status, ToolView, WriteAnswer,
+    CallAnswer, HealthView, ServerAuth, ServerDef, ServerView, Status, ToolView, Transport,
+    WriteAnswer,
 };
 
 /// LiteLLM's dialect.
@@ -149,13 +155,7 @@ fn view(row: &Value) -> Result<ServerView, String> {
 }
 
 fn expect_ok(answer: ApiAnswer<'_>, what: &str) -> Result<(), String> {
-    if answer.status == 200 {
-        return Ok(());
-    }
-    Err(match error_of(answer.body) {
-        Some(error) => format!("{what} answered {}: {error}", answer.status),
-        None => format!("{what} answered {}", answer.status),
-    })
+    super::expect(answer, what, 200..=200, error_of)
 }
 
 impl Dialect for LiteLlm {
@@ -223,19 +223,15 @@ impl Dialect for LiteLlm {
     }
 
     fn delete(&self, server_id: &str) -> ApiRequest {
-        ApiRequest {
-            method: http::Method::DELETE,
-            path: format!("/v1/mcp/server/{server_id}"),
-            body: None,
-        }
+        ApiRequest::delete(format!("/v1/mcp/server/{server_id}"))
     }
 
     fn get(&self, server_id: &str) -> ApiRequest {
         ApiRequest::get(format!("/v1/mcp/server/{server_id}"))
     }
 
-    fn list(&self) -> ApiRequest {
-        ApiRequest::get("/v1/mcp/server")
+    fn list(&self) -> Vec<ApiRequest> {
+        vec![ApiRequest::get("/v1/mcp/server")]
     }
 
     fn health(&self) -> ApiRequest {
@@ -255,25 +251,12 @@ impl Dialect for LiteLlm {
     }
 
     fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer {
-        let accepted = (200..300).contains(&answer.status);
-        WriteAnswer {
-            status: answer.status,
-            accepted,
-            server_id: accepted.then(|| text(answer.body, "server_id")).flatten(),
-            error: if accepted {
-                None
-            } else {
-                error_of(answer.body)
-            },
-        }
+        super::write_answer(answer, "server_id", error_of)
     }
 
-    fn read_list(&self, answer: ApiAnswer<'_>) -> Result<Vec<ServerView>, String> {
-        expect_ok(answer, "the server list")?;
-        let Value::Array(rows) = answer.body else {
-            return Err("the server list is not a JSON array".to_string());
-        };
-        rows.iter().map(view).collect()
+    fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String> {
+        let answer = answers.first().ok_or("the server list was not read")?;
+        rows(*answer)?.iter().map(view).collect()
     }
 
     fn read_one(&self, answer: ApiAnswer<'_>) -> Result<Option<ServerView>, String> {
@@ -285,21 +268,7 @@ impl Dialect for LiteLlm {
     }
 
     fn read_health(&self, answer: ApiAnswer<'_>) -> Result<Vec<HealthView>, String> {
-        expect_ok(answer, "health")?;
-        let Value::Array(items) = answer.body else {
-            return Err("health is not a JSON array".to_string());
-        };
-        items
-            .iter()
-            .map(|item| {
-                let id = text(item, "server_id").ok_or("a health item has no server_id")?;
-                Ok(HealthView {
-                    status: status_of(item, &id)?,
-                    store_reachable: item.get("store_reachable").and_then(Value::as_bool),
-                    server_id: id,
-                })
-            })
-            .collect()
+        read_health(answer)
     }
 
     fn read_tools(
@@ -331,12 +300,407 @@ impl Dialect for LiteLlm {
     }
 
     fn read_call(&self, answer: ApiAnswer<'_>) -> CallAnswer {
-        let ok = answer.status == 200;
-        CallAnswer {
-            status: answer.status,
-            ok,
-            error: if ok { None } else { error_of(answer.body) },
+        read_call(answer)
+    }
+
+    fn read_registration(&self, native: &Value) -> Result<ServerDef, String> {
+        def_from_rest(native)
+    }
+
+    fn read_config(
+        &self,
+        native: &Value,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<ServerDef>, String> {
+        defs_from_config(native, env)
+    }
+}
+
+fn read_call(answer: ApiAnswer<'_>) -> CallAnswer {
+    let ok = answer.status == 200;
+    CallAnswer {
+        status: answer.status,
+        ok,
+        error: if ok { None } else { error_of(answer.body) },
+    }
+}
+
+/// The rows of a list answer.
+fn rows(answer: ApiAnswer<'_>) -> Result<&Vec<Value>, String> {
+    expect_ok(answer, "the server list")?;
+    match answer.body {
+        Value::Array(rows) => Ok(rows),
+        _ => Err("the server list is not a JSON array".to_string()),
+    }
+}
+
+fn read_health(answer: ApiAnswer<'_>) -> Result<Vec<HealthView>, String> {
+    expect_ok(answer, "health")?;
+    let Value::Array(items) = answer.body else {
+        return Err("health is not a JSON array".to_string());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = text(item, "server_id").ok_or("a health item has no server_id")?;
+            Ok(HealthView {
+                status: status_of(item, &id)?,
+                store_reachable: item.get("store_reachable").and_then(Value::as_bool),
+                server_id: id,
+            })
+        })
+        .collect()
+}
+
+/// A string field, or `None`; a value that is there but not a string is
+/// an error naming the field.
+fn field(value: &Value, key: &str) -> Result<Option<String>, String> {
+    match value.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{key} is not a string")),
+    }
+}
+
+fn scopes_of(value: Option<&Value>) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s.split_whitespace().map(str::to_string).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "scopes must be strings".to_string())
+            })
+            .collect(),
+        Some(_) => Err("scopes must be a list of strings".to_string()),
+    }
+}
+
+/// The parts of a LiteLLM registration that mcpsim's words carry, from
+/// whichever place the path keeps them (the REST body nests credentials,
+/// the config file keeps them flat).
+struct Parts {
+    name: String,
+    url: String,
+    transport: Option<String>,
+    server_id: Option<String>,
+    auth_type: Option<String>,
+    oauth2_flow: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    resource: Option<String>,
+    token: Option<String>,
+    has_headers: bool,
+}
+
+fn def_of(parts: Parts, default_transport: Transport) -> Result<ServerDef, String> {
+    let name = &parts.name;
+    if parts.has_headers {
+        return Err(format!(
+            "{name}: static or extra headers have no equivalent in mcpsim's words"
+        ));
+    }
+    let transport = match parts.transport.as_deref() {
+        None => default_transport,
+        Some("http") | Some("streamable_http") | Some("streamable-http") => Transport::Http,
+        Some("sse") => Transport::Sse,
+        Some(other) => return Err(format!("{name}: transport {other:?} cannot be carried")),
+    };
+    let auth = match parts.auth_type.as_deref() {
+        None | Some("none") => ServerAuth::None,
+        Some("bearer_token") | Some("token") => ServerAuth::Bearer {
+            token: parts
+                .token
+                .ok_or_else(|| format!("{name}: a bearer token server has no token"))?,
+        },
+        Some("oauth2") => {
+            let flow = parts.oauth2_flow.as_deref();
+            match (flow, parts.token_url, parts.client_id, parts.client_secret) {
+                (Some("client_credentials") | None, Some(token_url), Some(id), Some(secret)) => {
+                    ServerAuth::ClientCredentials {
+                        token_url,
+                        client_id: id,
+                        client_secret: secret,
+                        scopes: parts.scopes,
+                        audience: parts.audience,
+                        resource: parts.resource,
+                        explicit_flow: flow.is_some(),
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "{name}: per-user OAuth2 (no client credentials) has no equivalent in mcpsim's words"
+                    ))
+                }
+            }
         }
+        Some(other) => {
+            return Err(format!(
+                "{name}: auth_type {other:?} has no equivalent in mcpsim's words"
+            ))
+        }
+    };
+    Ok(ServerDef {
+        name: parts.name,
+        url: parts.url,
+        transport,
+        server_id: parts.server_id,
+        auth,
+    })
+}
+
+fn has_headers(value: &Value) -> bool {
+    ["static_headers", "extra_headers"].iter().any(|key| {
+        value
+            .get(*key)
+            .is_some_and(|h| !h.is_null() && h != &json!({}) && h != &json!([]))
+    })
+}
+
+/// A REST create or update body, read into mcpsim's words. LiteLLM's REST
+/// default transport is `sse`.
+fn def_from_rest(body: &Value) -> Result<ServerDef, String> {
+    if !body.is_object() {
+        return Err("a registration body must be a JSON object".to_string());
+    }
+    let credentials = body.get("credentials").cloned().unwrap_or(Value::Null);
+    let name = field(body, "server_name")?
+        .or(field(body, "alias")?)
+        .ok_or("the body has no server_name")?;
+    let parts = Parts {
+        url: field(body, "url")?.ok_or_else(|| format!("{name}: the body has no url"))?,
+        transport: field(body, "transport")?,
+        server_id: field(body, "server_id")?,
+        auth_type: field(body, "auth_type")?,
+        oauth2_flow: field(body, "oauth2_flow")?,
+        token_url: field(body, "token_url")?,
+        client_id: field(&credentials, "client_id")?,
+        client_secret: field(&credentials, "client_secret")?,
+        scopes: scopes_of(credentials.get("scopes"))?,
+        audience: field(&credentials, "audience")?,
+        resource: field(&credentials, "resource")?,
+        token: field(&credentials, "auth_value")?,
+        has_headers: has_headers(body),
+        name,
+    };
+    def_of(parts, Transport::Sse)
+}
+
+/// `os.environ/NAME` read from the environment the config was given.
+fn resolve(
+    value: Option<String>,
+    env: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<String>, String> {
+    match value {
+        Some(v) => match v.strip_prefix("os.environ/") {
+            Some(var) => env.get(var).cloned().map(Some).ok_or_else(|| {
+                format!("{name}: the environment has no {var}, which the config refers to")
+            }),
+            None => Ok(Some(v)),
+        },
+        None => Ok(None),
+    }
+}
+
+/// The servers of a config file (`mcp_servers:`), read into mcpsim's
+/// words. The config's default transport is `http`.
+fn defs_from_config(
+    native: &Value,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<ServerDef>, String> {
+    let servers = match native.get("mcp_servers") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(servers)) => servers,
+        Some(_) => return Err("mcp_servers must be an object".to_string()),
+    };
+    let mut out = Vec::new();
+    for (name, entry) in servers {
+        let get = |key: &str| -> Result<Option<String>, String> {
+            resolve(field(entry, key)?, env, name)
+        };
+        let parts = Parts {
+            name: name.clone(),
+            url: get("url")?.ok_or_else(|| format!("{name}: the entry has no url"))?,
+            transport: get("transport")?,
+            server_id: None,
+            auth_type: get("auth_type")?,
+            oauth2_flow: get("oauth2_flow")?,
+            token_url: get("token_url")?,
+            client_id: get("client_id")?,
+            client_secret: get("client_secret")?,
+            scopes: scopes_of(entry.get("scopes"))?,
+            audience: get("audience")?,
+            resource: get("resource")?,
+            token: get("auth_value")?.or(get("authentication_token")?),
+            has_headers: has_headers(entry),
+        };
+        out.push(def_of(parts, Transport::Http)?);
+    }
+    Ok(out)
+}
+
+/// The real LiteLLM proxy (1.83) without a database: servers come from its
+/// config file only (every REST write answers 500 "Database not
+/// connected"), its server rows carry no health (`status` is null), and
+/// its health endpoint gives statuses, no error text and no time of the
+/// last check; it computes them afresh on every read, skipping OAuth2
+/// servers (`unknown`). Tools are read per server from
+/// `/mcp-rest/tools/list?server_id=` (the aggregate list ignores
+/// `server_id`), by their upstream names; calls name the prefixed tool.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiteLlmProxy;
+
+impl Dialect for LiteLlmProxy {
+    fn name(&self) -> &'static str {
+        "litellm"
+    }
+
+    fn authorization(&self, api_key: &str) -> (http::HeaderName, String) {
+        LiteLlm.authorization(api_key)
+    }
+
+    fn config_file(
+        &self,
+        native: Option<&Value>,
+        servers: &[ServerDef],
+    ) -> Result<Option<String>, String> {
+        LiteLlm.config_file(native, servers)
+    }
+
+    fn registration_name(&self, registration: Registration<'_>) -> String {
+        LiteLlm.registration_name(registration)
+    }
+
+    fn create(&self, registration: Registration<'_>) -> ApiRequest {
+        LiteLlm.create(registration)
+    }
+
+    fn update(&self, server_id: &str, registration: Registration<'_>) -> ApiRequest {
+        LiteLlm.update(server_id, registration)
+    }
+
+    fn delete(&self, server_id: &str) -> ApiRequest {
+        LiteLlm.delete(server_id)
+    }
+
+    fn get(&self, server_id: &str) -> ApiRequest {
+        LiteLlm.get(server_id)
+    }
+
+    fn list(&self) -> Vec<ApiRequest> {
+        vec![
+            ApiRequest::get("/v1/mcp/server"),
+            ApiRequest::get("/v1/mcp/server/health"),
+        ]
+    }
+
+    fn health(&self) -> ApiRequest {
+        LiteLlm.health()
+    }
+
+    fn tools(&self, server_id: &str) -> ApiRequest {
+        ApiRequest::get(format!("/mcp-rest/tools/list?server_id={server_id}"))
+    }
+
+    fn call_tool(&self, server: &ServerView, tool: &ToolView, arguments: &Value) -> ApiRequest {
+        ApiRequest::with_body(
+            http::Method::POST,
+            "/mcp-rest/tools/call",
+            json!({"server_id": server.server_id, "name": tool.exposed, "arguments": arguments}),
+        )
+    }
+
+    fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer {
+        LiteLlm.read_write(answer)
+    }
+
+    fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String> {
+        let [list, health] = answers else {
+            return Err("the server list and its health were not both read".to_string());
+        };
+        let statuses = read_health(*health)?;
+        rows(*list)?
+            .iter()
+            .map(|row| {
+                let id = text(row, "server_id").ok_or("a server row has no server_id")?;
+                // A server the health answer leaves out was not checked.
+                let status = statuses
+                    .iter()
+                    .find(|h| h.server_id == id)
+                    .map_or(Status::Unknown, |h| h.status);
+                Ok(ServerView {
+                    status,
+                    name: text(row, "server_name").unwrap_or_default(),
+                    alias: text(row, "alias"),
+                    source: Some("config".to_string()),
+                    url: text(row, "url"),
+                    error: text(row, "health_check_error"),
+                    last_health_check: text(row, "last_health_check"),
+                    server_id: id,
+                })
+            })
+            .collect()
+    }
+
+    fn read_one(&self, answer: ApiAnswer<'_>) -> Result<Option<ServerView>, String> {
+        LiteLlm.read_one(answer)
+    }
+
+    fn read_health(&self, answer: ApiAnswer<'_>) -> Result<Vec<HealthView>, String> {
+        read_health(answer)
+    }
+
+    fn read_tools(
+        &self,
+        answer: ApiAnswer<'_>,
+        server: &ServerView,
+    ) -> Result<Vec<ToolView>, String> {
+        expect_ok(answer, "the tool list")?;
+        if let Some(error) = answer.body.get("error").and_then(Value::as_str) {
+            return Err(format!("the tool list says: {error}"));
+        }
+        let tools = answer
+            .body
+            .get("tools")
+            .and_then(Value::as_array)
+            .ok_or("the tool list has no tools array")?;
+        let prefix = server.alias.as_deref().unwrap_or(&server.name);
+        let mut out: Vec<ToolView> = tools
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str))
+            .map(|upstream| ToolView {
+                exposed: format!("{prefix}-{upstream}"),
+                upstream: upstream.to_string(),
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn read_call(&self, answer: ApiAnswer<'_>) -> CallAnswer {
+        read_call(answer)
+    }
+
+    fn reports_check_time(&self) -> bool {
+        false
+    }
+
+    fn read_registration(&self, native: &Value) -> Result<ServerDef, String> {
+        def_from_rest(native)
+    }
+
+    fn read_config(
+        &self,
+        native: &Value,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<ServerDef>, String> {
+        defs_from_config(native, env)
     }
 }
 
@@ -398,19 +762,19 @@ mod tests {
         let body = json!([{"server_id": "a", "server_name": "docs", "alias": "docs",
             "status": "unhealthy", "health_check_error": "list: 500", "source": "rest"}]);
         let views = LiteLlm
-            .read_list(ApiAnswer {
+            .read_list(&[ApiAnswer {
                 status: 200,
                 body: &body,
-            })
+            }])
             .unwrap();
         assert_eq!(views[0].status, Status::Unhealthy);
         assert_eq!(views[0].error.as_deref(), Some("list: 500"));
         let weird = json!([{"server_id": "a", "status": "offline"}]);
         let error = LiteLlm
-            .read_list(ApiAnswer {
+            .read_list(&[ApiAnswer {
                 status: 200,
                 body: &weird,
-            })
+            }])
             .unwrap_err();
         assert!(error.contains("offline"), "{error}");
         let refused = json!({"detail": {"error": "no"}});
@@ -477,5 +841,117 @@ mod tests {
             .unwrap();
         let upstream: Vec<&str> = tools.iter().map(|t| t.upstream.as_str()).collect();
         assert_eq!(upstream, ["read-page", "search"]);
+    }
+
+    #[test]
+    fn registrations_and_configs_read_back_into_mcpsims_words() {
+        for def in [
+            client_credentials(true),
+            client_credentials(false),
+            ServerDef::http("gh", "http://gh/mcp").auth(ServerAuth::Bearer {
+                token: "t0k3n".into(),
+            }),
+            ServerDef::http("open", "http://open/mcp").server_id("fixed"),
+        ] {
+            let written = LiteLlm.create(Registration::Def(&def)).body.unwrap();
+            assert_eq!(LiteLlm.read_registration(&written).unwrap(), def);
+            let config = LiteLlm.config_file(None, &[def.clone()]).unwrap().unwrap();
+            let config: Value = serde_json::from_str(&config).unwrap();
+            let read = LiteLlm.read_config(&config, &BTreeMap::new()).unwrap();
+            assert_eq!(
+                read,
+                [ServerDef {
+                    server_id: None,
+                    ..def
+                }]
+            );
+        }
+        // The reporter's body: no flow, credentials nested, REST's own default transport.
+        let reporter = json!({"server_name": "dbx", "url": "http://ws/mcp", "auth_type": "oauth2",
+            "token_url": "http://auth/token", "credentials": {"client_id": "c", "client_secret": "s"}});
+        let def = LiteLlm.read_registration(&reporter).unwrap();
+        assert_eq!(def.transport, Transport::Sse);
+        assert!(matches!(
+            def.auth,
+            ServerAuth::ClientCredentials {
+                explicit_flow: false,
+                ..
+            }
+        ));
+        // The environment fills os.environ/ values; what cannot be carried says so.
+        let config = json!({"mcp_servers": {"dbx": {"url": "http://ws/mcp", "auth_type": "oauth2",
+            "oauth2_flow": "client_credentials", "token_url": "http://auth/token",
+            "client_id": "c", "client_secret": "os.environ/SECRET"}}});
+        let env = BTreeMap::from([("SECRET".to_string(), "from-env".to_string())]);
+        let read = LiteLlm.read_config(&config, &env).unwrap();
+        assert!(
+            matches!(&read[0].auth, ServerAuth::ClientCredentials { client_secret, .. } if client_secret == "from-env")
+        );
+        let missing = LiteLlm.read_config(&config, &BTreeMap::new()).unwrap_err();
+        assert!(
+            missing.contains("SECRET") && !missing.contains("from-env"),
+            "{missing}"
+        );
+        let per_user = json!({"server_name": "u", "url": "http://u/", "auth_type": "oauth2",
+            "oauth2_flow": "authorization_code"});
+        assert!(LiteLlm
+            .read_registration(&per_user)
+            .unwrap_err()
+            .contains("per-user"));
+        let headers =
+            json!({"server_name": "h", "url": "http://h/", "static_headers": {"X-Key": "v"}});
+        assert!(LiteLlm
+            .read_registration(&headers)
+            .unwrap_err()
+            .contains("headers"));
+    }
+
+    #[test]
+    fn the_proxy_without_a_database_reads_statuses_from_its_health_endpoint() {
+        let rows = json!([
+            {"server_id": "a", "server_name": "open", "status": null, "url": "http://127.0.0.1:1/mcp"},
+            {"server_id": "b", "server_name": "dbx", "status": null},
+        ]);
+        let health = json!([{"server_id": "a", "status": "healthy"}]);
+        assert_eq!(LiteLlmProxy.list().len(), 2);
+        let views = LiteLlmProxy
+            .read_list(&[
+                ApiAnswer {
+                    status: 200,
+                    body: &rows,
+                },
+                ApiAnswer {
+                    status: 200,
+                    body: &health,
+                },
+            ])
+            .unwrap();
+        let statuses: Vec<Status> = views.iter().map(|v| v.status).collect();
+        assert_eq!(statuses, [Status::Healthy, Status::Unknown]);
+        assert!(!LiteLlmProxy.reports_check_time());
+        let tools = json!({"tools": [{"name": "get_forecast"}], "error": null});
+        let read = LiteLlmProxy
+            .read_tools(
+                ApiAnswer {
+                    status: 200,
+                    body: &tools,
+                },
+                &views[0],
+            )
+            .unwrap();
+        assert_eq!(read[0].exposed, "open-get_forecast");
+        assert_eq!(read[0].upstream, "get_forecast");
+        let call = LiteLlmProxy.call_tool(&views[0], &read[0], &json!({}));
+        assert_eq!(call.body.unwrap()["server_id"], "a");
+        let failed = json!({"tools": [], "error": "partial_failure"});
+        assert!(LiteLlmProxy
+            .read_tools(
+                ApiAnswer {
+                    status: 200,
+                    body: &failed,
+                },
+                &views[0],
+            )
+            .is_err());
     }
 }

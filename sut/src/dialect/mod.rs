@@ -11,9 +11,11 @@
 //! Invariant: a dialect never puts a secret into an error message it makes
 //! (it names fields, never values).
 
+mod contextforge;
 mod litellm;
 
-pub use litellm::LiteLlm;
+pub use contextforge::ContextForge;
+pub use litellm::{LiteLlm, LiteLlmProxy};
 
 use serde_json::Value;
 
@@ -43,6 +45,53 @@ impl ApiRequest {
             path: path.into(),
             body: Some(body),
         }
+    }
+
+    pub fn delete(path: impl Into<String>) -> Self {
+        ApiRequest {
+            method: http::Method::DELETE,
+            path: path.into(),
+            body: None,
+        }
+    }
+}
+
+/// A gateway's error message, as its dialect finds it in a body.
+type ErrorOf = fn(&Value) -> Option<String>;
+
+/// `Ok` for a status in `ok`, else an error that says what answered what,
+/// with the gateway's own message when it gave one.
+fn expect(
+    answer: ApiAnswer<'_>,
+    what: &str,
+    ok: std::ops::RangeInclusive<u16>,
+    error_of: ErrorOf,
+) -> Result<(), String> {
+    if ok.contains(&answer.status) {
+        return Ok(());
+    }
+    Err(match error_of(answer.body) {
+        Some(error) => format!("{what} answered {}: {error}", answer.status),
+        None => format!("{what} answered {}", answer.status),
+    })
+}
+
+/// A write's answer: taken when 2xx, with the id under `id_key`; refused
+/// otherwise, with the gateway's message.
+fn write_answer(answer: ApiAnswer<'_>, id_key: &str, error_of: ErrorOf) -> WriteAnswer {
+    let accepted = (200..300).contains(&answer.status);
+    WriteAnswer {
+        status: answer.status,
+        accepted,
+        server_id: accepted
+            .then(|| answer.body.get(id_key).and_then(Value::as_str))
+            .flatten()
+            .map(str::to_string),
+        error: if accepted {
+            None
+        } else {
+            error_of(answer.body)
+        },
     }
 }
 
@@ -85,13 +134,16 @@ pub trait Dialect: Send + Sync + 'static {
     fn update(&self, server_id: &str, registration: Registration<'_>) -> ApiRequest;
     fn delete(&self, server_id: &str) -> ApiRequest;
     fn get(&self, server_id: &str) -> ApiRequest;
-    fn list(&self) -> ApiRequest;
+    /// The requests that read the server list, in order: one for most
+    /// gateways; LiteLLM without a database keeps statuses apart from rows.
+    fn list(&self) -> Vec<ApiRequest>;
     fn health(&self) -> ApiRequest;
     fn tools(&self, server_id: &str) -> ApiRequest;
     fn call_tool(&self, server: &ServerView, tool: &ToolView, arguments: &Value) -> ApiRequest;
 
     fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer;
-    fn read_list(&self, answer: ApiAnswer<'_>) -> Result<Vec<ServerView>, String>;
+    /// Reads the answers to [`Dialect::list`], in the same order.
+    fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String>;
     /// `Ok(None)` when the gateway says there is no such server.
     fn read_one(&self, answer: ApiAnswer<'_>) -> Result<Option<ServerView>, String>;
     fn read_health(&self, answer: ApiAnswer<'_>) -> Result<Vec<HealthView>, String>;
@@ -107,5 +159,28 @@ pub trait Dialect: Send + Sync + 'static {
     /// finding.
     fn reports_check_time(&self) -> bool {
         true
+    }
+
+    /// A registration body in this gateway's own words, read into
+    /// mcpsim's: how a scenario written for this gateway is carried to a
+    /// gateway of another dialect. `Err` says what cannot be carried.
+    fn read_registration(&self, _native: &Value) -> Result<ServerDef, String> {
+        Err(format!(
+            "the {} dialect cannot read its own registration bodies",
+            self.name()
+        ))
+    }
+
+    /// The servers of a config file in this gateway's own format, read
+    /// into mcpsim's words, with the environment the config refers to.
+    fn read_config(
+        &self,
+        _native: &Value,
+        _env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<ServerDef>, String> {
+        Err(format!(
+            "the {} dialect cannot read its own config files",
+            self.name()
+        ))
     }
 }
