@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use mcpsim_harness::explore::Options;
-use mcpsim_harness::explore::{run_cases, shrink};
+use mcpsim_harness::explore::{plan_tree, run_cases, shrink};
 
 /// Runs the exploration and prints its tables; `label` says what the system
 /// under test is, `flags` are the command-line flags that choose it again,
@@ -77,15 +77,22 @@ pub fn explore(options: &Options, label: &str, flags: &str) -> Result<bool, Stri
         seconds,
         first.failed.join(", ")
     );
-    // A determinism failure shrinks as one: every candidate runs twice.
+    // A determinism failure shrinks as one: every candidate runs twice. A
+    // case that did not end cannot be run again: it is written as it was.
     let determinism = first.failed.iter().any(|f| f.starts_with("determinism"));
-    let (plan, failed, report, steps) = shrink(
-        &options.target,
-        options.evidence,
-        options.seed,
-        first.index,
-        determinism,
-    );
+    let (plan, failed, report, steps) = if first.hung {
+        let plan = proptest::strategy::ValueTree::current(&plan_tree(options.seed, first.index))
+            .for_target(options.target.caps);
+        (plan, first.failed.clone(), None, 0)
+    } else {
+        shrink(
+            &options.target,
+            options.evidence,
+            options.seed,
+            first.index,
+            determinism,
+        )
+    };
     let scenario = plan
         .to_scenario(&options.target)
         .map_err(|e| e.to_string())?;
@@ -95,7 +102,7 @@ pub fn explore(options: &Options, label: &str, flags: &str) -> Result<bool, Stri
         "failure-seed{}-case{}.json",
         options.seed, first.index
     ));
-    let text = serde_json::to_string_pretty(&scenario).map_err(|e| e.to_string())?;
+    let text = scenario.to_compact_json(&options.target.sut.default_settings());
     std::fs::write(&file, text + "\n")
         .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
     println!(
@@ -109,6 +116,9 @@ pub fn explore(options: &Options, label: &str, flags: &str) -> Result<bool, Stri
     }
     if let Some(report) = report {
         println!("\ntimeline:\n{}", report.timeline());
+    }
+    if first.hung {
+        println!("(this case did not end: its replay will not end either)");
     }
     println!("replay: mcpsim run {}{flags}", display(&file));
     Ok(false)

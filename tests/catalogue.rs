@@ -60,6 +60,9 @@ fn the_catalogue_has_the_scenarios_the_walking_skeleton_promises() {
         "old-revision-only",
         "delete-hangs",
         "hostile-upstreams",
+        "config-update-over-rest",
+        "split-update-races-snapshot",
+        "delete-answer-lost-in-restart",
     ] {
         assert!(names.iter().any(|n| n == required), "missing {required}");
     }

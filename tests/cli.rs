@@ -84,7 +84,20 @@ fn a_failed_check_says_which_and_why_and_exits_1() {
 
 #[test]
 fn a_data_plane_that_learns_late_fails_the_convergence_check() {
-    // A store that takes 2 s per answer cannot meet one 1 s sync interval.
+    // A data plane that never reads the store learns nothing from it.
+    let out = mcpsim(&[
+        "run",
+        "scenarios/split-reporter.json",
+        "--defect",
+        "data-plane-never-syncs",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL converges"), "{stdout}");
+
+    // A store that takes 2 s per answer delays every plane's reads by as
+    // much: that is the store's time, which the bound allows, not the data
+    // plane's lateness.
     let text = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/split-reporter.json"),
     )
@@ -97,8 +110,8 @@ fn a_data_plane_that_learns_late_fails_the_convergence_check() {
     let path = temp_file("slow-store.json", &text);
     let out = mcpsim(&["run", path.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL converges"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok   converges"), "{stdout}");
 }
 
 #[test]
@@ -219,7 +232,19 @@ fn explore_pointed_at_the_simple_gateway_fails_with_a_replayable_reproducer() {
     args.extend(replay.split(' '));
     let replayed = mcpsim(&args);
     assert_eq!(replayed.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("FAIL expectations"));
+    // The replay fails the checkers the exploration named.
+    let named = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("first failure at case "))
+        .and_then(|l| l.split("): ").nth(1))
+        .expect("the first failure names its checkers");
+    let replayed = String::from_utf8_lossy(&replayed.stdout);
+    for checker in named.split(", ") {
+        assert!(
+            replayed.contains(&format!("FAIL {checker}")),
+            "{checker}: {replayed}"
+        );
+    }
     // Its settings are the simple gateway's own: the reference refuses them.
     let other = mcpsim(&args[..2]);
     assert_eq!(other.status.code(), Some(2));

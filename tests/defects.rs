@@ -13,7 +13,7 @@ use mcpsim_harness::{Evidence, Scenario};
 
 /// Cases each defect may take before it is caught (seed 1). The README's
 /// table gives the medians over several seeds from `mcpsim bench --defects`.
-const BUDGET: usize = 400;
+const BUDGET: usize = 1_000;
 const SEED: u64 = 1;
 
 fn options(cases: usize, defects: Defects) -> Options {

@@ -2,10 +2,15 @@
 //! A fixed proptest seed keeps CI reproducible; failures found here are
 //! kept in `tests/generated.proptest-regressions` and replayed first.
 
+use mcpsim_fakes::AuthMethod;
 use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::plan_tree;
-use mcpsim_harness::generate::{plan_strategy, AuthPlan, RegistrationPath, Swarm, Target};
-use mcpsim_harness::Evidence;
+use mcpsim_harness::generate::{
+    plan_strategy, AuthPlan, Cut, Horizon, Link, Plan, Quirk, RegistrationPath, StoreLag, Swarm,
+    Target, UpdateChange, HORIZON_TICK_MS,
+};
+use mcpsim_harness::scenario::Action;
+use mcpsim_harness::{Evidence, Scenario, Status};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
@@ -103,4 +108,271 @@ fn bodies_in_litellms_shape_go_only_to_a_target_of_its_dialect() {
         .steps
         .iter()
         .all(|s| !s.bad_input && s.extra_fields.is_none() && s.raw_body.is_none()));
+}
+
+/// The reference, and a plan with every swarm kind off, no restart and
+/// quick upstreams, on which the tests below switch on one thing at a time.
+fn quiet_plan(path: RegistrationPath, auth: AuthPlan) -> (Target, Plan) {
+    let target = Target::new(Reference::new().sut()).unwrap();
+    let mut plan = plan_tree(1, 0).current();
+    plan.path = path;
+    plan.auth = auth;
+    plan.swarm = Swarm::default();
+    plan.restart = None;
+    plan.list_latency_ms = 0;
+    plan.latency_ms_max = 3;
+    plan.page_size = Some(2);
+    plan.tool_count = 3;
+    (target, plan)
+}
+
+fn oauth(basic: bool) -> AuthPlan {
+    AuthPlan::ClientCredentials {
+        with_flow: true,
+        basic,
+        expires_in_s: 3_600,
+    }
+}
+
+/// Runs a plan against the reference and says what failed.
+fn run_plan(target: &Target, plan: &Plan) -> (Scenario, mcpsim_harness::Report) {
+    let scenario = plan.to_scenario(target).unwrap();
+    let report = mcpsim_harness::run(&target.sut, &scenario).unwrap();
+    let failed: Vec<String> = report
+        .failed_checks()
+        .map(|c| format!("{}: {}", c.name, c.findings.join("; ")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{:?}: {failed:?}\n{}",
+        plan,
+        report.timeline()
+    );
+    (scenario, report)
+}
+
+/// A horizon case lives past several token lifetimes: with a coarser tick,
+/// short tokens, sessions the server ends and a gateway asked to refresh a
+/// second early, the gateway fetches new tokens within the run (no 401
+/// needed), and every checker judges it without a false finding.
+#[test]
+fn a_horizon_case_crosses_token_expiry_and_the_gateway_refreshes() {
+    for (expires_in_s, run_ms) in [(2, 4_000), (3, 7_000), (5, 7_000)] {
+        let (target, mut plan) = quiet_plan(RegistrationPath::Rest, oauth(false));
+        plan.swarm.horizon = true;
+        plan.faults.horizon = Horizon {
+            expires_in_s,
+            run_ms,
+            session_ttl_ms: 1_000,
+        };
+        let (scenario, report) = run_plan(&target, &plan);
+        assert_eq!(scenario.network.tick_ms, HORIZON_TICK_MS);
+        assert!(scenario.operator.poll_until_ms >= run_ms);
+        assert_eq!(
+            scenario.token_servers[0].config.expires_in_s,
+            Some(expires_in_s)
+        );
+        assert_eq!(scenario.mcp_servers[0].config.session_ttl_ms, Some(1_000));
+        assert_eq!(scenario.expect["srv"].status, Some(Status::Healthy));
+        // Kept for a second less than stated: the refreshes the run holds.
+        let kept_ms = (expires_in_s - 1) * 1_000;
+        let issued = report.token_servers["auth"].issued;
+        assert!(
+            issued >= run_ms / (kept_ms + 1_000),
+            "{expires_in_s} s tokens over {run_ms} ms: {issued} issued"
+        );
+        assert_eq!(report.mcp_servers["mcp"].unauthorized, 0);
+    }
+}
+
+/// A create that gets one field wrong, then an update that mends it, for
+/// every field an update can touch, each with an auth that has it: the
+/// create's definition (in mcpsim's words and the fields beyond them)
+/// differs from the update's, and the server ends healthy.
+#[test]
+fn a_create_then_update_mends_every_field() {
+    let unstated_flow = AuthPlan::ClientCredentials {
+        with_flow: false,
+        basic: true,
+        expires_in_s: 3_600,
+    };
+    for (field, auth) in [
+        (UpdateChange::Url, AuthPlan::None),
+        (UpdateChange::TokenUrl, oauth(true)),
+        (UpdateChange::Credentials, oauth(true)),
+        (UpdateChange::Credentials, AuthPlan::Bearer),
+        (UpdateChange::ClientId, oauth(true)),
+        (UpdateChange::Scopes, oauth(true)),
+        (UpdateChange::AuthType, oauth(true)),
+        (UpdateChange::AuthType, AuthPlan::Bearer),
+        // `authorization_code` at first, and the flow left out at first.
+        (UpdateChange::Flow, oauth(true)),
+        (UpdateChange::Flow, unstated_flow),
+        (UpdateChange::Headers, AuthPlan::Bearer),
+        (UpdateChange::Alias, oauth(true)),
+    ] {
+        let (target, mut plan) = quiet_plan(RegistrationPath::RestThenUpdate, auth);
+        plan.faults.update_change = field;
+        let plan = plan.for_target(target.caps);
+        assert_eq!(plan.update_change(), Some(field), "{field:?} {auth:?}");
+        let (scenario, report) = run_plan(&target, &plan);
+        let writes: Vec<_> = scenario
+            .operator
+            .steps
+            .iter()
+            .map(|s| match &s.action {
+                Action::Create { spec, .. } | Action::Update { spec, .. } => {
+                    (spec.clone().unwrap(), s.extra_fields.clone())
+                }
+                Action::Delete { .. } => panic!("no delete here"),
+            })
+            .collect();
+        assert_eq!(writes.len(), 2, "{field:?}");
+        assert_ne!(writes[0], writes[1], "{field:?}");
+        assert_eq!(scenario.expect["srv"].status, Some(Status::Healthy));
+        let text = format!("{field:?} {auth:?}: {:?}", report.steps);
+        assert!(report.steps[1].ends_with("202"), "{text}");
+        assert!(
+            report.servers.iter().all(|s| s.status == Status::Healthy),
+            "{text}"
+        );
+    }
+}
+
+/// A rewrite rotates one field between two working values on every path,
+/// config servers (over REST, which the reference refuses) and both planes
+/// of a split deployment included; the ending stays what the plan says.
+#[test]
+fn a_rewrite_rotates_a_field_on_every_path() {
+    for path in RegistrationPath::ALL {
+        for field in [
+            UpdateChange::Url,
+            UpdateChange::TokenUrl,
+            UpdateChange::Credentials,
+            UpdateChange::ClientId,
+            UpdateChange::Scopes,
+            UpdateChange::Flow,
+        ] {
+            let (target, mut plan) = quiet_plan(path, oauth(false));
+            plan.swarm.rewrite = true;
+            plan.faults.rewrite_change = field;
+            let (scenario, report) = run_plan(&target, &plan);
+            let last = scenario.operator.steps.last().unwrap();
+            let case = format!("{path:?} {field:?}: {:?}", report.steps);
+            assert!(
+                matches!(&last.action, Action::Update { server, .. } if server == "srv"),
+                "{case}"
+            );
+            let config_server = matches!(
+                path,
+                RegistrationPath::Config | RegistrationPath::ConfigOnData
+            );
+            let answered = report.steps.last().unwrap();
+            if config_server {
+                assert!(answered.contains("-> 400"), "{case}");
+            } else {
+                assert!(answered.ends_with("202"), "{case}");
+            }
+            assert_eq!(
+                scenario.expect["srv"].status,
+                Some(Status::Healthy),
+                "{case}"
+            );
+        }
+    }
+}
+
+/// A slow store's snapshots are in flight while writes land, and a gateway
+/// cut from its store long enough to fail a sync must say so: the plan
+/// states it, the reference does, and the same scenario without the cut
+/// fails the stated expectation.
+#[test]
+fn a_slow_store_and_a_long_store_partition_are_stated_and_judged() {
+    for path in [
+        RegistrationPath::Rest,
+        RegistrationPath::RestOnData,
+        RegistrationPath::ConfigOnData,
+        RegistrationPath::DeleteThenCreate,
+    ] {
+        let (target, mut plan) = quiet_plan(path, AuthPlan::None);
+        plan.latency_ms_max = 2;
+        plan.swarm.slow_store = true;
+        plan.faults.store_lag = StoreLag {
+            latency_ms: 50,
+            snapshot_delay_ms: 250,
+        };
+        plan.swarm.partition = true;
+        plan.faults.partition = Cut {
+            link: Link::Store,
+            at_ms: 100,
+            for_ms: 800,
+        };
+        let (scenario, _) = run_plan(&target, &plan);
+        assert_eq!(scenario.stores[0].config.latency_ms, 50);
+        assert_eq!(scenario.stores[0].config.snapshot_delay_ms, 250);
+        assert_eq!(scenario.expect_store_unreachable, [plan.asked_host()]);
+
+        let mut uncut = scenario.clone();
+        uncut.faults.clear();
+        let report = mcpsim_harness::run(&target.sut, &uncut).unwrap();
+        let failed: Vec<&str> = report.failed_checks().map(|c| c.name).collect();
+        assert_eq!(failed, ["expectations"], "{path:?}");
+    }
+    // A data plane that learns the server from the store alone holds
+    // nothing to report health for while it is cut: nothing is stated.
+    let (target, mut plan) = quiet_plan(RegistrationPath::RestOnControl, AuthPlan::None);
+    plan.swarm.partition = true;
+    plan.faults.partition = Cut {
+        link: Link::Store,
+        at_ms: 100,
+        for_ms: 800,
+    };
+    let scenario = plan.to_scenario(&target).unwrap();
+    assert!(scenario.expect_store_unreachable.is_empty());
+}
+
+/// Every token server's registration states the client authentication the
+/// gateway is told to use (or the one its endpoint insists on), so a strict
+/// endpoint holds the gateway to it; the lenient quirk lets the other pass,
+/// and the upstreams' other leniencies come with it.
+#[test]
+fn registrations_state_the_configured_client_authentication() {
+    for (basic, quirk, method) in [
+        (true, None, AuthMethod::Basic),
+        (false, None, AuthMethod::Form),
+        (false, Some(Quirk::BasicOnlyToken), AuthMethod::Basic),
+        (true, Some(Quirk::FormOnlyToken), AuthMethod::Form),
+        (true, Some(Quirk::Lenient), AuthMethod::Basic),
+    ] {
+        let (target, mut plan) = quiet_plan(RegistrationPath::Config, oauth(basic));
+        if let Some(quirk) = quirk {
+            plan.swarm.quirk = true;
+            plan.faults.quirk = quirk;
+        }
+        let (scenario, report) = run_plan(&target, &plan);
+        let tokens = &scenario.token_servers[0].config;
+        assert!(tokens.clients.iter().all(|c| c.auth_method == Some(method)));
+        let lenient = quirk == Some(Quirk::Lenient);
+        assert_eq!(tokens.lenient_client_auth, lenient);
+        let mcp = &scenario.mcp_servers[0].config;
+        assert_eq!(mcp.lenient_version_header, lenient);
+        assert_eq!(mcp.lenient_session, lenient);
+        assert_eq!(mcp.lenient_accept, lenient);
+        assert!(report.token_servers["auth"].issued >= 1);
+    }
+}
+
+/// A stateless upstream opens no session, and the session-drop fault, which
+/// needs one, is left out.
+#[test]
+fn a_stateless_upstream_has_no_session_to_drop() {
+    let (target, mut plan) = quiet_plan(RegistrationPath::Rest, oauth(false));
+    plan.swarm.quirk = true;
+    plan.faults.quirk = Quirk::Stateless;
+    plan.swarm.session_drop = true;
+    let (scenario, report) = run_plan(&target, &plan);
+    let mcp = &scenario.mcp_servers[0].config;
+    assert!(!mcp.sessions);
+    assert!(mcp.failures.is_empty());
+    assert_eq!(report.mcp_servers["mcp"].sessions_opened, 0);
 }

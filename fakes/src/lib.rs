@@ -33,8 +33,8 @@ pub use mcp_server::{
 };
 pub use store_server::{StoreServer, StoreServerConfig, StoreStats, StoredRow};
 pub use token_server::{
-    AcceptedClientAuth, ClientRegistration, TokenFailure, TokenFailureRule, TokenServer,
-    TokenServerConfig, TokenStats,
+    AcceptedClientAuth, AuthMethod, ClientRegistration, TokenFailure, TokenFailureRule,
+    TokenServer, TokenServerConfig, TokenStats,
 };
 
 /// Whether a failure rule hits the request with this zero-based ordinal: the first `after`

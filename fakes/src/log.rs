@@ -8,8 +8,9 @@
 //! Invariants: a record holds no secret (a client id, never a secret; a
 //! token's public claims, never the token); times are simulated
 //! milliseconds since [`crate::SIM_EPOCH_UNIX_S`] by the fake's clock; a log
-//! keeps at most [`LOG_CAPACITY`] records and counts the rest, so a request
-//! storm is a finding and never an out-of-memory.
+//! keeps at most its capacity ([`LOG_CAPACITY`] unless its owner sets a
+//! smaller one for a run) and counts the rest, so a request storm is a
+//! finding and never an out-of-memory.
 
 use std::sync::Mutex;
 
@@ -17,7 +18,9 @@ use serde::Serialize;
 
 use crate::{Clock, SIM_EPOCH_UNIX_S};
 
-/// Records kept per fake; later requests are only counted.
+/// Records kept per fake by default; later requests are only counted. A
+/// harness that must stay fast under a storm sets a smaller capacity per
+/// run ([`crate::McpServer::limit_log`], [`crate::TokenServer::limit_log`]).
 pub const LOG_CAPACITY: usize = 100_000;
 
 /// The host a request came from, as the network that carried it knows it.
@@ -39,6 +42,9 @@ pub struct Log<T> {
     /// Requests that came after the log was full.
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped: u64,
+    /// How many records the log keeps; not part of what it says.
+    #[serde(skip)]
+    pub capacity: usize,
 }
 
 impl<T> Default for Log<T> {
@@ -46,6 +52,7 @@ impl<T> Default for Log<T> {
         Log {
             records: Vec::new(),
             dropped: 0,
+            capacity: LOG_CAPACITY,
         }
     }
 }
@@ -57,7 +64,7 @@ fn is_zero(n: &u64) -> bool {
 impl<T> Log<T> {
     /// Appends a record and gives its index, or `None` when the log is full.
     pub(crate) fn push(&mut self, record: T) -> Option<usize> {
-        if self.records.len() >= LOG_CAPACITY {
+        if self.records.len() >= self.capacity {
             self.dropped += 1;
             return None;
         }
@@ -67,6 +74,18 @@ impl<T> Log<T> {
 
     pub(crate) fn get_mut(&mut self, index: Option<usize>) -> Option<&mut T> {
         index.and_then(|i| self.records.get_mut(i))
+    }
+
+    /// Whether the log keeps no more records: every later request is only
+    /// counted.
+    pub fn is_full(&self) -> bool {
+        self.records.len() >= self.capacity
+    }
+
+    /// Keeps at most `capacity` records from now on (at least one); records
+    /// already kept beyond it stay.
+    pub(crate) fn limit(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
     }
 }
 
@@ -234,6 +253,11 @@ pub struct McpRequestRecord {
     /// The JSON-RPC method of a POST (`response` for a client's response).
     pub rpc_method: Option<String>,
     pub session: Option<String>,
+    /// The session id the answer handed out (`Mcp-Session-Id` on an
+    /// `initialize` answer), so that a checker can tell which sessions a
+    /// client opened and whether it ended them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_session: Option<String>,
     pub protocol_version: Option<String>,
     pub credential: CredentialSeen,
     /// The HTTP status answered; none while unanswered.
@@ -280,6 +304,25 @@ mod tests {
         }
         assert_eq!(log.records.len(), LOG_CAPACITY);
         assert_eq!(log.dropped, 5);
+        assert!(log.is_full());
         assert!(log.get_mut(None).is_none());
+    }
+
+    #[test]
+    fn a_smaller_capacity_set_for_a_run_keeps_that_many() {
+        let mut log = Log::default();
+        log.limit(3);
+        for i in 0..5 {
+            assert_eq!(log.push(i).is_some(), i < 3);
+            assert_eq!(log.is_full(), i >= 2);
+        }
+        assert_eq!(log.records, [0, 1, 2]);
+        assert_eq!(log.dropped, 2);
+        // The capacity is the log's own business, not part of its record.
+        let json = serde_json::to_value(&log).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"records": [0, 1, 2], "dropped": 2})
+        );
     }
 }

@@ -32,8 +32,14 @@ use crate::sleep_ms;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreServerConfig {
-    /// Sleep before answering any request.
+    /// Sleep before answering any request (a write is applied, and a read
+    /// takes its snapshot, when the sleep ends).
     pub latency_ms: u64,
+    /// How long the answer to `GET /rows` takes after its snapshot was
+    /// taken: a snapshot in flight this long is older than every write the
+    /// store applies meanwhile.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub snapshot_delay_ms: u64,
     /// Rows present before anything is written (for example a row written by
     /// a newer gateway version that this one cannot decode).
     pub rows: BTreeMap<String, Value>,
@@ -79,6 +85,10 @@ struct PutQuery {
     /// A unique key the row claims (a unique index on the server name).
     #[serde(default)]
     unique: Option<String>,
+}
+
+fn is_zero(ms: &u64) -> bool {
+    *ms == 0
 }
 
 impl StoreServer {
@@ -138,10 +148,14 @@ fn conflict(what: &str, message: &str) -> Response {
 
 async fn list(State(store): State<StoreServer>) -> Response {
     sleep_ms(store.config.latency_ms).await;
-    let mut inner = store.lock();
-    inner.stats.reads += 1;
-    let rows: Vec<&StoredRow> = inner.rows.values().collect();
-    Json(json!({"version": inner.version, "rows": rows})).into_response()
+    let snapshot = {
+        let mut inner = store.lock();
+        inner.stats.reads += 1;
+        let rows: Vec<&StoredRow> = inner.rows.values().collect();
+        json!({"version": inner.version, "rows": rows})
+    };
+    sleep_ms(store.config.snapshot_delay_ms).await;
+    Json(snapshot).into_response()
 }
 
 async fn write(
@@ -279,5 +293,32 @@ mod tests {
                 conflicts: 1
             }
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_in_flight_misses_the_writes_that_land_meanwhile() {
+        let store = StoreServer::new(StoreServerConfig {
+            latency_ms: 10,
+            snapshot_delay_ms: 100,
+            ..StoreServerConfig::default()
+        });
+        let router = store.router();
+        call(&router, "PUT", "/rows/a", r#"{"x": 1}"#).await;
+        let read = tokio::spawn({
+            let router = router.clone();
+            async move { call(&router, "GET", "/rows", "").await }
+        });
+        // The read takes its snapshot 10 ms after it arrives and answers
+        // 100 ms later; the write lands in between.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            call(&router, "PUT", "/rows/a", r#"{"x": 2}"#).await.1,
+            json!({"version": 2})
+        );
+        let (status, snapshot) = read.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(snapshot["version"], 1);
+        assert_eq!(snapshot["rows"][0]["row"], json!({"x": 1}));
+        assert_eq!(store.rows()[0].row, json!({"x": 2}));
     }
 }

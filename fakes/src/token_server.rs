@@ -5,6 +5,10 @@
 //! only the form body, requiring `scope`, `resource` (RFC 8707) or `audience`, and tokens that
 //! live otherwise than their stated `expires_in` (or state none).
 //!
+//! A client registered with a client-authentication method (`auth_method`, RFC 7591's
+//! `token_endpoint_auth_method`) must use that method: another one is refused as
+//! `invalid_client`, unless the endpoint is stated to be lenient (`lenient_client_auth`).
+//!
 //! Invariants: every answer is decided by the request, the configuration, the injected clock and
 //! the request's ordinal, never by wall-clock time or chance. State (counters and the list of
 //! issued tokens) lives in the [`TokenServer`] value, so a router rebuilt after a host restart
@@ -64,6 +68,11 @@ pub struct TokenServerConfig {
     /// A request must name this `audience`, or gets `invalid_request`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_audience: Option<String>,
+    /// Serve a registered client that authenticates another way than its registration's
+    /// `auth_method`, as lenient real endpoints do; by default it is refused as
+    /// `invalid_client`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lenient_client_auth: bool,
 }
 
 impl Default for TokenServerConfig {
@@ -81,6 +90,7 @@ impl Default for TokenServerConfig {
             require_scope: None,
             require_resource: None,
             require_audience: None,
+            lenient_client_auth: false,
         }
     }
 }
@@ -102,7 +112,19 @@ fn is_any(accepted: &AcceptedClientAuth) -> bool {
     *accepted == AcceptedClientAuth::Any
 }
 
+/// How a client authenticates itself to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Form,
+}
+
 /// A pre-registered confidential client. Empty `scopes` means any scope may be requested.
+/// A stated `auth_method` is the only client authentication this client may use; without one
+/// it may use any the endpoint accepts.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRegistration {
@@ -110,6 +132,8 @@ pub struct ClientRegistration {
     pub client_secret: String,
     #[serde(default)]
     pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<AuthMethod>,
 }
 
 // The secret is left out so that logging a configuration cannot leak it into a report.
@@ -119,6 +143,7 @@ impl fmt::Debug for ClientRegistration {
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("scopes", &self.scopes)
+            .field("auth_method", &self.auth_method)
             .finish()
     }
 }
@@ -213,6 +238,18 @@ impl TokenServer {
     /// Every request to the token path so far, in the order they arrived.
     pub fn requests(&self) -> Log<TokenRequestRecord> {
         lock(&self.inner.log).clone()
+    }
+
+    /// Keeps at most `capacity` request records from now on (the default is
+    /// [`crate::LOG_CAPACITY`]): a harness sets a smaller one per run, so
+    /// that a request storm ends quickly as a finding.
+    pub fn limit_log(&self, capacity: usize) {
+        lock(&self.inner.log).limit(capacity);
+    }
+
+    /// Whether the request log is full: later requests are only counted.
+    pub fn log_full(&self) -> bool {
+        lock(&self.inner.log).is_full()
     }
 }
 
@@ -553,6 +590,26 @@ fn issue(
         .iter()
         .find(|c| c.client_id == client_id && c.client_secret == client_secret)
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
+    let used = if basic.is_some() {
+        AuthMethod::Basic
+    } else {
+        AuthMethod::Form
+    };
+    match client.auth_method {
+        Some(AuthMethod::Basic)
+            if used != AuthMethod::Basic && !inner.config.lenient_client_auth =>
+        {
+            return Err(OAuthError::invalid_client(
+                "this client is registered for HTTP Basic client authentication",
+            ))
+        }
+        Some(AuthMethod::Form) if used != AuthMethod::Form && !inner.config.lenient_client_auth => {
+            return Err(OAuthError::invalid_client(
+                "this client is registered for client credentials in the form body",
+            ))
+        }
+        _ => {}
+    }
 
     match param("grant_type") {
         None => {

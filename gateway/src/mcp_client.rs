@@ -549,9 +549,15 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// A script's answer to a JSON-RPC method and request id.
+    type Script = Box<dyn Fn(&str, u64) -> http::Response<Vec<u8>> + Send + Sync>;
+
+    /// A hostile reply to a request id.
+    type Reply = Box<dyn Fn(u64) -> http::Response<Vec<u8>> + Send + Sync>;
+
     /// Answers each POST from a script, by JSON-RPC method; counts them.
     struct Scripted {
-        answer: Box<dyn Fn(&str, u64) -> http::Response<Vec<u8>> + Send + Sync>,
+        answer: Script,
         sent: Mutex<Vec<String>>,
     }
 
@@ -617,10 +623,7 @@ mod tests {
     #[test]
     fn hostile_replies_end_the_listing_with_what_was_wrong() {
         let tool = json!({"name": "t", "inputSchema": {"type": "object"}});
-        let cases: Vec<(
-            Box<dyn Fn(u64) -> http::Response<Vec<u8>> + Send + Sync>,
-            &str,
-        )> = vec![
+        let cases: Vec<(Reply, &str)> = vec![
             (
                 Box::new(|id| json_reply(id + 7, json!({"tools": []}))),
                 "reply is for request id",

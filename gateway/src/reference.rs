@@ -169,11 +169,19 @@ impl SystemUnderTest for Reference {
         Ok(Box::new(gateway))
     }
 
+    fn default_settings(&self) -> Value {
+        serde_json::to_value(GatewaySettings::default()).unwrap_or(Value::Null)
+    }
+
     fn settings_for(&self, profile: &Profile) -> Option<Value> {
         let client_auth = match profile.client_auth {
             mcpsim_sut::ClientAuth::Basic => ClientAuthMethod::Basic,
             mcpsim_sut::ClientAuth::Form => ClientAuthMethod::RequestBody,
         };
+        // The reference counts its token rules in whole seconds; a margin
+        // rounds up and a reuse down, so that it never keeps a token longer
+        // than asked.
+        let reuse = profile.token_reuse;
         Some(json!({
             "role": profile.role,
             "token_timeout_ms": profile.token_budget_ms,
@@ -182,6 +190,9 @@ impl SystemUnderTest for Reference {
             "sync_interval_ms": profile.sync_interval_ms,
             "store_timeout_ms": profile.store_budget_ms,
             "token_client_auth": client_auth,
+            "token_expiry_skew_s": reuse.refresh_margin_ms.div_ceil(1_000),
+            "token_ttl_floor_s": reuse.min_reuse_ms / 1_000,
+            "token_default_ttl_s": reuse.unstated_lifetime_ms / 1_000,
             "id_seed": profile.id_seed,
         }))
     }
@@ -236,5 +247,36 @@ mod tests {
         assert!(!declared.durable);
         assert_eq!(declared.token_reuse.refresh_margin_ms, 5_000);
         assert_eq!(declared.token_reuse.kept_ms(Some(30)), 25_000);
+    }
+
+    /// A generated profile's token reuse is what the reference then
+    /// declares, so the token checker's bounds are the ones asked for.
+    #[test]
+    fn a_profile_s_token_reuse_comes_back_declared() {
+        for reuse in [
+            TokenReuse::default(),
+            TokenReuse {
+                refresh_margin_ms: 1_000,
+                min_reuse_ms: 1_000,
+                unstated_lifetime_ms: 2_000,
+            },
+        ] {
+            let profile = Profile {
+                role: mcpsim_sut::Role::AllInOne,
+                with_store: false,
+                token_budget_ms: 500,
+                listing_budget_ms: 750,
+                recheck_interval_ms: 500,
+                sync_interval_ms: 500,
+                store_budget_ms: 500,
+                client_auth: mcpsim_sut::ClientAuth::Basic,
+                token_reuse: reuse,
+                id_seed: 1,
+            };
+            let settings = Reference::new().settings_for(&profile).unwrap();
+            let declared = Reference::new().declare(&host(settings, None)).unwrap();
+            assert_eq!(declared.token_reuse, reuse);
+            assert_eq!(declared.listing_budget_ms, 750);
+        }
     }
 }

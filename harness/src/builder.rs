@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 
 /// The fakes' behaviours, for [`McpHost::config`] and [`TokenHost::config`].
 pub use mcpsim_fakes::{
-    AcceptedClientAuth, ClientRegistration, GetStream, McpAuth, McpFailure, McpFailureRule,
-    McpServerConfig, Paging, ReplyMode, SseStyle, StoreServerConfig, TokenFailure,
+    AcceptedClientAuth, AuthMethod, ClientRegistration, GetStream, McpAuth, McpFailure,
+    McpFailureRule, McpServerConfig, Paging, ReplyMode, SseStyle, StoreServerConfig, TokenFailure,
     TokenFailureRule, TokenServerConfig, ToolBehaviour, ToolChange, ToolSpec,
 };
 use mcpsim_sut::{ServerDef, Status};

@@ -4,12 +4,27 @@
 //! Case `i` of seed `S` is generated from an RNG seeded by `(S, i)` alone, so
 //! a case is the same whatever the number of workers or the shard; workers
 //! only change who runs it. Each world stays on its worker's one thread.
+//!
+//! A case must end. The world bounds what it can see (requests, trace
+//! events, simulated time), but a host task that never returns from one
+//! poll cannot be stopped from outside: turmoil advances a host only by
+//! polling it until its paused clock reaches the tick, and tokio moves a
+//! paused clock only when the runtime is idle and nothing woke it, so a
+//! busy loop and a `yield_now` loop alike keep one step of the simulation
+//! from ever returning (a loop that sleeps lets time move, and becomes a
+//! storm the world ends). So every case runs under a wall-clock watchdog
+//! ([`case_wall_limit`]): a case over it is reported as a finding, "no
+//! progress: ...", its worker's thread is abandoned to its loop, and the
+//! exploration goes on without it. Every case below a running one has been
+//! handed out already, so the first failure is still the lowest failing
+//! index.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use crate::generate::{plan_strategy, Plan, Target};
 use crate::{Evidence, Report};
@@ -42,6 +57,9 @@ pub struct CaseResult {
     /// Names of failed checks; empty when all held.
     pub failed: Vec<String>,
     pub checks: Vec<(String, bool)>,
+    /// The case did not end within the wall-clock limit: it cannot be run
+    /// again to shrink it, for it would not end again.
+    pub hung: bool,
 }
 
 /// Every case of a run gets its own runner, seeded by (seed, index).
@@ -220,6 +238,7 @@ pub fn run_case(
                 outcome,
                 failed,
                 checks,
+                hung: false,
             }
         }
         Err(_) => CaseResult {
@@ -228,6 +247,7 @@ pub fn run_case(
             outcome: "failed-to-run".to_string(),
             failed: vec!["run".to_string()],
             checks: Vec::new(),
+            hung: false,
         },
     }
 }
@@ -286,67 +306,162 @@ pub fn shrink(
     (best.for_target(target.caps), failed, report, steps)
 }
 
+/// The wall time one case may take before it is reported as making no
+/// progress: 60 s, or `MCPSIM_CASE_WALL_S` seconds when that is set.
+pub fn case_wall_limit() -> Duration {
+    std::env::var("MCPSIM_CASE_WALL_S")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
 /// Runs the cases of `options` until the first failure (the lowest failing
 /// index); gives the results up to it, in index order, and the seconds taken.
+/// Each case runs under the wall-clock watchdog of [`case_wall_limit`].
 pub fn run_cases(options: &Options) -> (Vec<CaseResult>, f64) {
+    run_cases_within(options, case_wall_limit())
+}
+
+/// What a worker tells the watchdog.
+enum Tell {
+    Started { worker: usize, index: usize },
+    Done { worker: usize, result: CaseResult },
+    Exited { worker: usize },
+}
+
+/// [`run_cases`] with this wall-clock limit per case.
+pub fn run_cases_within(options: &Options, wall_limit: Duration) -> (Vec<CaseResult>, f64) {
     let (k, n) = options.shard;
-    let indexes: Vec<usize> = (0..options.cases).filter(|i| i % n == k - 1).collect();
+    let indexes: Arc<Vec<usize>> =
+        Arc::new((0..options.cases).filter(|i| i % n == k - 1).collect());
     let total = indexes.len();
-    let next = AtomicUsize::new(0);
+    let next = Arc::new(AtomicUsize::new(0));
     // The lowest failing index so far: cases above it are not started, so
     // the run stops soon after its first failure, and which failure is
     // first does not depend on the threads.
-    let first_failure = AtomicUsize::new(usize::MAX);
-    let results: Mutex<Vec<CaseResult>> = Mutex::new(Vec::with_capacity(total));
-    let progress = options.progress;
+    let first_failure = Arc::new(AtomicUsize::new(usize::MAX));
+    let (sender, receiver) = mpsc::channel::<Tell>();
+    let jobs = options.jobs.max(1);
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..options.jobs.max(1) {
-            scope.spawn(|| loop {
-                let at = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&index) = indexes.get(at) else {
-                    break;
-                };
-                if index > first_failure.load(Ordering::SeqCst) {
-                    break;
+    // Workers are not scoped: one stuck in a case that never ends is left
+    // behind, and a scope would wait for it.
+    for worker in 0..jobs {
+        let (indexes, next, first_failure) = (indexes.clone(), next.clone(), first_failure.clone());
+        let (sender, target) = (sender.clone(), options.target.clone());
+        let (evidence, seed) = (options.evidence, options.seed);
+        std::thread::Builder::new()
+            .name(format!("mcpsim-explore-{worker}"))
+            .spawn(move || {
+                loop {
+                    let at = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&index) = indexes.get(at) else {
+                        break;
+                    };
+                    if index > first_failure.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    // A watchdog that stopped listening has given up on
+                    // this worker: it stops too.
+                    if sender.send(Tell::Started { worker, index }).is_err() {
+                        return;
+                    }
+                    // Every 50th case runs twice: the determinism sample.
+                    let result = run_case(&target, evidence, seed, index, index % 50 == 0);
+                    if !result.failed.is_empty() {
+                        first_failure.fetch_min(index, Ordering::SeqCst);
+                    }
+                    if sender.send(Tell::Done { worker, result }).is_err() {
+                        return;
+                    }
                 }
-                // Every 50th case runs twice: the determinism sample.
-                let result = run_case(
-                    &options.target,
-                    options.evidence,
-                    options.seed,
-                    index,
-                    index % 50 == 0,
-                );
-                if !result.failed.is_empty() {
-                    first_failure.fetch_min(index, Ordering::SeqCst);
+                let _ = sender.send(Tell::Exited { worker });
+            })
+            .expect("the system can start a worker thread");
+    }
+    drop(sender);
+
+    let mut running: BTreeMap<usize, (usize, Instant)> = BTreeMap::new();
+    let mut abandoned: BTreeSet<usize> = BTreeSet::new();
+    let mut alive = jobs;
+    let mut results: Vec<CaseResult> = Vec::with_capacity(total);
+    let tick = wall_limit.min(Duration::from_millis(100));
+    while alive > 0 {
+        match receiver.recv_timeout(tick) {
+            Ok(Tell::Started { worker, index }) => {
+                running.insert(worker, (index, Instant::now()));
+            }
+            Ok(Tell::Done { worker, result }) => {
+                running.remove(&worker);
+                if !abandoned.contains(&worker) {
+                    results.push(result);
+                    show_progress(options.progress, results.len(), total);
                 }
-                let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
-                all.push(result);
-                if progress && (all.len().is_multiple_of(25) || all.len() == total) {
-                    let width = 40;
-                    let done = all.len() * width / total.max(1);
-                    eprint!(
-                        "\r[{}{}] {}/{} cases",
-                        "#".repeat(done),
-                        ".".repeat(width - done),
-                        all.len(),
-                        total
-                    );
-                    let _ = std::io::stderr().flush();
+            }
+            Ok(Tell::Exited { worker }) => {
+                if !abandoned.contains(&worker) {
+                    alive -= 1;
                 }
-            });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-    });
+        let now = Instant::now();
+        let stuck: Vec<(usize, usize)> = running
+            .iter()
+            .filter(|(w, (_, since))| !abandoned.contains(w) && now - *since > wall_limit)
+            .map(|(w, (index, _))| (*w, *index))
+            .collect();
+        for (worker, index) in stuck {
+            abandoned.insert(worker);
+            running.remove(&worker);
+            alive -= 1;
+            first_failure.fetch_min(index, Ordering::SeqCst);
+            results.push(hung(options, index, wall_limit));
+            show_progress(options.progress, results.len(), total);
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
-    if progress {
+    if options.progress {
         eprintln!();
     }
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|r| r.index);
     // Cases above the first failure that finished anyway are left out.
     let cutoff = first_failure.load(Ordering::SeqCst);
     results.retain(|r| r.index <= cutoff);
 
     (results, seconds)
+}
+
+/// The result of a case that did not end in time.
+fn hung(options: &Options, index: usize, wall_limit: Duration) -> CaseResult {
+    let plan = plan_tree(options.seed, index)
+        .current()
+        .for_target(options.target.caps);
+    CaseResult {
+        index,
+        path: plan.path.name(),
+        outcome: "hung".to_string(),
+        failed: vec![format!(
+            "no progress: case {index} did not end within {} s of wall time (a host that never yields stops the simulation's step)",
+            wall_limit.as_secs_f64()
+        )],
+        checks: vec![("no_progress".to_string(), false)],
+        hung: true,
+    }
+}
+
+fn show_progress(progress: bool, done: usize, total: usize) {
+    if progress && (done.is_multiple_of(25) || done == total) {
+        let width = 40;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r[{}{}] {}/{} cases",
+            "#".repeat(filled),
+            ".".repeat(width - filled.min(width)),
+            done,
+            total
+        );
+        let _ = std::io::stderr().flush();
+    }
 }

@@ -48,6 +48,49 @@ impl<'a> Faults<'a> {
         self.faults.iter().any(|f| f.verb.hosts().contains(&host))
     }
 
+    /// Whether a fault named `host` in `from..=to`, or a partition or hold
+    /// naming it was still in force at `from` (cut before, healed at or after
+    /// `from`, or never).
+    pub fn touched_between(&self, host: &str, from_ms: u64, to_ms: u64) -> bool {
+        self.faults.iter().any(|f| {
+            f.verb.hosts().contains(&host)
+                && f.at_ms <= to_ms
+                && (f.at_ms >= from_ms || self.cut_until(f).is_none_or(|healed| healed >= from_ms))
+        })
+    }
+
+    /// The latest fault naming `host` (or any of `hosts`) at or before
+    /// `at_ms`; 0 when none.
+    pub fn last_touching_at_or_before(&self, hosts: &[&str], at_ms: u64) -> u64 {
+        self.faults
+            .iter()
+            .filter(|f| f.at_ms <= at_ms && f.verb.hosts().iter().any(|h| hosts.contains(h)))
+            .map(|f| f.at_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// For a partition or a hold: when the same link was healed next (its
+    /// repair or release), `None` when never. Any other fault is over at
+    /// once.
+    fn cut_until(&self, cut: &Fault) -> Option<u64> {
+        let heals = |verb: &Verb| match (&cut.verb, verb) {
+            (Verb::Partition { a, b }, Verb::Repair { a: x, b: y })
+            | (Verb::Hold { a, b }, Verb::Release { a: x, b: y }) => {
+                (a == x && b == y) || (a == y && b == x)
+            }
+            _ => false,
+        };
+        match cut.verb {
+            Verb::Partition { .. } | Verb::Hold { .. } => self
+                .faults
+                .iter()
+                .find(|f| f.at_ms >= cut.at_ms && heals(&f.verb))
+                .map(|f| f.at_ms),
+            _ => Some(cut.at_ms),
+        }
+    }
+
     /// Whether every fault happened before `at_ms`.
     pub fn all_before(&self, at_ms: u64) -> bool {
         self.faults.iter().all(|f| f.at_ms < at_ms)

@@ -14,15 +14,29 @@
 //! registrations in a store host, as the reference deployment does:
 //! without one, a restart would lose acknowledged registrations by design,
 //! not by defect.
+//!
+//! Whatever a plan makes certain is stated in its scenario: the server's
+//! final status where timing cannot change it, a gateway cut from its store
+//! long enough to fail a sync (`expect_store_unreachable`), and the client
+//! authentication a token server's registration insists on.
+//!
+//! Time horizons: most cases end once the server has settled, about a
+//! second in; a `horizon` case lives several seconds, with tokens that
+//! expire within it, sessions the MCP server ends on its own, and many
+//! re-checks. Every step of the simulation costs the same whatever happens
+//! in it, so such a case takes a coarser tick ([`HORIZON_TICK_MS`]); every
+//! margin below is counted in messages of the case's own tick.
 
 use std::collections::BTreeMap;
 
 use mcpsim_fakes::{
-    AcceptedClientAuth, ClientRegistration, GetStream, McpAuth, McpFailure, McpFailureRule,
-    McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
+    AcceptedClientAuth, AuthMethod, ClientRegistration, GetStream, McpAuth, McpFailure,
+    McpFailureRule, McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
     TokenServerConfig, ToolBehaviour, ToolChange, ToolSpec,
 };
-use mcpsim_sut::{ClientAuth, Profile, Registration, Role, ServerAuth, ServerDef, Status, Sut};
+use mcpsim_sut::{
+    ClientAuth, Profile, Registration, Role, ServerAuth, ServerDef, Status, Sut, TokenReuse,
+};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -44,7 +58,7 @@ pub enum RegistrationPath {
     RestOnData,
     /// The config file of a data plane beside a control plane.
     ConfigOnData,
-    /// REST create of a definition that differs in one field (see
+    /// REST create of a definition with one field wrong (see
     /// [`UpdateChange`]), then a PUT of the right one; on a control plane
     /// beside a data plane when the plan says so.
     RestThenUpdate,
@@ -173,6 +187,15 @@ pub struct Swarm {
     pub quirk: bool,
     /// The first listing(s) get a hostile answer (see [`Hostile`]).
     pub hostile: bool,
+    /// A long run: short-lived tokens, server-side session expiry, many
+    /// re-checks (see [`Horizon`]).
+    pub horizon: bool,
+    /// An update rotates one field of the registered server between two
+    /// working values, on any path: config servers (over REST) and split
+    /// deployments included.
+    pub rewrite: bool,
+    /// A slow store, whose snapshots are in flight while writes land.
+    pub slow_store: bool,
     /// Bad inputs after the registration (see [`crate::bad_inputs`]), and
     /// an unknown field in the registration itself; for targets whose
     /// dialect is LiteLLM's.
@@ -204,8 +227,14 @@ pub enum Quirk {
     SessionExpiry,
     /// A GET stream answered 200 and held open.
     OpenGetStream,
-    /// A server that refuses a request without `MCP-Protocol-Version`.
-    StrictVersion,
+    /// Upstreams that let pass what the spec says a client MUST do
+    /// otherwise (every fake insists by default): a request without the
+    /// agreed `MCP-Protocol-Version` or without its session id, an `Accept`
+    /// without both media types, a client that authenticates otherwise than
+    /// it was registered.
+    Lenient,
+    /// A server that opens no session (stateless).
+    Stateless,
     /// A server that speaks only 2025-03-26.
     OldRevision,
     /// A session DELETE that never answers.
@@ -240,6 +269,27 @@ impl Hostile {
     }
 }
 
+/// A long run: tokens that expire within it, sessions the MCP server ends on
+/// its own, and the operator polling until `run_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Horizon {
+    /// The `expires_in` tokens state (and live); the gateway is asked to
+    /// refresh a second before.
+    pub expires_in_s: u64,
+    pub run_ms: u64,
+    /// Sessions end this long after they opened: longer than any listing
+    /// within the listing budget, shorter than the run.
+    pub session_ttl_ms: u64,
+}
+
+/// A slow store: each request waits `latency_ms`, and a read's snapshot is
+/// in flight for `snapshot_delay_ms` after it was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLag {
+    pub latency_ms: u64,
+    pub snapshot_delay_ms: u64,
+}
+
 impl Swarm {
     /// The names of the kinds that are on.
     pub fn names(&self) -> Vec<&'static str> {
@@ -258,6 +308,9 @@ impl Swarm {
             (self.late_upstream, "late-upstream"),
             (self.quirk, "quirk"),
             (self.hostile, "hostile"),
+            (self.horizon, "horizon"),
+            (self.rewrite, "rewrite"),
+            (self.slow_store, "slow-store"),
             (self.bad_input, "bad-input"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
@@ -287,37 +340,58 @@ pub struct Faults {
     pub session_max_requests: u32,
     /// When the tool set grows (`ToolsChange`).
     pub tools_change_at_ms: u64,
+    /// What the create of `rest-then-update` gets wrong.
+    pub update_change: UpdateChange,
+    /// What a `rewrite` update rotates, and when.
+    pub rewrite_change: UpdateChange,
+    pub rewrite_at_ms: u64,
+    pub store_lag: StoreLag,
+    pub horizon: Horizon,
     /// The bad writes of `bad-input`: the first, or both.
     pub bad_inputs: [BadInput; 2],
     pub both_bad_inputs: bool,
     /// With `bad-input`, the registration itself carries an unknown field.
     pub unknown_field: bool,
-    /// What the create of `rest-then-update` gets wrong.
-    pub update_change: UpdateChange,
     /// `rest-then-update` on a control plane beside a data plane.
     pub update_on_control: bool,
     /// `delete-then-create` creates the server again under the same id.
     pub same_id: bool,
 }
 
-/// The one field in which the create of `rest-then-update` differs from the
-/// update that follows it. Where the plan's auth or the target's dialect
-/// cannot carry a change, the plan falls back to another (see
-/// [`Plan::update_change`]).
+/// A field of a registered server that an update changes: the one the
+/// create of `rest-then-update` gets wrong (its update mends it), or the
+/// one a `rewrite` update turns to another value that works as well. Where
+/// the plan's auth or the target's dialect cannot carry a change, the plan
+/// falls back to another (see [`Plan::update_change`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdateChange {
-    /// A URL where nothing listens.
+    /// A URL where nothing listens; rotated, the same server spelled with
+    /// its port.
     Url,
-    /// A wrong client secret, or a wrong static token.
+    /// A token URL where no token endpoint is; rotated, the same endpoint
+    /// spelled with its port.
+    TokenUrl,
+    /// A wrong client secret, or a wrong static token; rotated, the
+    /// client's second secret.
     Credentials,
-    /// Another auth type than the server takes.
+    /// A client the token server does not know; rotated, a second client.
+    ClientId,
+    /// The scopes without the one the token server requires; rotated, one
+    /// scope more.
+    Scopes,
+    /// Another auth type than the server takes (never rotated: no second
+    /// auth type works for the same upstream).
     AuthType,
     /// `oauth2_flow: authorization_code` where the server needs
-    /// `client_credentials` (LiteLLM's dialect).
+    /// `client_credentials` (LiteLLM's dialect, a flow the plan states);
+    /// otherwise, and rotated, the flow stated where it was left out or
+    /// left out where it was stated.
     Flow,
-    /// A wrong `Authorization` in `static_headers` (LiteLLM's dialect).
+    /// A wrong `Authorization` in `static_headers` (LiteLLM's dialect;
+    /// never rotated).
     Headers,
-    /// Another `alias`, so other tool names (LiteLLM's dialect).
+    /// Another `alias`, so other tool names (LiteLLM's dialect; never
+    /// rotated).
     Alias,
 }
 
@@ -359,6 +433,7 @@ impl Target {
                 with_store,
                 ClientAuth::Form,
                 CHECK_INTERVAL_MS,
+                TokenReuse::default(),
                 1,
             ))
             .is_some()
@@ -389,6 +464,7 @@ fn profile(
     with_store: bool,
     client_auth: ClientAuth,
     recheck_interval_ms: u64,
+    token_reuse: TokenReuse,
     id_seed: u64,
 ) -> Profile {
     Profile {
@@ -400,6 +476,7 @@ fn profile(
         sync_interval_ms: SYNC_INTERVAL_MS,
         store_budget_ms: STORE_TIMEOUT_MS,
         client_auth,
+        token_reuse,
         id_seed,
     }
 }
@@ -435,13 +512,34 @@ const STORE_TIMEOUT_MS: u64 = 500;
 const CHECK_INTERVAL_MS: u64 = 500;
 /// Simulated time per simulation step in generated cases.
 const TICK_MS: u64 = 2;
+/// The tick of `horizon` cases. They live several times longer than the
+/// others, mostly waiting for the next re-check, refresh or poll, and every
+/// step of the simulation costs the same whatever happens in it (turmoil
+/// 0.7 steps every host at a fixed tick, set when the simulation is built),
+/// so they take fewer, coarser ones: what they are about happens on a scale
+/// of seconds. Every margin of a plan is counted in messages of its own
+/// tick ([`Plan::hop_ms`]).
+pub const HORIZON_TICK_MS: u64 = 10;
+/// How a `horizon` case asks the gateway to keep its short-lived tokens:
+/// refreshed a second before they expire.
+const HORIZON_TOKEN_REUSE: TokenReuse = TokenReuse {
+    refresh_margin_ms: 1_000,
+    min_reuse_ms: 1_000,
+    unstated_lifetime_ms: 2_000,
+};
 /// The operator polls this often in generated cases.
 const POLL_INTERVAL_MS: u64 = 200;
-/// The operator's last step is sent at 200 ms; allow it to complete.
-const STEPS_DONE_MS: u64 = 400;
-/// Bad inputs go out after the registration's steps, and are answered long
-/// before the steps are done.
-const BAD_INPUTS_AT_MS: u64 = 250;
+/// The operator's steps are sent by 200 ms (a `rewrite` update of a
+/// recreated server at [`REWRITE_RECREATED_MS`]); each is given this long
+/// to complete, and a slow store twice its latency more.
+const STEP_MS: u64 = 200;
+/// When a `rewrite` update goes out on the delete-then-create path: after
+/// the create again, at 200 ms.
+const REWRITE_RECREATED_MS: u64 = 250;
+/// Bad inputs go out this long after the last of the other steps, one
+/// after the other ([`BAD_INPUT_GAP_MS`] apart), and count as steps.
+const BAD_INPUTS_AFTER_MS: u64 = 50;
+const BAD_INPUT_GAP_MS: u64 = 10;
 
 fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
@@ -469,13 +567,13 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
     (
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
-        (on(), on(), on()),
+        (on(), on(), on(), on(), on(), on()),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
                 (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
-                (quirk, hostile, bad_input),
+                (quirk, hostile, horizon, rewrite, slow_store, bad_input),
             )| Swarm {
                 restart,
                 give_up,
@@ -491,6 +589,9 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 late_upstream,
                 quirk,
                 hostile,
+                horizon,
+                rewrite,
+                slow_store,
                 bad_input,
             },
         )
@@ -521,7 +622,8 @@ fn quirk_strategy() -> impl Strategy<Value = Quirk> {
         Quirk::TokenNeedsParams,
         Quirk::SessionExpiry,
         Quirk::OpenGetStream,
-        Quirk::StrictVersion,
+        Quirk::Lenient,
+        Quirk::Stateless,
         Quirk::OldRevision,
         Quirk::DeleteHangs,
     ])
@@ -538,6 +640,57 @@ fn hostile_strategy() -> impl Strategy<Value = Hostile> {
         Hostile::HtmlPage,
         Hostile::Redirect,
     ])
+}
+
+fn update_change_strategy() -> impl Strategy<Value = UpdateChange> {
+    proptest::sample::select(vec![
+        UpdateChange::Url,
+        UpdateChange::TokenUrl,
+        UpdateChange::Credentials,
+        UpdateChange::ClientId,
+        UpdateChange::Scopes,
+        UpdateChange::AuthType,
+        UpdateChange::Flow,
+        UpdateChange::Headers,
+        UpdateChange::Alias,
+    ])
+}
+
+/// What a `rewrite` may rotate; an auth type, which no second value of
+/// works, rotates the URL ([`Plan::rewrite`]).
+fn rewrite_change_strategy() -> impl Strategy<Value = UpdateChange> {
+    proptest::sample::select(vec![
+        UpdateChange::Url,
+        UpdateChange::TokenUrl,
+        UpdateChange::Credentials,
+        UpdateChange::ClientId,
+        UpdateChange::Scopes,
+        UpdateChange::AuthType,
+        UpdateChange::Flow,
+    ])
+}
+
+fn store_lag_strategy() -> impl Strategy<Value = StoreLag> {
+    // A read and a write each stay well within the store budget.
+    prop_oneof![Just((100u64, 0u64)), Just((50, 250)), Just((150, 150)),].prop_map(
+        |(latency_ms, snapshot_delay_ms)| StoreLag {
+            latency_ms,
+            snapshot_delay_ms,
+        },
+    )
+}
+
+fn horizon_strategy() -> impl Strategy<Value = Horizon> {
+    (
+        prop_oneof![Just(2u64), Just(3u64), Just(5u64)],
+        prop_oneof![Just(4_000u64), Just(7_000u64)],
+        prop_oneof![Just(1_000u64), Just(2_500u64)],
+    )
+        .prop_map(|(expires_in_s, run_ms, session_ttl_ms)| Horizon {
+            expires_in_s,
+            run_ms,
+            session_ttl_ms,
+        })
 }
 
 fn faults_strategy() -> impl Strategy<Value = Faults> {
@@ -572,20 +725,19 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             prop_oneof![Just(300u64), Just(900u64)],
         ),
         (
+            update_change_strategy(),
+            rewrite_change_strategy(),
+            prop_oneof![Just(60u64), Just(180u64)],
+            store_lag_strategy(),
+            horizon_strategy(),
+        ),
+        (
             [
                 bad_inputs::bad_input_strategy(),
                 bad_inputs::bad_input_strategy(),
             ],
             any::<bool>(),
             any::<bool>(),
-            proptest::sample::select(vec![
-                UpdateChange::Url,
-                UpdateChange::Credentials,
-                UpdateChange::AuthType,
-                UpdateChange::Flow,
-                UpdateChange::Headers,
-                UpdateChange::Alias,
-            ]),
             any::<bool>(),
             any::<bool>(),
         ),
@@ -595,14 +747,8 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
-                (
-                    bad_inputs,
-                    both_bad_inputs,
-                    unknown_field,
-                    update_change,
-                    update_on_control,
-                    same_id,
-                ),
+                (update_change, rewrite_change, rewrite_at_ms, store_lag, horizon),
+                (bad_inputs, both_bad_inputs, unknown_field, update_on_control, same_id),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -619,10 +765,14 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 hostile,
                 session_max_requests,
                 tools_change_at_ms,
+                update_change,
+                rewrite_change,
+                rewrite_at_ms,
+                store_lag,
+                horizon,
                 bad_inputs,
                 both_bad_inputs,
                 unknown_field,
-                update_change,
                 update_on_control,
                 same_id,
             },
@@ -722,13 +872,38 @@ fn tools(count: usize) -> Vec<ToolSpec> {
         .collect()
 }
 
+const CLIENT_ID: &str = "gen-client";
 const CLIENT_SECRET: &str = "gen-client-secret-4711";
+/// A second secret of the same client, for a rotation.
+const ROTATED_SECRET: &str = "gen-client-rotated-secret-4711";
+/// A second client, for a rotation.
+const OTHER_CLIENT_ID: &str = "gen-client-b";
+const OTHER_CLIENT_SECRET: &str = "gen-client-b-secret-4711";
+/// What a create that gets a credential wrong sends.
+const WRONG_CLIENT_ID: &str = "gen-client-unknown";
+const WRONG_SECRET: &str = "gen-wrong-secret-4711";
+const WRONG_BEARER: &str = "gen-wrong-bearer-4711";
+const TOKEN_URL: &str = "http://auth/oauth/token";
+const MCP_URL: &str = "http://mcp/mcp";
+/// The scope a create that gets the scopes wrong leaves out.
+const GEN_SCOPE: &str = "mcp";
 const SIGNING_KEY: &str = "gen-signing-key-4711";
 const GEN_AUDIENCE: &str = "gen-api";
 const GEN_ISSUER: &str = "http://auth";
 const BEARER: &str = "gen-bearer-token-4711";
 /// The operator's own key (LiteLLM's master key): it must never go upstream.
 const OPERATOR_KEY: &str = "sk-gen-operator-4711";
+
+/// Which version of the server's definition a step sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// The one that works, as planned.
+    Final,
+    /// This field wrong (see [`UpdateChange`]).
+    Broken(UpdateChange),
+    /// This field changed to another value that works as well.
+    Rotated(UpdateChange),
+}
 
 impl Plan {
     /// The plan fitted to what a system supports: without a split
@@ -765,6 +940,216 @@ impl Plan {
     /// The upstream quirk of this case, if its switch is on.
     fn quirk(&self) -> Option<Quirk> {
         self.swarm.quirk.then_some(self.faults.quirk)
+    }
+
+    /// Whether the MCP server forgets a session mid-listing: a stateless
+    /// server has none to forget.
+    fn session_drop(&self) -> bool {
+        self.swarm.session_drop && self.quirk() != Some(Quirk::Stateless)
+    }
+
+    /// Simulated time per step of this case.
+    pub fn tick_ms(&self) -> u64 {
+        if self.swarm.horizon {
+            HORIZON_TICK_MS
+        } else {
+            TICK_MS
+        }
+    }
+
+    /// The longest one message of this case takes, rounded up to its tick:
+    /// the unit of every timing margin here.
+    fn hop_ms(&self) -> u64 {
+        crate::scenario::Network {
+            latency_ms_min: 1,
+            latency_ms_max: self.latency_ms_max,
+            tick_ms: self.tick_ms(),
+        }
+        .hop_ms()
+    }
+
+    /// The long run of this case, if its switch is on.
+    fn horizon(&self) -> Option<Horizon> {
+        self.swarm.horizon.then_some(self.faults.horizon)
+    }
+
+    /// How the gateway is asked to keep tokens.
+    fn token_reuse(&self) -> TokenReuse {
+        if self.swarm.horizon {
+            HORIZON_TOKEN_REUSE
+        } else {
+            TokenReuse::default()
+        }
+    }
+
+    /// The slow store of this case, if its switch is on and it has a store.
+    fn store_lag(&self) -> Option<StoreLag> {
+        (self.swarm.slow_store && self.caps.store).then_some(self.faults.store_lag)
+    }
+
+    /// The change a plan can carry with this auth and this target: the
+    /// token URL, the client id, the scopes and a rotation of the flow need
+    /// client credentials, other credentials and the auth type some auth,
+    /// static headers a static token, and static headers, an alias or a
+    /// refused flow a target of LiteLLM's dialect; a create that cannot get
+    /// one of those wrong gets its credentials wrong, or its URL where it
+    /// has none. A rotation changes the URL where its field has no second
+    /// value that works (an auth type, a static token, headers, an alias).
+    fn applicable(&self, change: UpdateChange, rotation: bool) -> UpdateChange {
+        let bodies = self.caps.litellm_bodies;
+        let fallback = if self.auth == AuthPlan::None || rotation {
+            UpdateChange::Url
+        } else {
+            UpdateChange::Credentials
+        };
+        match (change, self.auth) {
+            (UpdateChange::Url, _) => UpdateChange::Url,
+            (UpdateChange::TokenUrl | UpdateChange::ClientId | UpdateChange::Scopes, _) => {
+                if self.client_credentials() {
+                    change
+                } else {
+                    UpdateChange::Url
+                }
+            }
+            (UpdateChange::Credentials, AuthPlan::ClientCredentials { .. }) => change,
+            (UpdateChange::Credentials, AuthPlan::Bearer) if !rotation => change,
+            (UpdateChange::Credentials, _) => UpdateChange::Url,
+            (UpdateChange::AuthType, AuthPlan::None) => UpdateChange::Url,
+            (UpdateChange::AuthType, _) if rotation => UpdateChange::Url,
+            (UpdateChange::AuthType, _) => change,
+            (UpdateChange::Flow, AuthPlan::ClientCredentials { .. }) => change,
+            (UpdateChange::Flow, _) => fallback,
+            (UpdateChange::Headers, AuthPlan::Bearer) if bodies && !rotation => change,
+            (UpdateChange::Alias, _) if bodies && !rotation => change,
+            (UpdateChange::Headers | UpdateChange::Alias, _) => fallback,
+        }
+    }
+
+    /// The one field the create of `rest-then-update` gets wrong, fitted to
+    /// what the plan's auth and the target's dialect can carry; none on
+    /// other paths.
+    pub fn update_change(&self) -> Option<UpdateChange> {
+        (self.path == RegistrationPath::RestThenUpdate)
+            .then(|| self.applicable(self.faults.update_change, false))
+    }
+
+    /// The change whose final value the plan's registration carries: its
+    /// own update's, or, for an update twin, the update's it stands for.
+    fn final_change(&self) -> Option<UpdateChange> {
+        if self.merged_update {
+            Plan {
+                path: RegistrationPath::RestThenUpdate,
+                merged_update: false,
+                ..self.clone()
+            }
+            .update_change()
+        } else {
+            self.update_change()
+        }
+    }
+
+    /// Whether the create of `rest-then-update` states the flow a client
+    /// credentials server refuses (`authorization_code`), rather than the
+    /// working flow the other way: where the plan states its flow and the
+    /// target speaks LiteLLM's dialect, which has the field.
+    fn refused_flow(&self) -> bool {
+        self.caps.litellm_bodies
+            && matches!(
+                self.auth,
+                AuthPlan::ClientCredentials {
+                    with_flow: true,
+                    ..
+                }
+            )
+    }
+
+    /// When a `rewrite` update goes out, and what it rotates.
+    fn rewrite(&self) -> Option<(u64, UpdateChange)> {
+        self.swarm.rewrite.then(|| {
+            let at_ms = if self.path == RegistrationPath::DeleteThenCreate {
+                REWRITE_RECREATED_MS
+            } else {
+                self.faults.rewrite_at_ms
+            };
+            (at_ms, self.applicable(self.faults.rewrite_change, true))
+        })
+    }
+
+    /// How many bad writes go out after the other steps: for a target of
+    /// LiteLLM's dialect only, whose REST shape they are written in.
+    fn bad_input_count(&self) -> usize {
+        match (
+            self.swarm.bad_input && self.caps.litellm_bodies,
+            self.faults.both_bad_inputs,
+        ) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        }
+    }
+
+    /// When the first bad write goes out: after every other step has been
+    /// sent (the registration's, by [`STEP_MS`], and a `rewrite` update).
+    fn bad_inputs_at_ms(&self) -> u64 {
+        let others = self
+            .rewrite()
+            .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS));
+        others + BAD_INPUTS_AFTER_MS
+    }
+
+    /// When the operator's steps have all been sent and answered.
+    fn steps_done_ms(&self) -> u64 {
+        let last = match self.bad_input_count() {
+            0 => self
+                .rewrite()
+                .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS)),
+            count => self.bad_inputs_at_ms() + (count as u64 - 1) * BAD_INPUT_GAP_MS,
+        };
+        last + STEP_MS + self.store_lag().map_or(0, |lag| 2 * lag.latency_ms)
+    }
+
+    /// Whether the token server requires a scope that a create-then-update
+    /// leaves out at first (and its update twin states from the start).
+    fn scope_required(&self) -> bool {
+        self.final_change() == Some(UpdateChange::Scopes)
+    }
+
+    /// Whether the plan cuts the asked gateway from its store long enough
+    /// that one of its syncs must fail while it lists the server, and its
+    /// health be read while it says so: a partition longer than a sync
+    /// interval and healed by nothing else, of a gateway that holds the
+    /// server by then (not one that learns it only from the store, and none
+    /// restarted), with polls of its health closer together than the
+    /// interval.
+    fn store_cut_certain(&self) -> bool {
+        let cuts = self.cuts();
+        let long = cuts.iter().any(|(verb, cut)| {
+            *verb == "partition" && cut.link == Link::Store && cut.for_ms > SYNC_INTERVAL_MS
+        });
+        // Releasing a hold heals the link, a partition of it included.
+        let released = cuts
+            .iter()
+            .any(|(verb, cut)| *verb == "hold" && cut.link == Link::Store);
+        let holds_it = matches!(
+            self.path,
+            RegistrationPath::Config
+                | RegistrationPath::ConfigOnData
+                | RegistrationPath::Rest
+                | RegistrationPath::RestOnData
+                | RegistrationPath::DeleteThenCreate
+        ) || self.path == RegistrationPath::RestThenUpdate && !self.split();
+        let holds_it = holds_it && !self.swarm.give_up;
+        // A poll round reads the list and the health of every gateway, each
+        // a request of about four messages; the answer may come a few
+        // messages later again.
+        let gateways = 1 + u64::from(self.split());
+        let round_ms = POLL_INTERVAL_MS + (2 * gateways * 4 + 4) * self.hop_ms();
+        self.caps.store
+            && long
+            && !released
+            && holds_it
+            && self.restart.is_none()
+            && round_ms < SYNC_INTERVAL_MS
     }
 
     /// The tools the server has at the end of the run.
@@ -819,7 +1204,7 @@ impl Plan {
                     // Cut the store once the operator's writes are through:
                     // a write during the cut is refused (503), by design, and
                     // what matters is what the gateway does with what it knew.
-                    cut.at_ms += STEPS_DONE_MS;
+                    cut.at_ms += self.steps_done_ms();
                 }
                 cuts.push((verb, cut));
             }
@@ -864,7 +1249,11 @@ impl Plan {
         if timed.is_empty() && counted == 0 {
             return None;
         }
-        let last = timed.into_iter().max().unwrap_or(0).max(STEPS_DONE_MS);
+        let last = timed
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            .max(self.steps_done_ms());
         Some(last + (counted + 1) * cycle)
     }
 
@@ -888,7 +1277,10 @@ impl Plan {
     /// Without a store, a restarted gateway forgets a REST registration by
     /// design, so no server is expected then either.
     fn expected_status(&self) -> Option<Status> {
-        if self.restart.is_some_and(|(_, at_ms)| at_ms < STEPS_DONE_MS) {
+        if self
+            .restart
+            .is_some_and(|(_, at_ms)| at_ms < self.steps_done_ms())
+        {
             return None;
         }
         let gateway_restart = matches!(
@@ -917,10 +1309,13 @@ impl Plan {
             // Every check after the crash fails.
             Some(RestartTarget::Mcp) => return Some(Status::Unhealthy),
             // The cached token outlives the token server, unless something
-            // makes the gateway ask for another, or kept it from getting
-            // one before the crash.
+            // makes the gateway ask for another (a revocation, a token that
+            // expires within the run), or kept it from getting one before
+            // the crash.
             Some(_)
                 if self.swarm.revoke
+                    || self.swarm.horizon
+                    || self.quirk() == Some(Quirk::ShortUnstatedToken)
                     || self.swarm.token_flaky
                     || self.swarm.slow_token
                     || self.swarm.late_upstream
@@ -935,17 +1330,16 @@ impl Plan {
             if token > TOKEN_TIMEOUT_MS {
                 return Some(Status::Unhealthy);
             }
-            // A token request on a new connection is about six messages. A
-            // token endpoint that takes only the other client
-            // authentication may cost a gateway that asks once more the
-            // other way a second request.
+            // A token request on a new connection is about six messages; an
+            // endpoint that refuses the configured client authentication
+            // costs a second request the other way.
             let basic = matches!(self.auth, AuthPlan::ClientCredentials { basic: true, .. });
             let requests = match self.quirk() {
                 Some(Quirk::BasicOnlyToken) if !basic => 2,
                 Some(Quirk::FormOnlyToken) if basic => 2,
                 _ => 1,
             };
-            if requests * (token + 6 * self.latency_ms_max) + 50 >= TOKEN_TIMEOUT_MS {
+            if requests * (token + 6 * self.hop_ms()) + 50 >= TOKEN_TIMEOUT_MS {
                 return None;
             }
         }
@@ -957,10 +1351,15 @@ impl Plan {
         let mut worst = pages;
         let mut best = pages;
         let after = u64::from(self.faults.list_after);
-        if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
+        if self.session_drop() && self.disturbed_until_ms().is_none() {
             // Only one listing of one gateway reaches the MCP server before
             // the operator settles, or the drop may land on any of several.
-            // (A create with another alias lists too, before its update.)
+            // An update may cut short a listing of the definition before it
+            // (one whose credentials work), which then took its share; a
+            // create with another alias lists too, before its update.
+            let earlier_listing = self.rewrite().is_some()
+                || self.update_change() == Some(UpdateChange::Flow)
+                || self.final_change() == Some(UpdateChange::Alias);
             let one_lister = matches!(
                 self.path,
                 RegistrationPath::Config
@@ -968,7 +1367,7 @@ impl Plan {
                     | RegistrationPath::RestThenUpdate
             ) && !self.swarm.twin_create
                 && !self.split()
-                && self.final_change() != Some(UpdateChange::Alias);
+                && !earlier_listing;
             if one_lister && after < pages {
                 worst = pages + after + 1;
                 best = worst;
@@ -977,7 +1376,7 @@ impl Plan {
             }
         }
         // Each page and the session around it cost a few message latencies.
-        let overhead = (worst + 6) * 3 * self.latency_ms_max;
+        let overhead = (worst + 6) * 3 * self.hop_ms();
         if worst * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
             Some(Status::Healthy)
         } else if best * self.list_latency_ms > LIST_TIMEOUT_MS {
@@ -987,34 +1386,136 @@ impl Plan {
         }
     }
 
-    fn auth(&self) -> ServerAuth {
+    /// How the gateway authenticates to the MCP server in this version of
+    /// the definition. Where the final definition sends the static token in
+    /// a header its body sets, every version leaves it out of the auth.
+    fn auth(&self, variant: Variant) -> ServerAuth {
+        if self.final_change() == Some(UpdateChange::Headers) {
+            return ServerAuth::None;
+        }
+        if variant == Variant::Broken(UpdateChange::AuthType) {
+            return match self.auth {
+                AuthPlan::ClientCredentials { .. } => ServerAuth::Bearer {
+                    token: WRONG_BEARER.into(),
+                },
+                _ => ServerAuth::ClientCredentials {
+                    token_url: TOKEN_URL.into(),
+                    client_id: CLIENT_ID.into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    scopes: Vec::new(),
+                    audience: None,
+                    resource: None,
+                    explicit_flow: false,
+                },
+            };
+        }
         match self.auth {
             AuthPlan::None => ServerAuth::None,
             AuthPlan::Bearer => ServerAuth::Bearer {
-                token: BEARER.into(),
+                token: match variant {
+                    Variant::Broken(UpdateChange::Credentials) => WRONG_BEARER,
+                    _ => BEARER,
+                }
+                .into(),
             },
             AuthPlan::ClientCredentials { with_flow, .. } => {
                 let params = self.quirk() == Some(Quirk::TokenNeedsParams);
+                let mut token_url = TOKEN_URL;
+                let (mut client_id, mut client_secret) = (CLIENT_ID, CLIENT_SECRET);
+                let mut scopes: Vec<String> = if params || self.scope_required() {
+                    vec![GEN_SCOPE.into()]
+                } else {
+                    Vec::new()
+                };
+                let mut explicit_flow = with_flow;
+                match variant {
+                    Variant::Broken(UpdateChange::TokenUrl) => {
+                        token_url = "http://auth/oauth/wrong"
+                    }
+                    // The same endpoint, spelled with its port.
+                    Variant::Rotated(UpdateChange::TokenUrl) => {
+                        token_url = "http://auth:80/oauth/token"
+                    }
+                    Variant::Broken(UpdateChange::Credentials) => client_secret = WRONG_SECRET,
+                    Variant::Rotated(UpdateChange::Credentials) => client_secret = ROTATED_SECRET,
+                    Variant::Broken(UpdateChange::ClientId) => client_id = WRONG_CLIENT_ID,
+                    Variant::Rotated(UpdateChange::ClientId) => {
+                        (client_id, client_secret) = (OTHER_CLIENT_ID, OTHER_CLIENT_SECRET)
+                    }
+                    Variant::Broken(UpdateChange::Scopes) => scopes.clear(),
+                    Variant::Rotated(UpdateChange::Scopes) => scopes.push("tools".into()),
+                    // The body's `oauth2_flow` says `authorization_code`
+                    // instead (see [`Plan::fields`]).
+                    Variant::Broken(UpdateChange::Flow) if self.refused_flow() => {
+                        explicit_flow = false
+                    }
+                    Variant::Broken(UpdateChange::Flow) | Variant::Rotated(UpdateChange::Flow) => {
+                        explicit_flow = !with_flow
+                    }
+                    _ => {}
+                }
                 ServerAuth::ClientCredentials {
-                    token_url: "http://auth/oauth/token".into(),
-                    client_id: "gen-client".into(),
-                    client_secret: CLIENT_SECRET.into(),
-                    scopes: if params {
-                        vec!["mcp".into()]
-                    } else {
-                        Vec::new()
-                    },
+                    token_url: token_url.into(),
+                    client_id: client_id.into(),
+                    client_secret: client_secret.into(),
+                    scopes,
                     audience: params.then(|| GEN_AUDIENCE.into()),
-                    resource: params.then(|| "http://mcp/mcp".into()),
-                    explicit_flow: with_flow,
+                    resource: params.then(|| MCP_URL.into()),
+                    explicit_flow,
                 }
             }
         }
     }
 
-    /// The server as the operator registers it through REST.
-    fn rest_server(&self, url: &str) -> ServerDef {
-        let mut server = ServerDef::http("srv", url).auth(self.auth());
+    /// This version of the server's definition, in mcpsim's words.
+    fn definition(&self, variant: Variant) -> ServerDef {
+        let url = match variant {
+            Variant::Broken(UpdateChange::Url) => "http://nowhere/mcp",
+            // The same server, spelled with its port.
+            Variant::Rotated(UpdateChange::Url) => "http://mcp:80/mcp",
+            _ => MCP_URL,
+        };
+        ServerDef::http("srv", url).auth(self.auth(variant))
+    }
+
+    /// The fields beyond mcpsim's words this version of the definition
+    /// carries, in LiteLLM's REST shape: the final definition's static
+    /// header or alias, or the create's wrong one, or the flow it refuses.
+    fn fields(&self, variant: Variant) -> Option<Map<String, Value>> {
+        let mut fields = Map::new();
+        match self.final_change() {
+            Some(UpdateChange::Headers) => {
+                fields.insert(
+                    "static_headers".into(),
+                    json!({"Authorization": format!("Bearer {BEARER}")}),
+                );
+            }
+            Some(UpdateChange::Alias) => {
+                fields.insert("alias".into(), json!("srvnew"));
+            }
+            _ => {}
+        }
+        match variant {
+            Variant::Broken(UpdateChange::Headers) => {
+                fields.insert(
+                    "static_headers".into(),
+                    json!({"Authorization": format!("Bearer {WRONG_BEARER}")}),
+                );
+            }
+            Variant::Broken(UpdateChange::Alias) => {
+                fields.insert("alias".into(), json!("srvold"));
+            }
+            Variant::Broken(UpdateChange::Flow) if self.refused_flow() => {
+                fields.insert("oauth2_flow".into(), json!("authorization_code"));
+            }
+            _ => {}
+        }
+        (!fields.is_empty()).then_some(fields)
+    }
+
+    /// The server as the operator creates it through REST.
+    fn rest_server(&self, variant: Variant) -> ServerDef {
+        let mut server = self.definition(variant);
         if self.swarm.give_up && self.single_create() {
             // A client that retries must name the server it meant.
             server.server_id = Some("srv-given-up".into());
@@ -1022,16 +1523,12 @@ impl Plan {
         if self.path == RegistrationPath::DeleteThenCreate && self.faults.same_id {
             server.server_id = Some("srv-again".into());
         }
-        if self.final_change() == Some(UpdateChange::Headers) {
-            // The static token goes in a header the dialect's body sets.
-            server.auth = ServerAuth::None;
-        }
         server
     }
 
     /// The server as the config file has it.
     fn config_server(&self) -> ServerDef {
-        ServerDef::http("srv", "http://mcp/mcp").auth(self.auth())
+        self.definition(Variant::Final)
     }
 
     /// Whether the deployment has a control plane and a data plane.
@@ -1040,124 +1537,6 @@ impl Plan {
             || (self.path == RegistrationPath::RestThenUpdate
                 && self.faults.update_on_control
                 && self.caps.split)
-    }
-
-    /// The one field the create of `rest-then-update` gets wrong, fitted to
-    /// what the plan's auth and the target's dialect can carry; none on
-    /// other paths.
-    pub fn update_change(&self) -> Option<UpdateChange> {
-        if self.path != RegistrationPath::RestThenUpdate {
-            return None;
-        }
-        let bodies = self.caps.litellm_bodies;
-        let credentials = || {
-            if self.auth == AuthPlan::None {
-                UpdateChange::Url
-            } else {
-                UpdateChange::Credentials
-            }
-        };
-        Some(match self.faults.update_change {
-            UpdateChange::Url => UpdateChange::Url,
-            UpdateChange::Credentials | UpdateChange::AuthType => match self.auth {
-                AuthPlan::None => UpdateChange::Url,
-                _ => self.faults.update_change,
-            },
-            UpdateChange::Flow => match self.auth {
-                AuthPlan::ClientCredentials {
-                    with_flow: true, ..
-                } if bodies => UpdateChange::Flow,
-                _ => credentials(),
-            },
-            UpdateChange::Headers => match self.auth {
-                AuthPlan::Bearer if bodies => UpdateChange::Headers,
-                _ => credentials(),
-            },
-            UpdateChange::Alias if bodies => UpdateChange::Alias,
-            UpdateChange::Alias => credentials(),
-        })
-    }
-
-    /// The change whose final value the plan's registration carries: its
-    /// own update's, or, for an update twin, the update's it stands for.
-    fn final_change(&self) -> Option<UpdateChange> {
-        if self.merged_update {
-            Plan {
-                path: RegistrationPath::RestThenUpdate,
-                merged_update: false,
-                ..self.clone()
-            }
-            .update_change()
-        } else {
-            self.update_change()
-        }
-    }
-
-    /// Fields beyond mcpsim's words that the final registration carries.
-    fn final_fields(&self) -> Option<Map<String, Value>> {
-        let mut fields = Map::new();
-        match self.final_change()? {
-            UpdateChange::Headers => {
-                fields.insert(
-                    "static_headers".into(),
-                    json!({"Authorization": format!("Bearer {BEARER}")}),
-                );
-            }
-            UpdateChange::Alias => {
-                fields.insert("alias".into(), json!("srvnew"));
-            }
-            _ => return None,
-        }
-        Some(fields)
-    }
-
-    /// The create of `rest-then-update`: the final definition with one field
-    /// wrong, and the fields beyond mcpsim's words it carries.
-    fn first_server(&self, url: &str) -> (ServerDef, Option<Map<String, Value>>) {
-        let mut server = self.rest_server(url);
-        let mut fields = Map::new();
-        match self.update_change() {
-            Some(UpdateChange::Url) | None => server.url = "http://nowhere/mcp".into(),
-            Some(UpdateChange::Credentials) => match &mut server.auth {
-                ServerAuth::Bearer { token } => *token = "gen-wrong-bearer-4711".into(),
-                ServerAuth::ClientCredentials { client_secret, .. } => {
-                    *client_secret = "gen-wrong-secret-4711".into()
-                }
-                ServerAuth::None => server.url = "http://nowhere/mcp".into(),
-            },
-            Some(UpdateChange::AuthType) => {
-                server.auth = match server.auth {
-                    ServerAuth::ClientCredentials { .. } => ServerAuth::Bearer {
-                        token: "gen-wrong-bearer-4711".into(),
-                    },
-                    _ => ServerAuth::ClientCredentials {
-                        token_url: "http://auth/oauth/token".into(),
-                        client_id: "gen-client".into(),
-                        client_secret: CLIENT_SECRET.into(),
-                        scopes: Vec::new(),
-                        audience: None,
-                        resource: None,
-                        explicit_flow: false,
-                    },
-                }
-            }
-            Some(UpdateChange::Flow) => {
-                if let ServerAuth::ClientCredentials { explicit_flow, .. } = &mut server.auth {
-                    *explicit_flow = false;
-                }
-                fields.insert("oauth2_flow".into(), json!("authorization_code"));
-            }
-            Some(UpdateChange::Headers) => {
-                fields.insert(
-                    "static_headers".into(),
-                    json!({"Authorization": "Bearer gen-wrong-bearer-4711"}),
-                );
-            }
-            Some(UpdateChange::Alias) => {
-                fields.insert("alias".into(), json!("srvold"));
-            }
-        }
-        (server, (!fields.is_empty()).then_some(fields))
     }
 
     /// The same plan registering the server by another path: config and
@@ -1244,10 +1623,7 @@ impl Plan {
     /// The bad writes of `bad-input`, after the registration: for a target
     /// of LiteLLM's dialect only, whose REST shape they are written in.
     fn bad_steps(&self, target: &Target) -> Vec<Step> {
-        if !self.swarm.bad_input || !self.caps.litellm_bodies {
-            return Vec::new();
-        }
-        let count = if self.faults.both_bad_inputs { 2 } else { 1 };
+        let count = self.bad_input_count();
         let by_rest = !matches!(
             self.path,
             RegistrationPath::Config | RegistrationPath::ConfigOnData
@@ -1275,7 +1651,7 @@ impl Plan {
                     (BadBody::Raw(raw), true) => Step::update_raw("srv", raw),
                 };
                 step.on(self.written_host())
-                    .at_ms(BAD_INPUTS_AT_MS + 10 * k as u64)
+                    .at_ms(self.bad_inputs_at_ms() + BAD_INPUT_GAP_MS * k as u64)
                     .bad_input()
             })
             .collect()
@@ -1290,7 +1666,14 @@ impl Plan {
         };
         let store = self.caps.store;
         let settings = |role: Role, id_seed: u64| {
-            let profile = profile(role, store, client_auth, self.check_interval_ms(), id_seed);
+            let profile = profile(
+                role,
+                store,
+                client_auth,
+                self.check_interval_ms(),
+                self.token_reuse(),
+                id_seed,
+            );
             target
                 .sut
                 .settings_for(&profile)
@@ -1318,19 +1701,21 @@ impl Plan {
         }
         gateways.push(host);
 
-        let url = "http://mcp/mcp";
         // The registration's own fields beyond mcpsim's words, and an
         // unknown one a gateway of LiteLLM's dialect must ignore.
-        let mut fields = self.final_fields();
+        let mut fields = self.fields(Variant::Final);
         if self.swarm.bad_input && self.faults.unknown_field && self.caps.litellm_bodies {
             let (name, value) = bad_inputs::unknown_field();
             fields.get_or_insert_with(Map::new).insert(name, value);
         }
-        let with_fields = |mut step: Step, fields: &Option<Map<String, Value>>| {
-            step.extra_fields = fields.clone();
+        let with_fields = |mut step: Step, fields: Option<Map<String, Value>>| {
+            step.extra_fields = fields;
             step
         };
-        let create = with_fields(Step::create(self.rest_server(url)), &fields);
+        let create = with_fields(
+            Step::create(self.rest_server(Variant::Final)),
+            fields.clone(),
+        );
         let written = self.written_host();
         let mut steps = match self.path {
             RegistrationPath::Config | RegistrationPath::ConfigOnData => Vec::new(),
@@ -1338,10 +1723,11 @@ impl Plan {
             RegistrationPath::RestOnControl => vec![create.on("control")],
             RegistrationPath::RestOnData => vec![create.on("data")],
             RegistrationPath::RestThenUpdate => {
-                let (first, first_fields) = self.first_server(url);
+                let first = Variant::Broken(self.update_change().unwrap_or(UpdateChange::Url));
                 vec![
-                    with_fields(Step::create(first), &first_fields).on(written),
-                    with_fields(Step::update("srv", self.rest_server(url)), &fields)
+                    with_fields(Step::create(self.rest_server(first)), self.fields(first))
+                        .on(written),
+                    with_fields(Step::update("srv", self.definition(Variant::Final)), fields)
                         .on(written)
                         .at_ms(100),
                 ]
@@ -1372,6 +1758,19 @@ impl Plan {
                 steps.insert(1, twin);
             }
         }
+        if let Some((at_ms, change)) = self.rewrite() {
+            // To the gateway that holds the registration (a config server's
+            // own, which may refuse it), the operator looking up its id.
+            let rotated = Variant::Rotated(change);
+            let update = Step::update("srv", self.definition(rotated));
+            steps.push(
+                with_fields(update, self.fields(rotated))
+                    .at_ms(at_ms)
+                    .on(written),
+            );
+            // In time order; a step racing the one before it stays behind it.
+            steps.sort_by_key(|step| step.at_ms);
+        }
         steps.extend(self.bad_steps(target));
 
         let mut mcp = McpServerConfig {
@@ -1383,6 +1782,7 @@ impl Plan {
                 ReplyMode::Json
             },
             latency_ms: BTreeMap::from([("tools/list".to_string(), self.list_latency_ms)]),
+            session_ttl_ms: self.horizon().map(|h| h.session_ttl_ms),
             ..McpServerConfig::default()
         };
         if self.swarm.stream_cut {
@@ -1395,7 +1795,7 @@ impl Plan {
         }
         // A dropped session costs the first attempt a second listing; when
         // later attempts count (transient faults), they list once.
-        if self.swarm.session_drop && self.disturbed_until_ms().is_none() {
+        if self.session_drop() && self.disturbed_until_ms().is_none() {
             mcp.failures.push(McpFailureRule {
                 method: "tools/list".into(),
                 kind: McpFailure::SessionTerminated,
@@ -1432,7 +1832,12 @@ impl Plan {
                 mcp.session_max_requests = Some(self.faults.session_max_requests)
             }
             Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
-            Some(Quirk::StrictVersion) => mcp.require_version_header = true,
+            Some(Quirk::Lenient) => {
+                mcp.lenient_version_header = true;
+                mcp.lenient_session = true;
+                mcp.lenient_accept = true;
+            }
+            Some(Quirk::Stateless) => mcp.sessions = false,
             Some(Quirk::OldRevision) => mcp.protocol_versions = vec!["2025-03-26".into()],
             Some(Quirk::DeleteHangs) => mcp.failures.push(McpFailureRule {
                 method: "DELETE".into(),
@@ -1460,20 +1865,37 @@ impl Plan {
                     // names a discoverable authorization server.
                     issuer: GEN_ISSUER.into(),
                     signing_key: SIGNING_KEY.into(),
-                    required_scope: None,
+                    required_scope: self.scope_required().then(|| GEN_SCOPE.into()),
                     revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
                     authorization_server: None,
+                };
+                // The registration states the client authentication the
+                // gateway is told to use, or the one the endpoint insists
+                // on, and the endpoint holds the gateway to it.
+                let auth_method = match (self.quirk(), client_auth) {
+                    (Some(Quirk::BasicOnlyToken), _) => AuthMethod::Basic,
+                    (Some(Quirk::FormOnlyToken), _) => AuthMethod::Form,
+                    (_, ClientAuth::Basic) => AuthMethod::Basic,
+                    (_, ClientAuth::Form) => AuthMethod::Form,
+                };
+                let client = |client_id: &str, client_secret: &str| ClientRegistration {
+                    client_id: client_id.into(),
+                    client_secret: client_secret.into(),
+                    scopes: Vec::new(),
+                    auth_method: Some(auth_method),
                 };
                 let mut config = TokenServerConfig {
                     issuer: GEN_ISSUER.into(),
                     signing_key: SIGNING_KEY.into(),
-                    expires_in_s: Some(expires_in_s),
+                    expires_in_s: Some(self.horizon().map_or(expires_in_s, |h| h.expires_in_s)),
                     latency_ms: self.token_latency_ms(),
-                    clients: vec![ClientRegistration {
-                        client_id: "gen-client".into(),
-                        client_secret: CLIENT_SECRET.into(),
-                        scopes: Vec::new(),
-                    }],
+                    // What a rotation turns to works as well.
+                    clients: vec![
+                        client(CLIENT_ID, CLIENT_SECRET),
+                        client(CLIENT_ID, ROTATED_SECRET),
+                        client(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET),
+                    ],
+                    lenient_client_auth: self.quirk() == Some(Quirk::Lenient),
                     ..TokenServerConfig::default()
                 };
                 match self.quirk() {
@@ -1544,6 +1966,9 @@ impl Plan {
             }
         }
         let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        if let Some(horizon) = self.horizon() {
+            poll_until_ms = poll_until_ms.max(horizon.run_ms);
+        }
         if self.path == RegistrationPath::RestThenUpdate && self.split() {
             // The data plane learns of the update at its next sync, and
             // checks the server again; the operator then polls until that
@@ -1562,7 +1987,7 @@ impl Plan {
             .seed(self.seed)
             .deadline_ms(deadline_ms)
             .latency_ms(1, self.latency_ms_max)
-            .tick_ms(TICK_MS)
+            .tick_ms(self.tick_ms())
             .mcp_server(mcp_host)
             .poll_interval_ms(POLL_INTERVAL_MS)
             .poll_until_ms(poll_until_ms)
@@ -1572,7 +1997,12 @@ impl Plan {
             builder = builder.gateway(gateway);
         }
         if store {
-            builder = builder.store(StoreHost::new("db"));
+            let mut host = StoreHost::new("db");
+            if let Some(lag) = self.store_lag() {
+                host.config.latency_ms = lag.latency_ms;
+                host.config.snapshot_delay_ms = lag.snapshot_delay_ms;
+            }
+            builder = builder.store(host);
         }
         for server in token_servers {
             builder = builder.token_server(server);
@@ -1582,6 +2012,9 @@ impl Plan {
         }
         for fault in faults {
             builder = builder.fault(fault);
+        }
+        if self.store_cut_certain() {
+            builder = builder.expect_store_unreachable(asked);
         }
         if let Some(status) = self.expected_status() {
             let mut expectation = Expectation::status(status);

@@ -118,6 +118,11 @@ pub fn sequence_diagram(title: &str, events: &[TraceEvent]) -> String {
             What::Note { text } => {
                 lines.push(format!("    Note over {}: {t} ms {}", e.host, clean(text)))
             }
+            What::Stopped { reason } => lines.push(format!(
+                "    Note over {}: {t} ms stopped: {}",
+                e.host,
+                clean(reason)
+            )),
         }
     }
     let mut out = format!("# {}\n\n```mermaid\nsequenceDiagram\n", clean(title));

@@ -116,7 +116,7 @@ pub(crate) type Pairs = BTreeSet<(String, String)>;
 /// Where each acknowledged write must show: (gateway, id) pairs that must
 /// be listed, and pairs that must not be (acknowledged deletes). A
 /// registration on a host that keeps none across a restart is owed only
-/// until the host restarts.
+/// until the host restarts, and one whose delete went unanswered no longer.
 pub(crate) fn listing_duties(
     scenario: &Scenario,
     hosts: &BTreeMap<String, Declared>,
@@ -126,7 +126,16 @@ pub(crate) fn listing_duties(
     let mut listed = BTreeSet::new();
     let mut gone = BTreeSet::new();
     for w in writes {
-        let (Some(id), Some(answer)) = (&w.server_id, &w.answer) else {
+        let Some(id) = &w.server_id else {
+            continue;
+        };
+        let Some(answer) = &w.answer else {
+            // Unanswered, a delete may have landed all the same (its
+            // gateway restarted after the store had it): the server is owed
+            // no listing any more, nor promised gone.
+            if w.kind == WriteKind::Delete {
+                listed.retain(|(_, e)| e != id);
+            }
             continue;
         };
         if !answer.accepted {

@@ -47,8 +47,11 @@ pub(crate) struct WriteRecord {
     /// create that got no answer, the id it asked for, if any.
     pub server_id: Option<String>,
     pub sent_ms: u64,
-    /// When the answer came, or the operator stopped waiting for it.
-    pub answered_ms: u64,
+    /// How long the operator waited for the answer: the step's own
+    /// patience, or the budget the gateway declared for a write.
+    pub patience_ms: u64,
+    /// When the answer came; none when none came in time.
+    pub answered_ms: Option<u64>,
     /// What the gateway answered; none when it did not answer in time.
     pub answer: Option<WriteAnswer>,
     /// The server as the write defines it, in mcpsim's words; none for the
@@ -100,6 +103,7 @@ pub(crate) struct Poll {
 #[derive(Clone, Debug)]
 pub(crate) struct HealthPoll {
     pub gateway: String,
+    pub sent_ms: u64,
     pub answered_ms: u64,
     pub items: Result<Vec<HealthView>, String>,
 }
@@ -109,6 +113,9 @@ pub(crate) struct HealthPoll {
 pub(crate) struct ToolRead {
     pub gateway: String,
     pub server_id: String,
+    pub sent_ms: u64,
+    /// When the read ended, answered or given up.
+    pub ended_ms: u64,
     pub tools: Result<Vec<ToolView>, String>,
 }
 
@@ -123,8 +130,8 @@ pub(crate) struct ToolCall {
     /// The name the upstream gave the tool.
     pub upstream: String,
     pub sent_ms: u64,
-    /// When the answer came, or the operator stopped waiting for it.
-    pub answered_ms: u64,
+    /// When the call ended, answered or given up.
+    pub ended_ms: u64,
     pub answer: Option<CallAnswer>,
     /// The answer's body as the gateway sent it (JSON, or a JSON string).
     pub body: Option<Value>,
@@ -262,6 +269,18 @@ impl Operator<'_> {
         created
     }
 
+    /// The id under which `gateway` lists the server `name` that the
+    /// operator did not create (one from a config file), as a person would
+    /// look it up: from the list, read now and recorded as a poll. Empty
+    /// when it is not listed.
+    async fn listed_id(&self, gateway: &str, name: &str) -> String {
+        let rows = self.read_list(gateway, Phase::Settling).await;
+        rows.ok()
+            .and_then(|rows| rows.into_iter().find(|r| r.name == name))
+            .map(|r| r.server_id)
+            .unwrap_or_default()
+    }
+
     /// Sends one step and records it.
     async fn send_step(&self, step: &Step, created: &BTreeMap<String, String>) -> WriteRecord {
         let gateway = step
@@ -306,12 +325,18 @@ impl Operator<'_> {
                 (WriteKind::Create, name, None, request)
             }
             Action::Update { server, .. } => {
-                let id = created.get(server).cloned().unwrap_or_default();
+                let id = match created.get(server) {
+                    Some(id) => id.clone(),
+                    None => self.listed_id(&gateway, server).await,
+                };
                 let request = registration.map(|r| self.dialect.update(&id, r));
                 (WriteKind::Update, server.clone(), Some(id), request)
             }
             Action::Delete { server } => {
-                let id = created.get(server).cloned().unwrap_or_default();
+                let id = match created.get(server) {
+                    Some(id) => id.clone(),
+                    None => self.listed_id(&gateway, server).await,
+                };
                 let request = Some(self.dialect.delete(&id));
                 (WriteKind::Delete, server.clone(), Some(id), request)
             }
@@ -343,6 +368,7 @@ impl Operator<'_> {
             Some(request) => self.call_bytes(&gateway, request, body, patience).await,
             None => None,
         };
+        let answered_ms = result.is_some().then(|| self.now_ms());
         let answer = result.as_ref().map(|(status, body)| {
             self.dialect.read_write(ApiAnswer {
                 status: *status,
@@ -370,7 +396,8 @@ impl Operator<'_> {
             name,
             server_id,
             sent_ms,
-            answered_ms: self.now_ms(),
+            patience_ms: patience.as_millis() as u64,
+            answered_ms,
             answer,
             spec,
             extra_fields: step.extra_fields.is_some(),
@@ -423,6 +450,7 @@ impl Operator<'_> {
                     Err(_) => all_settled = false,
                 }
                 if g.store.is_some() {
+                    let sent_ms = self.now_ms();
                     if let Some((status, body)) = self
                         .call(&g.host, &self.dialect.health(), CALL_TIMEOUT)
                         .await
@@ -433,6 +461,7 @@ impl Operator<'_> {
                         });
                         self.records().health.push(HealthPoll {
                             gateway: g.host.clone(),
+                            sent_ms,
                             answered_ms: self.now_ms(),
                             items,
                         });
@@ -491,6 +520,7 @@ impl Operator<'_> {
                 continue;
             }
             let request = self.dialect.tools(&seen.server_id);
+            let sent_ms = self.now_ms();
             let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
             let tools = match &answer {
                 Some((status, body)) => self.dialect.read_tools(
@@ -505,6 +535,8 @@ impl Operator<'_> {
             self.records().tool_reads.push(ToolRead {
                 gateway: seen.gateway.clone(),
                 server_id: seen.server_id.clone(),
+                sent_ms,
+                ended_ms: self.now_ms(),
                 tools: tools.clone(),
             });
             let Ok(tools) = tools else {
@@ -545,7 +577,7 @@ impl Operator<'_> {
             tool: tool.exposed.clone(),
             upstream: tool.upstream.clone(),
             sent_ms,
-            answered_ms: self.now_ms(),
+            ended_ms: self.now_ms(),
             answer,
             body: result.map(|(_, body)| body),
         }

@@ -549,3 +549,153 @@ impl Scenario {
         Ok(())
     }
 }
+
+/// Short JSON for a scenario: every value equal to what an absent field
+/// reads as is left out, so a written reproducer reads like a hand-written
+/// scenario. Reading the compact text gives the same scenario back.
+impl Scenario {
+    /// The scenario as JSON without its defaults: the fields in the order
+    /// the format declares them, a fake or store host per line. `settings`
+    /// are the system under test's own defaults for a gateway host's
+    /// settings (its [`mcpsim_sut::SystemUnderTest::default_settings`]);
+    /// settings equal to them are left out too. Null leaves every setting
+    /// in.
+    pub fn to_compact_json(&self, settings: &Value) -> String {
+        let full = serde_json::to_value(self).unwrap_or(Value::Null);
+        let Value::Object(mut fields) = full else {
+            return String::new();
+        };
+        let minimal = serde_json::json!({
+            "description": self.description,
+            "gateways": [{"host": "gateway"}],
+        });
+        let shortest = serde_json::from_value::<Scenario>(minimal)
+            .ok()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+        for (key, default) in shortest.as_object().into_iter().flatten() {
+            if HOST_PARTS.contains(&key.as_str()) || key == "description" {
+                continue;
+            }
+            match fields.get_mut(key) {
+                Some(value) if value == default => {
+                    fields.remove(key);
+                }
+                Some(value) => prune(value, default),
+                None => {}
+            }
+        }
+        for part in HOST_PARTS {
+            let hosts = fields.get_mut(part).and_then(Value::as_array_mut);
+            for host in hosts.into_iter().flatten() {
+                let name = host.get("host").cloned().unwrap_or(Value::Null);
+                prune(host, &host_default(part, name));
+                if part != "gateways" {
+                    continue;
+                }
+                if let Some(own) = host.get_mut("settings") {
+                    prune(own, settings);
+                    if own.as_object().is_some_and(|o| o.is_empty()) {
+                        host.as_object_mut().map(|h| h.remove("settings"));
+                    }
+                }
+            }
+            if fields
+                .get(part)
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                fields.remove(part);
+            }
+        }
+        let expectation = serde_json::to_value(Expectation::default()).unwrap_or(Value::Null);
+        let expect = fields.get_mut("expect").and_then(Value::as_object_mut);
+        for (_, each) in expect.into_iter().flatten() {
+            prune(each, &expectation);
+        }
+        let order = [
+            "description",
+            "seed",
+            "deadline_ms",
+            "network",
+            "gateways",
+            "token_servers",
+            "mcp_servers",
+            "stores",
+            "operator",
+            "faults",
+            "expect",
+            "expect_store_unreachable",
+        ];
+        let mut lines = Vec::new();
+        for key in order {
+            let Some(value) = fields.get(key) else {
+                continue;
+            };
+            let text = match value.as_array() {
+                Some(hosts) if HOST_PARTS.contains(&key) && key != "gateways" => {
+                    let each: Vec<String> = hosts.iter().map(one_line_host).collect();
+                    format!("[\n    {}\n  ]", each.join(",\n    "))
+                }
+                _ => serde_json::to_string_pretty(value)
+                    .unwrap_or_default()
+                    .replace('\n', "\n  "),
+            };
+            lines.push(format!("  {}: {text}", Value::from(key)));
+        }
+        format!("{{\n{}\n}}", lines.join(",\n"))
+    }
+}
+
+/// The parts of a scenario that list hosts.
+const HOST_PARTS: [&str; 4] = ["gateways", "token_servers", "mcp_servers", "stores"];
+
+/// A host as one line of JSON, its name first.
+fn one_line_host(host: &Value) -> String {
+    let mut rest = host.clone();
+    let name = rest
+        .as_object_mut()
+        .and_then(|h| h.remove("host"))
+        .unwrap_or(Value::Null);
+    let rest = serde_json::to_string(&rest).unwrap_or_default();
+    match rest.strip_prefix('{').filter(|r| *r != "}") {
+        Some(more) => format!("{{\"host\": {name}, {more}"),
+        None => format!("{{\"host\": {name}}}"),
+    }
+}
+
+/// A host of this part of a scenario as it reads with nothing but its name.
+fn host_default(part: &str, name: Value) -> Value {
+    let minimal = serde_json::json!({"host": name});
+    let typed = match part {
+        "gateways" => serde_json::from_value::<GatewayHost>(minimal).map(serde_json::to_value),
+        "token_servers" => serde_json::from_value::<TokenHost>(minimal).map(serde_json::to_value),
+        "mcp_servers" => serde_json::from_value::<McpHost>(minimal).map(serde_json::to_value),
+        _ => serde_json::from_value::<StoreHost>(minimal).map(serde_json::to_value),
+    };
+    match typed {
+        Ok(Ok(value)) => value,
+        _ => Value::Null,
+    }
+}
+
+/// Removes from `value` every field equal to the same field of `default`
+/// (but a host's name), object by object; arrays and scalars are kept
+/// whole.
+fn prune(value: &mut Value, default: &Value) {
+    let (Some(fields), Some(defaults)) = (value.as_object_mut(), default.as_object()) else {
+        return;
+    };
+    for (key, default) in defaults {
+        if key == "host" {
+            continue;
+        }
+        match fields.get_mut(key) {
+            Some(value) if value == default => {
+                fields.remove(key);
+            }
+            Some(value) => prune(value, default),
+            None => {}
+        }
+    }
+}

@@ -12,6 +12,11 @@
 //! The exchanges are what the harness's own client saw of a host's
 //! traffic; the events are the system under test's own account, kept as
 //! optional evidence (a gateway may report none).
+//!
+//! A trace is bounded: past [`TRACE_CAPACITY`] events from the hosts it
+//! records no more and counts what it left out, so a gateway that storms
+//! cannot exhaust memory; the harness's own events (faults, a stopped run)
+//! are always kept, and the driving loop ends a run whose trace overflowed.
 
 use std::sync::{Arc, Mutex};
 
@@ -53,6 +58,10 @@ pub enum What {
     },
     /// A note of the operator's (deadline reached, all settled).
     Note { text: String },
+    /// The harness ended the run before the operator finished, and why
+    /// (`request storm: ...`, `no progress at t=... ms: ...`), recorded by
+    /// the host `sim`.
+    Stopped { reason: String },
 }
 
 impl TraceEvent {
@@ -94,14 +103,25 @@ impl TraceClock {
     }
 }
 
+/// Events a trace keeps from the hosts; far more than a run of a sound
+/// gateway makes (hundreds), few enough to stay small under a storm.
+pub const TRACE_CAPACITY: usize = 50_000;
+
 /// The shared recorder. In the simulation every host runs on the
 /// simulation's one thread and the mutex only satisfies `Send + Sync`
 /// bounds; in a live run hosts record from several threads, in the order
 /// their events happen.
 #[derive(Clone, Default)]
 pub struct Trace {
-    events: Arc<Mutex<Vec<TraceEvent>>>,
+    events: Arc<Mutex<Events>>,
     clock: TraceClock,
+}
+
+/// The events, and how many the cap left out.
+#[derive(Default)]
+struct Events {
+    list: Vec<TraceEvent>,
+    left_out: u64,
 }
 
 /// Simulated milliseconds since the world began.
@@ -127,32 +147,44 @@ impl Trace {
         self.clock
     }
 
+    /// Records an event of a host, unless the trace is full.
     pub fn push(&self, host: &str, what: What) {
-        let event = TraceEvent {
-            at_ms: self.now_ms(),
+        let at_ms = self.now_ms();
+        let mut events = self.lock();
+        if events.list.len() >= TRACE_CAPACITY {
+            events.left_out += 1;
+            return;
+        }
+        events.list.push(TraceEvent {
+            at_ms,
             host: host.to_string(),
             what,
-        };
-        self.lock().push(event);
+        });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TraceEvent>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Events> {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records an event from outside any host (the driving loop), at a
-    /// time the caller read from the simulation.
+    /// time the caller read from the simulation. These are the harness's
+    /// own, a handful per run, and kept even when the trace is full.
     pub fn push_at(&self, at_ms: u64, host: &str, what: What) {
         let event = TraceEvent {
             at_ms,
             host: host.to_string(),
             what,
         };
-        self.lock().push(event);
+        self.lock().list.push(event);
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().list.len()
+    }
+
+    /// How many events of the hosts the trace left out since it was full.
+    pub fn left_out(&self) -> u64 {
+        self.lock().left_out
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,13 +195,14 @@ impl Trace {
     /// recorded together in an order that carries no meaning.
     pub fn sort_from(&self, start: usize) {
         let mut events = self.lock();
-        if start < events.len() {
-            events[start..].sort_by_cached_key(|e| serde_json::to_string(e).unwrap_or_default());
+        if start < events.list.len() {
+            events.list[start..]
+                .sort_by_cached_key(|e| serde_json::to_string(e).unwrap_or_default());
         }
     }
 
     pub fn events(&self) -> Vec<TraceEvent> {
-        self.lock().clone()
+        self.lock().list.clone()
     }
 }
 
@@ -223,6 +256,7 @@ pub fn timeline(events: &[TraceEvent]) -> String {
             What::Gateway { event } => format!("* {}", describe(event)),
             What::Fault { verb } => format!("# {}", verb.describe()),
             What::Note { text } => format!("# {text}"),
+            What::Stopped { reason } => format!("# stopped: {reason}"),
         };
         out.push_str(&format!("{:>7} ms  {:<10} {line}\n", e.at_ms, e.host));
     }

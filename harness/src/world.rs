@@ -6,6 +6,18 @@
 //! listening on port 80, plus the `operator` client. State meant to survive
 //! a host restart (the fakes' state and logs, the store's rows) lives
 //! outside the host closures.
+//!
+//! A run is bounded, so that a system under test that storms or stalls ends
+//! as a finding and never as an out-of-memory: each fake keeps at most
+//! [`RUN_LOG_CAPACITY`] records, the trace at most
+//! [`crate::trace::TRACE_CAPACITY`] events, and simulated time runs at most
+//! [`OVERTIME_MS`] past the deadline. The driving loop stops the run when a
+//! bound is reached and says why in the trace ([`What::Stopped`]), which the
+//! `storm` checker reports. (A host that never yields inside one poll stops
+//! the simulation's own step, which no loop here can see; exploration's
+//! wall-clock watchdog is for that.) A live run keeps the same caps and asks
+//! the same bounds on real time (`live::run_live`); the listener queue is
+//! the simulated network's alone.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +42,17 @@ use crate::trace::{now_ms, Trace, TraceEvent, TraceSink, TracingClient, What};
 
 /// The simulated wall clock starts here: 2026-01-01T00:00:00Z.
 pub const EPOCH_UNIX_S: u64 = mcpsim_fakes::SIM_EPOCH_UNIX_S;
+
+/// Requests each fake keeps in its log in one simulated run: far more than
+/// a run of a sound gateway sends (tens to hundreds), few enough that a run
+/// whose gateway storms ends within a second or two of wall time.
+pub const RUN_LOG_CAPACITY: usize = 20_000;
+
+/// How far past its deadline a simulated run may go before it is stopped as
+/// making no progress. The operator gives up on every call after five
+/// seconds, so a run of a gateway that answers slowly, or not at all, still
+/// ends well before.
+pub const OVERTIME_MS: u64 = 60_000;
 
 /// Why a run could not happen at all (as opposed to a failed check).
 #[derive(Debug)]
@@ -128,12 +151,17 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
         .tick_duration(Duration::from_millis(scenario.network.tick_ms))
         .min_message_latency(Duration::from_millis(scenario.network.latency_ms_min))
         .max_message_latency(Duration::from_millis(scenario.network.latency_ms_max))
-        .simulation_duration(Duration::from_millis(scenario.deadline_ms + 60_000))
+        // Past the overtime the driving loop stops the run itself, as a
+        // finding; turmoil's own limit only backs it up.
+        .simulation_duration(Duration::from_millis(
+            scenario.deadline_ms + OVERTIME_MS + 1_000,
+        ))
         .build();
 
     let mut token_servers = BTreeMap::new();
     for t in &scenario.token_servers {
         let server = TokenServer::new(t.config.clone(), fake_clock());
+        server.limit_log(RUN_LOG_CAPACITY);
         token_servers.insert(t.host.clone(), server.clone());
         upstream_host(
             &mut sim,
@@ -146,6 +174,7 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
     let mut mcp_servers = BTreeMap::new();
     for m in &scenario.mcp_servers {
         let server = McpServer::new(m.config.clone(), fake_clock());
+        server.limit_log(RUN_LOG_CAPACITY);
         mcp_servers.insert(m.host.clone(), server.clone());
         upstream_host(
             &mut sim,
@@ -217,7 +246,7 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
             Ok(())
         });
     }
-    drive(&mut sim, scenario, &trace)?;
+    let stopped = drive(&mut sim, scenario, &trace, &token_servers, &mcp_servers)?;
     // Taken before the world goes: dropping its hosts drops the handlers
     // still waiting, which would mark their requests abandoned.
     let token_requests = token_servers
@@ -233,7 +262,11 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
     // thread, and must not add to it.
     let events = trace.events();
     drop(sim);
-    let records = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut records = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(at_ms) = stopped {
+        // The operator never finished: the run ended when it was stopped.
+        records.end_ms = at_ms;
+    }
     Ok(Outcome {
         records,
         hosts,
@@ -279,8 +312,15 @@ async fn listen_at(at_ms: Option<u64>) {
 
 /// Steps the simulation until the operator is done, applying each fault
 /// when its time comes. Faults are applied between steps, so they land at
-/// the same simulated instant in every run.
-fn drive(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, trace: &Trace) -> Result<(), RunError> {
+/// the same simulated instant in every run. Gives the simulated ms at which
+/// it stopped the run early, if it did (a bound of the run was reached).
+fn drive(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    trace: &Trace,
+    token_servers: &BTreeMap<String, TokenServer>,
+    mcp_servers: &BTreeMap<String, McpServer>,
+) -> Result<Option<u64>, RunError> {
     let mut faults: Vec<&crate::scenario::Fault> = scenario.faults.iter().collect();
     faults.sort_by_key(|f| f.at_ms);
     let mut next = 0;
@@ -304,10 +344,153 @@ fn drive(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, trace: &Trace) -> Resu
             trace.sort_from(before);
             next += 1;
         }
-        match sim.step() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => return Err(RunError::Failed(format!("simulation failed: {e}"))),
+        match step(sim) {
+            Stepped::Finished => return Ok(None),
+            Stepped::Running => {}
+            Stepped::Failed(e) => return Err(RunError::Failed(format!("simulation failed: {e}"))),
+            Stepped::Overrun(reason) => {
+                trace.push_at(now, "sim", What::Stopped { reason });
+                return Ok(Some(now));
+            }
         }
+        let now = sim.elapsed().as_millis() as u64;
+        if let Some(reason) = over_a_bound(now, scenario, trace, token_servers, mcp_servers) {
+            trace.push_at(now, "sim", What::Stopped { reason });
+            return Ok(Some(now));
+        }
+    }
+}
+
+/// What one step of the simulation came to.
+enum Stepped {
+    Finished,
+    Running,
+    Failed(String),
+    /// The simulated network could not carry what a host sent: why.
+    Overrun(String),
+}
+
+thread_local! {
+    /// Whether this thread is stepping a world, for the panic hook.
+    static STEPPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The tail of turmoil's panic when more connections wait on one listener
+/// than its queue holds (64): only a host that opens them by the dozen in
+/// one tick gets there.
+const LISTENER_FULL: &str = "server socket buffer full";
+
+/// One step. turmoil panics when more connections wait on one listener than
+/// its queue holds; a system under test that opens them by the dozen at
+/// once must end as a finding, not take the harness down, so that panic
+/// (and only that one) is caught and told as a storm. The world is not
+/// stepped again after it.
+fn step(sim: &mut turmoil::Sim<'_>) -> Stepped {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        // The caught panic is reported as a finding; printing it too would
+        // only alarm. Every other panic is printed as before.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = panic_text(info.payload());
+            let ours =
+                STEPPING.with(|s| s.get()) && text.is_some_and(|t| t.ends_with(LISTENER_FULL));
+            if !ours {
+                previous(info);
+            }
+        }));
+    });
+    STEPPING.with(|s| s.set(true));
+    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
+    STEPPING.with(|s| s.set(false));
+    match stepped {
+        Ok(Ok(true)) => Stepped::Finished,
+        Ok(Ok(false)) => Stepped::Running,
+        Ok(Err(e)) => Stepped::Failed(e.to_string()),
+        Err(panic) => {
+            let Some(text) = panic_text(panic.as_ref()).filter(|t| t.ends_with(LISTENER_FULL))
+            else {
+                std::panic::resume_unwind(panic);
+            };
+            // "192.168.0.1:80 server socket buffer full": name the host.
+            let listener = text
+                .split_whitespace()
+                .next()
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                .and_then(|a| sim.reverse_lookup(a.ip()))
+                .unwrap_or_else(|| text.to_string());
+            Stepped::Overrun(format!(
+                "request storm: more connections to {listener} waited at once than the simulated network holds (turmoil's listener queue of 64)"
+            ))
+        }
+    }
+}
+
+/// A panic's message, when it is text.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+/// Why the run must stop now, if a bound of the run is reached: a fake's
+/// log or the trace is full (a request storm), or simulated time ran past
+/// the deadline and its overtime (no progress). Asked after every step; it
+/// reads only the run's own state, so it stops a run at the same step every
+/// time. A live run asks it too, every few milliseconds of real time.
+pub(crate) fn over_a_bound(
+    now_ms: u64,
+    scenario: &Scenario,
+    trace: &Trace,
+    token_servers: &BTreeMap<String, TokenServer>,
+    mcp_servers: &BTreeMap<String, McpServer>,
+) -> Option<String> {
+    for (host, server) in mcp_servers {
+        if server.log_full() {
+            let peers = busiest(server.requests().records.iter().map(|r| r.peer.as_deref()));
+            return Some(format!(
+                "request storm: MCP server {host} was sent {RUN_LOG_CAPACITY} requests by t={now_ms} ms{peers}"
+            ));
+        }
+    }
+    for (host, server) in token_servers {
+        if server.log_full() {
+            let peers = busiest(server.requests().records.iter().map(|r| r.peer.as_deref()));
+            return Some(format!(
+                "request storm: token server {host} was sent {RUN_LOG_CAPACITY} requests by t={now_ms} ms{peers}"
+            ));
+        }
+    }
+    if trace.left_out() > 0 {
+        let events = trace.events();
+        let hosts = busiest(events.iter().map(|e| Some(e.host.as_str())));
+        return Some(format!(
+            "request storm: the trace passed {} events by t={now_ms} ms{hosts}",
+            crate::trace::TRACE_CAPACITY
+        ));
+    }
+    let limit_ms = scenario.deadline_ms + OVERTIME_MS;
+    (now_ms >= limit_ms).then(|| {
+        format!(
+            "no progress at t={now_ms} ms: the operator had not finished {OVERTIME_MS} ms after the deadline of {} ms",
+            scenario.deadline_ms
+        )
+    })
+}
+
+/// ", most from gateway (19990)": who sent the most of a storm.
+fn busiest<'a>(senders: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for sender in senders {
+        *counts
+            .entry(sender.unwrap_or("an unnamed peer"))
+            .or_default() += 1;
+    }
+    // The highest count; among equal counts, the first name.
+    let top = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)));
+    match top {
+        Some((name, n)) => format!(", most from {name} ({n})"),
+        None => String::new(),
     }
 }

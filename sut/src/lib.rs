@@ -222,6 +222,10 @@ pub struct Profile {
     pub sync_interval_ms: u64,
     pub store_budget_ms: u64,
     pub client_auth: ClientAuth,
+    /// How long to keep a token: a generated case with short-lived tokens
+    /// asks for a short refresh margin, so that refreshes happen within
+    /// the run.
+    pub token_reuse: TokenReuse,
     /// Seeds the ids the gateway makes up.
     pub id_seed: u64,
 }
@@ -246,6 +250,13 @@ pub trait SystemUnderTest: Send + Sync + 'static {
     /// This system's settings for a generated profile; `None` when it does
     /// not support the profile (a split deployment, say).
     fn settings_for(&self, profile: &Profile) -> Option<Value>;
+
+    /// The settings a gateway host has when its scenario gives none, as
+    /// JSON; a written scenario leaves out the settings equal to these.
+    /// Null (the default) keeps every setting a scenario gives.
+    fn default_settings(&self) -> Value {
+        Value::Null
+    }
 }
 
 /// A shared system under test.

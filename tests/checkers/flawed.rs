@@ -4,8 +4,9 @@
 //!
 //! Without a flaw it discovers in the background (a check at registration
 //! and every `RECHECK_MS`), lists every page, caches client-credentials
-//! tokens, validates names and URLs before it changes anything, and calls
-//! tools with the owner's credentials.
+//! tokens, validates names and URLs before it changes anything, calls
+//! tools with the owner's credentials, and closes every session it opened
+//! upstream once it is done with it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -263,6 +264,7 @@ impl App {
                     None => break,
                 }
             }
+            session.close(self).await;
             Ok((tools, first_page.unwrap_or(0)))
         };
         let result = match tokio::time::timeout(Duration::from_millis(BUDGET_MS), work).await {
@@ -343,6 +345,24 @@ impl Session {
         request
             .body(body.to_string().into_bytes())
             .map_err(|_| "bad url".to_string())
+    }
+
+    /// Ends the session upstream with DELETE, as a client must once it is
+    /// done with it (`session_hygiene`); what the upstream answers does not
+    /// matter.
+    async fn close(&self, app: &App) {
+        let Some(id) = &self.id else {
+            return;
+        };
+        let mut request = http::Request::delete(self.url.as_str())
+            .header("mcp-session-id", id.as_str())
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Ok(request) = request.body(Vec::new()) {
+            let _ = app.http.send(request).await;
+        }
     }
 
     async fn notify(&mut self, app: &App, method: &str) -> Result<(), String> {
@@ -564,13 +584,15 @@ async fn call_tool(State(app): Shared, Json(body): Json<Value>) -> Answer {
     let work = async {
         let token = app.token(&server, false).await?;
         let mut session = app.open(&server, token).await?;
-        session
+        let result = session
             .rpc(
                 &app,
                 "tools/call",
                 json!({"name": tool, "arguments": arguments}),
             )
-            .await
+            .await?;
+        session.close(&app).await;
+        Ok::<Value, String>(result)
     };
     match tokio::time::timeout(Duration::from_millis(BUDGET_MS), work).await {
         Ok(Ok(mut result)) => {

@@ -15,6 +15,7 @@
 //! - no re-check: a server that failed once stays `unhealthy` after its
 //!   upstream recovers, and no retry after a 401;
 //! - one timeout around the token fetch and the listing together;
+//! - it never ends an upstream session (no `DELETE`);
 //! - registrations live in memory only (it takes no store).
 //!
 //! Invariants it does keep: no secret in any answer, and it reads time only
@@ -29,9 +30,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use mcpsim_sut::{
-    Clock, Declared, Dialect, HostSetup, HttpClient, Injected, Instance, LiteLlm, Profile, Role,
-    SetupError, SystemUnderTest, TokenReuse,
+    ClientAuth, Clock, Declared, Dialect, HostSetup, HttpClient, Injected, Instance, LiteLlm,
+    Profile, Role, SetupError, SystemUnderTest, TokenReuse,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,17 +50,23 @@ impl SimpleGateway {
     }
 }
 
-/// Its settings: one budget for everything.
+/// Its settings: one budget for everything, and how it authenticates to
+/// token endpoints.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct Settings {
     /// One timeout around the token fetch and the listing together.
     timeout_ms: u64,
+    /// `form` (the credentials in the body) or `basic` (HTTP Basic).
+    client_auth: ClientAuth,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { timeout_ms: 30_000 }
+        Settings {
+            timeout_ms: 30_000,
+            client_auth: ClientAuth::Form,
+        }
     }
 }
 
@@ -133,6 +142,7 @@ impl SystemUnderTest for SimpleGateway {
             http: injected.http,
             clock: injected.clock,
             timeout: Duration::from_millis(s.timeout_ms),
+            client_auth: s.client_auth,
         });
         let mut state = app.lock();
         for (name, entry) in config.mcp_servers {
@@ -160,8 +170,10 @@ impl SystemUnderTest for SimpleGateway {
     }
 
     fn settings_for(&self, profile: &Profile) -> Option<Value> {
-        (profile.role == Role::AllInOne && !profile.with_store)
-            .then(|| json!({"timeout_ms": profile.listing_budget_ms}))
+        // It keeps no token, so the profile's token reuse asks nothing of it.
+        (profile.role == Role::AllInOne && !profile.with_store).then(
+            || json!({"timeout_ms": profile.listing_budget_ms, "client_auth": profile.client_auth}),
+        )
     }
 }
 
@@ -245,6 +257,7 @@ struct App {
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    client_auth: ClientAuth,
 }
 
 impl App {
@@ -305,14 +318,29 @@ impl App {
                 client_id,
                 client_secret,
             } => {
-                let form = serde_urlencoded::to_string([
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id),
-                    ("client_secret", client_secret),
-                ])
-                .map_err(|_| "token: could not write the request".to_string())?;
-                let request = http::Request::post(token_url.as_str())
-                    .header("content-type", "application/x-www-form-urlencoded")
+                let mut fields = vec![("grant_type", "client_credentials")];
+                let mut request = http::Request::post(token_url.as_str())
+                    .header("content-type", "application/x-www-form-urlencoded");
+                match self.client_auth {
+                    ClientAuth::Form => {
+                        fields.push(("client_id", client_id));
+                        fields.push(("client_secret", client_secret));
+                    }
+                    ClientAuth::Basic => {
+                        // RFC 6749 §2.3.1: each half form-encoded, then base64.
+                        let encode = |text: &str| {
+                            serde_urlencoded::to_string([("x", text)])
+                                .map(|pair| pair[2..].to_string())
+                                .unwrap_or_default()
+                        };
+                        let pair = format!("{}:{}", encode(client_id), encode(client_secret));
+                        request = request
+                            .header("authorization", format!("Basic {}", BASE64.encode(pair)));
+                    }
+                }
+                let form = serde_urlencoded::to_string(&fields)
+                    .map_err(|_| "token: could not write the request".to_string())?;
+                let request = request
                     .body(form.into_bytes())
                     .map_err(|_| "token: bad token_url".to_string())?;
                 let response = self
@@ -339,9 +367,10 @@ impl App {
             url: url.to_string(),
             token: self.token(auth).await?,
             id: None,
+            version: None,
             next: 0,
         };
-        session
+        let result = session
             .rpc(
                 self,
                 "initialize",
@@ -349,6 +378,13 @@ impl App {
                     "clientInfo": {"name": "simple-gateway", "version": "0.1.0"}}),
             )
             .await?;
+        // Every later request names the agreed revision (2025-03-26 has no
+        // such header).
+        session.version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .filter(|v| *v != "2025-03-26")
+            .map(str::to_string);
         session.notify(self, "notifications/initialized").await?;
         Ok(session)
     }
@@ -375,6 +411,8 @@ struct Session {
     url: String,
     token: Option<String>,
     id: Option<String>,
+    /// The revision `initialize` agreed on, when it has a header.
+    version: Option<String>,
     next: u64,
 }
 
@@ -388,6 +426,9 @@ impl Session {
         }
         if let Some(id) = &self.id {
             request = request.header("mcp-session-id", id.as_str());
+        }
+        if let Some(version) = &self.version {
+            request = request.header("mcp-protocol-version", version.as_str());
         }
         request
             .body(body.to_string().into_bytes())

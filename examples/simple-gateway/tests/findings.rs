@@ -25,6 +25,7 @@ fn oauth_world(builder: ScenarioBuilder) -> ScenarioBuilder {
             client_id: "gw".into(),
             client_secret: "gw-secret-value".into(),
             scopes: Vec::new(),
+            auth_method: None,
         }],
         ..TokenServerConfig::default()
     };
@@ -130,4 +131,102 @@ fn without_a_re_check_a_transient_failure_sticks() {
             .any(|f| f.contains("expected healthy, got unhealthy")),
         "{found:?}"
     );
+}
+
+#[test]
+fn sessions_never_closed_break_session_hygiene() {
+    let scenario = Scenario::builder("a config server, watched for 1.5 s")
+        .gateway(
+            GatewayHost::new("gateway")
+                .settings(serde_json::json!({"timeout_ms": 500}))
+                .server(ServerDef::http("docs", "http://mcp/mcp")),
+        )
+        .mcp_server(McpHost::new("mcp").tools(1))
+        .poll_until_ms(1_500)
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "session_hygiene");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("gateway left 1 of the 1 sessions it used at mcp open")),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+}
+
+/// It reads the fields it needs from a create and takes the rest on trust:
+/// a `transport` that is a boolean, which a gateway of LiteLLM's dialect
+/// must refuse with a 4xx, is taken with a 201 (explore's first finding on
+/// seed 1).
+#[test]
+fn a_bad_input_taken_breaks_the_api_contract() {
+    let scenario = Scenario::builder("a create whose transport is a boolean")
+        .gateway(GatewayHost::new("gateway"))
+        .mcp_server(McpHost::new("mcp").tools(1))
+        .step(
+            Step::create_native(serde_json::json!({"server_name": "bad0",
+                "url": "http://mcp/mcp", "transport": true}))
+            .bad_input(),
+        )
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "api_contract");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("the bad input create bad0 at 0 ms was taken (201)")),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+}
+
+/// It authenticates to token endpoints as its settings say (a generated
+/// profile's client authentication comes to it that way): a client
+/// registered for HTTP Basic gets its token by Basic when the gateway is
+/// told so, and a refusal when it is told to use the form body, as it does
+/// not ask again the other way.
+#[test]
+fn it_uses_the_client_authentication_it_is_told_to() {
+    for (client_auth, status) in [("basic", Status::Healthy), ("form", Status::Unhealthy)] {
+        let tokens = TokenServerConfig {
+            clients: vec![ClientRegistration {
+                client_id: "gw".into(),
+                client_secret: "gw-secret-value".into(),
+                scopes: Vec::new(),
+                auth_method: Some(AuthMethod::Basic),
+            }],
+            ..TokenServerConfig::default()
+        };
+        let mcp = McpServerConfig {
+            tool_count: Some(2),
+            auth: McpAuth::Oauth {
+                issuer: "mcpsim-auth".into(),
+                signing_key: tokens.signing_key.clone(),
+                required_scope: None,
+                revoke_at_ms: None,
+                authorization_server: None,
+            },
+            ..McpServerConfig::default()
+        };
+        let gateway = GatewayHost::new("gateway")
+            .settings(serde_json::json!({"client_auth": client_auth}))
+            .server(oauth_server());
+        let scenario = Scenario::builder("a client registered for HTTP Basic")
+            .token_server(TokenHost::new("auth").config(tokens))
+            .mcp_server(McpHost::new("mcp").config(mcp))
+            .gateway(gateway)
+            .expect("docs", Expectation::status(status))
+            .build()
+            .unwrap();
+        let report = run(scenario);
+        assert!(
+            findings(&report, "expectations").is_empty(),
+            "{client_auth}: {:?}\n{}",
+            report.checks,
+            report.timeline()
+        );
+    }
 }

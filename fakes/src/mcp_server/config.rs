@@ -1,8 +1,9 @@
 //! What a fake MCP server is told to be: its tools, framing, auth, quirks
 //! and injected failures. Every behaviour beyond the plain protocol is off
 //! by default; where the spec says MUST (Origin validation, Accept,
-//! Content-Type, sessions, supported revisions) the server is strict by
-//! default and leniency is a stated option.
+//! Content-Type, sessions, supported revisions, the `MCP-Protocol-Version`
+//! header after `initialize`) the server is strict by default and leniency
+//! is a stated option.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,11 +49,17 @@ pub struct McpServerConfig {
     /// A session ends on the server after this many requests: later ones get 404.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_max_requests: Option<u32>,
-    /// Refuse with 400 a request after `initialize` whose `MCP-Protocol-Version` is missing
-    /// (when the session agreed on 2025-06-18 or later) or names another revision than the
-    /// session agreed on. By default a missing header means 2025-03-26, as the spec says.
+    /// Serve a request after `initialize` whose `MCP-Protocol-Version` is missing (the client
+    /// MUST send it from 2025-06-18 on) or names another revision than its session agreed on,
+    /// as lenient real servers do; a missing header then means 2025-03-26. By default such a
+    /// request is refused with 400.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub require_version_header: bool,
+    pub lenient_version_header: bool,
+    /// Serve a request after `initialize` that carries no `Mcp-Session-Id` (the client MUST send
+    /// the one it was given; a server SHOULD refuse with 400, as this one does by default) as
+    /// one outside any session.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lenient_session: bool,
     /// Serve a POST whose `Accept` does not list both `application/json` and
     /// `text/event-stream` (the spec's MUST; refused with 406 by default), as lenient real
     /// servers do.
@@ -85,7 +92,8 @@ impl Default for McpServerConfig {
             get_stream: GetStream::Refuse,
             session_ttl_ms: None,
             session_max_requests: None,
-            require_version_header: false,
+            lenient_version_header: false,
+            lenient_session: false,
             lenient_accept: false,
         }
     }

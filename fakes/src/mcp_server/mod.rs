@@ -174,6 +174,18 @@ impl McpServer {
         lock(&self.inner.log).clone()
     }
 
+    /// Keeps at most `capacity` request records from now on (the default is
+    /// [`crate::LOG_CAPACITY`]): a harness sets a smaller one per run, so
+    /// that a request storm ends quickly as a finding.
+    pub fn limit_log(&self, capacity: usize) {
+        lock(&self.inner.log).limit(capacity);
+    }
+
+    /// Whether the request log is full: later requests are only counted.
+    pub fn log_full(&self) -> bool {
+        lock(&self.inner.log).is_full()
+    }
+
     /// The names of the tools the server has now (its tool set may change over the run).
     pub fn tool_names(&self) -> Vec<String> {
         self.tool_names_at(self.inner.now_ms())
@@ -318,12 +330,14 @@ impl Entry<'_> {
         }
     }
 
-    fn finish(&mut self, status: StatusCode) {
+    fn finish(&mut self, response: &Response) {
         let answered_ms = run_ms(self.clock);
         let outcome = self.injected.unwrap_or(McpOutcome::Answered);
+        let assigned = header_str(response.headers(), &SESSION_HEADER).map(str::to_owned);
         self.recording.finish(|record| {
             record.answered_ms = Some(answered_ms);
-            record.status = Some(status.as_u16());
+            record.status = Some(response.status().as_u16());
+            record.assigned_session = assigned;
             record.outcome = outcome;
         });
     }
@@ -353,6 +367,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         http_method: request.method().to_string(),
         rpc_method: None,
         session: header_str(headers, &SESSION_HEADER).map(str::to_owned),
+        assigned_session: None,
         protocol_version: header_str(headers, &VERSION_HEADER).map(str::to_owned),
         credential,
         status: None,
@@ -366,7 +381,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         injected: None,
     };
     let response = serve(&inner, request, &mut entry).await;
-    entry.finish(response.status());
+    entry.finish(&response);
     response
 }
 
@@ -676,12 +691,15 @@ fn delete(inner: &Inner, headers: &HeaderMap) -> Response {
     StatusCode::OK.into_response()
 }
 
-/// Refuses a request that lacks a live session (400 missing, 404 unknown or expired) or names
-/// a protocol revision this server does not speak (400). An absent version header means
-/// 2025-03-26, unless the server requires the header.
+/// Refuses a request that lacks a live session (400 missing, unless the server is lenient about
+/// it; 404 unknown or expired), lacks the
+/// revision its session agreed on (400, unless the server is lenient about the header), or
+/// names a protocol revision this server does not speak (400). Without sessions an absent
+/// version header means 2025-03-26, as the spec says.
 fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
-    if inner.config.sessions {
-        let Some(session) = header_str(headers, &SESSION_HEADER) else {
+    let session = header_str(headers, &SESSION_HEADER);
+    if inner.config.sessions && (session.is_some() || !inner.config.lenient_session) {
+        let Some(session) = session else {
             return Some(refuse(
                 StatusCode::BAD_REQUEST,
                 "Bad Request: Mcp-Session-Id header is required",
@@ -725,10 +743,11 @@ fn session_refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
-/// A strict server's refusal of a request whose `MCP-Protocol-Version` is missing (from
-/// 2025-06-18 on, which requires it) or names another revision than the session agreed on.
+/// The refusal of a request whose `MCP-Protocol-Version` is missing (from 2025-06-18 on, which
+/// requires it) or names another revision than the session agreed on, unless the server is
+/// lenient about the header.
 fn strict_version(inner: &Inner, headers: &HeaderMap, agreed: &str) -> Option<Response> {
-    if !inner.config.require_version_header {
+    if inner.config.lenient_version_header {
         return None;
     }
     match header_str(headers, &VERSION_HEADER) {

@@ -16,6 +16,7 @@ use tower::ServiceExt as _;
 
 use crate::mcp_server::{
     call_msg, error_code, initialize_msg, list_msg, open, plain, post, post_with, rule, server,
+    LATEST,
 };
 use crate::{send, TestClock};
 
@@ -65,7 +66,11 @@ async fn sse_framing_follows_its_style() {
     };
     let (_server, router, _time) = server(config);
     let session = open(&router).await;
-    let reply = send(&router, post(list_msg(1, None), Some(&session), None)).await;
+    let reply = send(
+        &router,
+        post(list_msg(1, None), Some(&session), Some(LATEST)),
+    )
+    .await;
     let body = &reply.body;
     assert!(
         body.starts_with("id: s-000001/3\r\ndata:\r\n\r\n: keep-alive\r\n\r\n: keep-alive\r\n\r\n"),
@@ -87,9 +92,12 @@ async fn paging_quirks_give_an_empty_first_page_or_a_stuck_cursor() {
         };
         let (_server, router, _time) = server(config);
         let session = open(&router).await;
-        let first = send(&router, post(list_msg(1, None), Some(&session), None))
-            .await
-            .json();
+        let first = send(
+            &router,
+            post(list_msg(1, None), Some(&session), Some(LATEST)),
+        )
+        .await
+        .json();
         assert_eq!(
             first["result"]["tools"].as_array().unwrap().len(),
             first_len
@@ -97,7 +105,7 @@ async fn paging_quirks_give_an_empty_first_page_or_a_stuck_cursor() {
         let cursor = first["result"]["nextCursor"].as_str().unwrap().to_string();
         let next = send(
             &router,
-            post(list_msg(2, Some(&cursor)), Some(&session), None),
+            post(list_msg(2, Some(&cursor)), Some(&session), Some(LATEST)),
         )
         .await
         .json();
@@ -138,34 +146,40 @@ async fn tool_calls_check_arguments_and_answer_as_configured() {
     };
     let ok = send(
         &router,
-        post(call(1, "weather", json!({"city": "Oslo"})), s, None),
+        post(call(1, "weather", json!({"city": "Oslo"})), s, Some(LATEST)),
     )
     .await;
     assert_eq!(ok.json()["result"]["isError"], false);
-    let missing = send(&router, post(call(2, "weather", json!({})), s, None))
-        .await
-        .json();
+    let missing = send(
+        &router,
+        post(call(2, "weather", json!({})), s, Some(LATEST)),
+    )
+    .await
+    .json();
     assert_eq!(missing["result"]["isError"], true);
     assert!(missing["result"]["content"][0]["text"]
         .as_str()
         .unwrap()
         .contains("\"city\""));
-    let broken = send(&router, post(call(3, "broken", json!({})), s, None))
+    let broken = send(&router, post(call(3, "broken", json!({})), s, Some(LATEST)))
         .await
         .json();
     assert_eq!(broken["result"]["isError"], true);
-    let structured = send(&router, post(call(4, "structured", json!({})), s, None))
-        .await
-        .json();
+    let structured = send(
+        &router,
+        post(call(4, "structured", json!({})), s, Some(LATEST)),
+    )
+    .await
+    .json();
     assert_eq!(
         structured["result"]["structuredContent"],
         json!({"temperature": 21})
     );
     // Notifications before the result need an event stream even in JSON mode.
-    let chatty = send(&router, post(call(5, "chatty", json!({})), s, None)).await;
+    let chatty = send(&router, post(call(5, "chatty", json!({})), s, Some(LATEST))).await;
     assert_eq!(chatty.header("content-type"), Some("text/event-stream"));
     assert_eq!(chatty.body.matches("notifications/message").count(), 3);
-    let unknown = send(&router, post(call_msg(6, "nope"), s, None)).await;
+    let unknown = send(&router, post(call_msg(6, "nope"), s, Some(LATEST))).await;
     assert_eq!(error_code(&unknown), -32602);
 }
 
@@ -179,7 +193,11 @@ async fn sessions_expire_by_age_or_by_use() {
     let (fake, router, _time) = server(config);
     let session = open(&router).await;
     for expected in [StatusCode::OK, StatusCode::OK, StatusCode::NOT_FOUND] {
-        let reply = send(&router, post(list_msg(1, None), Some(&session), None)).await;
+        let reply = send(
+            &router,
+            post(list_msg(1, None), Some(&session), Some(LATEST)),
+        )
+        .await;
         assert_eq!(reply.status, expected);
     }
     assert_eq!(fake.stats().sessions_expired, 1);
@@ -191,36 +209,85 @@ async fn sessions_expire_by_age_or_by_use() {
     };
     let (_server, router, time) = server(config);
     let session = open(&router).await;
-    let reply = send(&router, post(list_msg(1, None), Some(&session), None)).await;
+    let reply = send(
+        &router,
+        post(list_msg(1, None), Some(&session), Some(LATEST)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     time.advance(Duration::from_millis(500));
-    let reply = send(&router, post(list_msg(2, None), Some(&session), None)).await;
+    let reply = send(
+        &router,
+        post(list_msg(2, None), Some(&session), Some(LATEST)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
+/// A request without the session id it was given is refused by default, as the spec says a
+/// server should; a lenient server serves it outside any session, and still refuses an
+/// unknown one.
 #[tokio::test]
-async fn a_strict_server_wants_the_agreed_version_in_every_request() {
-    let config = McpServerConfig {
-        tool_count: Some(1),
-        require_version_header: true,
-        ..McpServerConfig::default()
-    };
-    let (_server, router, _time) = server(config);
-    let session = open(&router).await;
-    let s = Some(session.as_str());
-    let bare = send(&router, post(list_msg(1, None), s, None)).await;
-    assert_eq!(bare.status, StatusCode::BAD_REQUEST);
-    let other = send(&router, post(list_msg(2, None), s, Some("2025-06-18"))).await;
-    assert_eq!(other.status, StatusCode::BAD_REQUEST);
-    let agreed = send(&router, post(list_msg(3, None), s, Some("2025-11-25"))).await;
-    assert_eq!(agreed.status, StatusCode::OK);
+async fn a_server_wants_the_session_id_unless_lenient() {
+    for lenient in [false, true] {
+        let config = McpServerConfig {
+            tool_count: Some(1),
+            lenient_session: lenient,
+            ..McpServerConfig::default()
+        };
+        let (_server, router, _time) = server(config);
+        let _session = open(&router).await;
+        let bare = send(&router, post(list_msg(1, None), None, Some(LATEST))).await;
+        let expected = if lenient {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(bare.status, expected, "lenient {lenient}");
+        let unknown = send(
+            &router,
+            post(list_msg(2, None), Some("s-999999"), Some(LATEST)),
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND, "lenient {lenient}");
+    }
+}
+
+/// Strict by default, as the spec's MUST says; a lenient server takes a missing header as
+/// 2025-03-26 and serves another supported revision than the agreed one.
+#[tokio::test]
+async fn a_server_wants_the_agreed_version_in_every_request_unless_lenient() {
+    for lenient in [false, true] {
+        let config = McpServerConfig {
+            tool_count: Some(1),
+            lenient_version_header: lenient,
+            ..McpServerConfig::default()
+        };
+        let (_server, router, _time) = server(config);
+        let session = open(&router).await;
+        let s = Some(session.as_str());
+        let bare = send(&router, post(list_msg(1, None), s, None)).await;
+        let other = send(&router, post(list_msg(2, None), s, Some("2025-06-18"))).await;
+        let agreed = send(&router, post(list_msg(3, None), s, Some("2025-11-25"))).await;
+        let unknown = send(&router, post(list_msg(4, None), s, Some("2024-01-01"))).await;
+        let refused = |ok: bool| {
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            }
+        };
+        assert_eq!(bare.status, refused(lenient), "lenient {lenient}");
+        assert_eq!(other.status, refused(lenient), "lenient {lenient}");
+        assert_eq!(agreed.status, StatusCode::OK);
+        assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "lenient {lenient}");
+    }
 }
 
 #[tokio::test]
 async fn a_strict_server_of_an_old_revision_speaks_its_own() {
     let config = McpServerConfig {
         tool_count: Some(1),
-        require_version_header: true,
         protocol_versions: vec!["2025-03-26".into()],
         ..McpServerConfig::default()
     };
@@ -284,9 +351,12 @@ async fn an_open_get_stream_says_when_the_tool_set_changes() {
     assert_eq!(fake.tool_names().len(), 3);
 }
 
+/// What a hostile answer must look like: its status, content type and body.
+type Looks = Box<dyn Fn(StatusCode, &str, &[u8])>;
+
 #[tokio::test]
 async fn hostile_answers_are_what_they_say() {
-    let cases: Vec<(McpFailure, Box<dyn Fn(StatusCode, &str, &[u8])>)> = vec![
+    let cases: Vec<(McpFailure, Looks)> = vec![
         (
             McpFailure::WrongId,
             Box::new(|s, _, b| {
@@ -328,7 +398,7 @@ async fn hostile_answers_are_what_they_say() {
         let session = open(&router).await;
         let response = router
             .clone()
-            .oneshot(post(list_msg(1, None), Some(&session), None))
+            .oneshot(post(list_msg(1, None), Some(&session), Some(LATEST)))
             .await
             .unwrap();
         let status = response.status();
@@ -353,7 +423,7 @@ async fn hostile_answers_are_what_they_say() {
         .oneshot(post_with(
             list_msg(1, None).to_string(),
             Some(&session),
-            None,
+            Some(LATEST),
             None,
         ))
         .await

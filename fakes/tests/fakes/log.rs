@@ -23,6 +23,7 @@ fn tokens(clock: mcpsim_fakes::Clock) -> TokenServer {
                 client_id: "gw".into(),
                 client_secret: "very-secret-value".into(),
                 scopes: vec![],
+                auth_method: None,
             }],
             ..TokenServerConfig::default()
         },
@@ -217,4 +218,66 @@ async fn an_mcp_request_is_recorded_with_its_method_session_version_and_token() 
         !text.contains(&token) && !text.contains("sk-not-a-token"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_session_an_initialize_hands_out_is_recorded_with_it_and_its_delete() {
+    let (_time, clock) = TestClock::new(SIM_EPOCH_UNIX_S * 1000);
+    let server = McpServer::new(McpServerConfig::default(), clock);
+    let router = server.router();
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let reply = send(&router, mcp_post(init.clone(), None, None)).await;
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let delete = Request::delete("/mcp")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&router, delete).await.status, StatusCode::OK);
+    // A server without sessions hands none out, and records none.
+    let (_time, clock) = TestClock::new(SIM_EPOCH_UNIX_S * 1000);
+    let sessionless = McpServer::new(
+        McpServerConfig {
+            sessions: false,
+            ..McpServerConfig::default()
+        },
+        clock,
+    );
+    send(&sessionless.router(), mcp_post(init, None, None)).await;
+
+    let records = server.requests().records;
+    assert_eq!(
+        records[0].assigned_session.as_deref(),
+        Some(session.as_str())
+    );
+    assert_eq!(records[0].session, None);
+    assert_eq!(records[1].http_method, "DELETE");
+    assert_eq!(records[1].session.as_deref(), Some(session.as_str()));
+    assert_eq!(records[1].assigned_session, None);
+    assert_eq!(sessionless.requests().records[0].assigned_session, None);
+}
+
+#[tokio::test]
+async fn a_log_limited_for_a_run_keeps_that_many_records_and_counts_the_rest() {
+    let (_time, clock) = TestClock::new(SIM_EPOCH_UNIX_S * 1000);
+    let server = McpServer::new(McpServerConfig::default(), clock.clone());
+    server.limit_log(2);
+    let router = server.router();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert!(!server.log_full());
+    for _ in 0..3 {
+        send(&router, mcp_post(ping.clone(), None, None)).await;
+    }
+    assert!(server.log_full());
+    let log = server.requests();
+    assert_eq!((log.records.len(), log.dropped), (2, 1));
+
+    let tokens = tokens(clock);
+    tokens.limit_log(1);
+    let router = tokens.router();
+    send(&router, grant("grant_type=client_credentials", None)).await;
+    assert!(tokens.log_full());
+    send(&router, grant("grant_type=client_credentials", None)).await;
+    assert_eq!(tokens.requests().dropped, 1);
 }

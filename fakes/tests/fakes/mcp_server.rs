@@ -18,6 +18,8 @@ use tower::ServiceExt as _;
 use crate::{assert_hangs, send, Reply, TestClock};
 
 const KEY: &str = "shared-key";
+/// The revision `open` agrees on; real clients send it on every later request.
+pub(crate) const LATEST: &str = "2025-11-25";
 
 /// A POST as real clients send it; `session` and `version` become the MCP headers.
 pub(crate) fn post(message: Value, session: Option<&str>, version: Option<&str>) -> Request<Body> {
@@ -72,7 +74,9 @@ pub(crate) fn plain(path: &str, method: &str, session: Option<&str>) -> Request<
         .uri(path)
         .header("host", "mcp.sim:8080");
     if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", LATEST);
     }
     request.body(Body::empty()).unwrap()
 }
@@ -84,9 +88,9 @@ pub(crate) fn server(config: McpServerConfig) -> (McpServer, Router, TestClock) 
     (server, router, time)
 }
 
-/// Opens a session and returns its id.
+/// Opens a session at [`LATEST`] and returns its id.
 pub(crate) async fn open(router: &Router) -> String {
-    let reply = send(router, post(initialize_msg("2025-11-25"), None, None)).await;
+    let reply = send(router, post(initialize_msg(LATEST), None, None)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.header("mcp-session-id").unwrap().to_string()
 }
@@ -191,7 +195,7 @@ async fn configured_tools_and_bad_cursor() {
     let session = open(&router).await;
     let s = Some(session.as_str());
 
-    let reply = send(&router, post(list_msg(1, None), s, None)).await;
+    let reply = send(&router, post(list_msg(1, None), s, Some(LATEST))).await;
     let result = reply.json()["result"].clone();
     assert_eq!(result["tools"][0]["name"], "get_weather");
     assert_eq!(
@@ -199,7 +203,7 @@ async fn configured_tools_and_bad_cursor() {
         "string"
     );
     let next = result["nextCursor"].as_str().unwrap().to_string();
-    let reply = send(&router, post(list_msg(2, Some(&next)), s, None)).await;
+    let reply = send(&router, post(list_msg(2, Some(&next)), s, Some(LATEST))).await;
     let result = reply.json()["result"].clone();
     assert_eq!(
         result["tools"][0],
@@ -208,14 +212,14 @@ async fn configured_tools_and_bad_cursor() {
     assert!(result.get("nextCursor").is_none());
 
     for bad in ["not base64!", "b2Zmc2V0Ojk5", ""] {
-        let reply = send(&router, post(list_msg(3, Some(bad)), s, None)).await;
+        let reply = send(&router, post(list_msg(3, Some(bad)), s, Some(LATEST))).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(error_code(&reply), -32602, "cursor {bad:?}");
         assert_eq!(reply.json()["id"], 3);
     }
     let unknown = json!({"jsonrpc": "2.0", "id": 4, "method": "resources/list"});
     assert_eq!(
-        error_code(&send(&router, post(unknown, s, None)).await),
+        error_code(&send(&router, post(unknown, s, Some(LATEST))).await),
         -32601
     );
 }
@@ -279,7 +283,7 @@ async fn tools_call_answers_listed_tools_only() {
     let s = Some(session.as_str());
 
     let started = tokio::time::Instant::now();
-    let reply = send(&router, post(call_msg(1, "tool_001"), s, None)).await;
+    let reply = send(&router, post(call_msg(1, "tool_001"), s, Some(LATEST))).await;
     assert!(started.elapsed() >= Duration::from_millis(20));
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
@@ -287,14 +291,14 @@ async fn tools_call_answers_listed_tools_only() {
         json!({"jsonrpc": "2.0", "id": 1, "result": {
             "content": [{"type": "text", "text": "tool_001 called with {}"}], "isError": false}})
     );
-    let reply = send(&router, post(call_msg(2, "no_such_tool"), s, None)).await;
+    let reply = send(&router, post(call_msg(2, "no_such_tool"), s, Some(LATEST))).await;
     assert_eq!((reply.status, error_code(&reply)), (StatusCode::OK, -32602));
     assert_eq!(reply.json()["id"], 2);
-    let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
+    let reply = send(&router, post(call_msg(3, "tool_000"), s, Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     let nameless = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {}});
     assert_eq!(
-        error_code(&send(&router, post(nameless, s, None)).await),
+        error_code(&send(&router, post(nameless, s, Some(LATEST))).await),
         -32602
     );
     // Without its session a call is refused like any other request.
@@ -319,7 +323,7 @@ async fn tools_call_in_sse_mode() {
     let session = reply.header("mcp-session-id").unwrap().to_string();
     let reply = send(
         &router,
-        post(call_msg(9, "get_weather"), Some(&session), None),
+        post(call_msg(9, "get_weather"), Some(&session), Some(LATEST)),
     )
     .await;
     assert_eq!(reply.header("content-type"), Some("text/event-stream"));
@@ -356,7 +360,12 @@ async fn version_negotiation() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = send(&router, post(ping, Some(&session), None)).await;
+    let reply = send(&router, post(ping.clone(), Some(&session), Some(LATEST))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // A session that agreed on 2025-03-26 may leave the header out.
+    let reply = send(&router, post(initialize_msg("2025-03-26"), None, None)).await;
+    let old = reply.header("mcp-session-id").unwrap().to_string();
+    let reply = send(&router, post(ping, Some(&old), None)).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
@@ -376,9 +385,17 @@ async fn session_and_transport_errors() {
 
     let reply = send(&router, post(list_msg(1, None), None, None)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = send(&router, post(list_msg(1, None), Some("s-999999"), None)).await;
+    let reply = send(
+        &router,
+        post(list_msg(1, None), Some("s-999999"), Some(LATEST)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let reply = send(&router, post(initialized_msg(), Some("s-999999"), None)).await;
+    let reply = send(
+        &router,
+        post(initialized_msg(), Some("s-999999"), Some(LATEST)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let reply = send(&router, plain("/mcp", "DELETE", None)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -500,6 +517,7 @@ async fn token_from_the_token_server_is_accepted() {
                 client_id: "gw".into(),
                 client_secret: "s".into(),
                 scopes: vec![],
+                auth_method: None,
             }],
             ..TokenServerConfig::default()
         },
@@ -525,7 +543,7 @@ async fn token_from_the_token_server_is_accepted() {
     let request = post_with(
         list_msg(1, None).to_string(),
         Some(&session),
-        None,
+        Some(LATEST),
         Some(&token),
     );
     let reply = send(&router, request).await;
@@ -546,6 +564,7 @@ fn token_server(clock: mcpsim_fakes::Clock) -> TokenServer {
                 client_id: "gw".into(),
                 client_secret: "s".into(),
                 scopes: vec![],
+                auth_method: None,
             }],
             ..TokenServerConfig::default()
         },
@@ -579,7 +598,7 @@ async fn tokens_issued_before_the_revocation_are_refused_from_then_on() {
         post_with(
             list_msg(1, None).to_string(),
             Some(session),
-            None,
+            Some(LATEST),
             Some(token),
         )
     };
@@ -771,22 +790,22 @@ async fn failure_rules_count_per_method() {
     let session = open(&router).await;
     let s = Some(session.as_str());
 
-    let reply = send(&router, post(list_msg(1, None), s, None)).await;
+    let reply = send(&router, post(list_msg(1, None), s, Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.json()["result"]["tools"].is_array());
-    let reply = send(&router, post(list_msg(2, None), s, None)).await;
+    let reply = send(&router, post(list_msg(2, None), s, Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    let reply = send(&router, post(list_msg(3, None), s, None)).await;
+    let reply = send(&router, post(list_msg(3, None), s, Some(LATEST))).await;
     assert_eq!((reply.status, error_code(&reply)), (StatusCode::OK, -32603));
     assert_eq!(reply.json()["id"], 3);
-    let reply = send(&router, post(list_msg(4, None), s, None)).await;
+    let reply = send(&router, post(list_msg(4, None), s, Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(serde_json::from_str::<Value>(&reply.body).is_err());
-    let reply = send(&router, post(list_msg(5, None), s, None)).await;
+    let reply = send(&router, post(list_msg(5, None), s, Some(LATEST))).await;
     assert!(reply.json()["result"]["tools"].is_array());
 
     let ping = json!({"jsonrpc": "2.0", "id": 6, "method": "ping"});
-    assert_hangs(&router, post(ping, s, None)).await;
+    assert_hangs(&router, post(ping, s, Some(LATEST))).await;
 }
 
 /// Sends and reads the body frame by frame; returns the status, the content type and what
@@ -829,15 +848,15 @@ async fn cut_stream_in_sse_mode_stops_after_the_priming_event() {
     let session = reply.header("mcp-session-id").unwrap().to_string();
     let s = Some(session.as_str());
 
-    let reply = send(&router, post(call_msg(1, "tool_000"), s, None)).await;
+    let reply = send(&router, post(call_msg(1, "tool_000"), s, Some(LATEST))).await;
     assert!(reply.body.contains("tool_000 called"));
     let (status, content_type, received) =
-        send_cut(&router, post(call_msg(2, "tool_000"), s, None)).await;
+        send_cut(&router, post(call_msg(2, "tool_000"), s, Some(LATEST))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type, "text/event-stream");
     assert_eq!(received, "id: s-000001/4\nretry: 3000\ndata:\n\n");
     // The rule cut one answer; the next is whole again.
-    let reply = send(&router, post(call_msg(3, "tool_000"), s, None)).await;
+    let reply = send(&router, post(call_msg(3, "tool_000"), s, Some(LATEST))).await;
     assert!(reply.body.contains("tool_000 called"));
     assert_eq!(server.stats().by_method.get("tools/call"), Some(&3));
 }
@@ -853,7 +872,7 @@ async fn cut_stream_in_json_mode_stops_mid_body() {
     let session = open(&router).await;
     let s = Some(session.as_str());
     let (status, content_type, received) =
-        send_cut(&router, post(list_msg(7, None), s, None)).await;
+        send_cut(&router, post(list_msg(7, None), s, Some(LATEST))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type, "application/json");
     assert!(!received.is_empty());
@@ -861,7 +880,7 @@ async fn cut_stream_in_json_mode_stops_mid_body() {
     assert!(serde_json::from_str::<Value>(&received).is_err());
     let (status, _, _) = send_cut(&router, plain("/mcp", "GET", s)).await;
     assert_eq!(status, StatusCode::OK);
-    let reply = send(&router, post(list_msg(8, None), s, None)).await;
+    let reply = send(&router, post(list_msg(8, None), s, Some(LATEST))).await;
     assert!(reply.json()["result"]["tools"].is_array());
 }
 
@@ -874,16 +893,20 @@ async fn session_terminated_forces_a_new_session() {
     };
     let (server, router, _time) = server(config);
     let first = open(&router).await;
-    let reply = send(&router, post(list_msg(1, None), Some(&first), None)).await;
+    let reply = send(&router, post(list_msg(1, None), Some(&first), Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let reply = send(&router, post(list_msg(2, None), Some(&first), None)).await;
+    let reply = send(&router, post(list_msg(2, None), Some(&first), Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let reply = send(&router, post(list_msg(3, None), Some(&first), None)).await;
+    let reply = send(&router, post(list_msg(3, None), Some(&first), Some(LATEST))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
     let second = open(&router).await;
     assert_eq!(second, "s-000002");
-    let reply = send(&router, post(list_msg(4, None), Some(&second), None)).await;
+    let reply = send(
+        &router,
+        post(list_msg(4, None), Some(&second), Some(LATEST)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     let stats = server.stats();
     assert_eq!(

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use mcpsim_fakes::access_token;
 use mcpsim_fakes::{
-    AcceptedClientAuth, ClientRegistration, TokenFailure, TokenFailureRule, TokenServer,
-    TokenServerConfig, TokenStats,
+    AcceptedClientAuth, AuthMethod, ClientRegistration, TokenFailure, TokenFailureRule,
+    TokenServer, TokenServerConfig, TokenStats,
 };
 
 use crate::{assert_hangs, send, Reply, TestClock};
@@ -23,11 +23,13 @@ fn config() -> TokenServerConfig {
                 client_id: "gw client".into(),
                 client_secret: SECRET.into(),
                 scopes: vec![],
+                auth_method: None,
             },
             ClientRegistration {
                 client_id: "narrow".into(),
                 client_secret: "n".into(),
                 scopes: vec!["mcp".into(), "read".into()],
+                auth_method: None,
             },
         ],
         ..TokenServerConfig::default()
@@ -439,6 +441,44 @@ async fn an_endpoint_may_accept_one_client_authentication_only() {
         {
             assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_client");
         }
+    }
+}
+
+/// A client registered with one client authentication must use it; a lenient endpoint serves
+/// it either way; a registration that states none takes both.
+#[tokio::test]
+async fn a_registered_client_must_use_its_registered_client_authentication() {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "gw client"),
+        ("client_secret", SECRET),
+    ];
+    for (registered, lenient, basic_ok, form_ok) in [
+        (None, false, true, true),
+        (Some(AuthMethod::Basic), false, true, false),
+        (Some(AuthMethod::Form), false, false, true),
+        (Some(AuthMethod::Basic), true, true, true),
+        (Some(AuthMethod::Form), true, true, true),
+    ] {
+        let mut config = config();
+        config.clients[0].auth_method = registered;
+        config.lenient_client_auth = lenient;
+        let server = TokenServer::new(config, TestClock::new(0).1);
+        let router = server.router();
+        let by_basic = send(&router, grant()).await;
+        let by_form = send(&router, post(None, &form)).await;
+        let case = format!("{registered:?}, lenient {lenient}");
+        assert_eq!(by_basic.status == StatusCode::OK, basic_ok, "{case}");
+        assert_eq!(by_form.status == StatusCode::OK, form_ok, "{case}");
+        for refused in [&by_basic, &by_form]
+            .into_iter()
+            .filter(|r| r.status != StatusCode::OK)
+        {
+            assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+        // A wrong secret is refused whatever the method.
+        let wrong = send(&router, post(Some(&basic("gw client", "nope")), &form[..1])).await;
+        assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_client");
     }
 }
 

@@ -37,7 +37,7 @@ use std::collections::BTreeSet;
 
 use mcpsim_sut::ServerView;
 
-use super::{check, registrations, Check, Evidence};
+use super::{check, definitions, Check, Evidence};
 use crate::observe;
 use crate::operator::{Poll, WriteKind, WriteRecord};
 
@@ -122,11 +122,15 @@ fn read_your_write(e: &Evidence<'_>, w: &WriteRecord, findings: &mut Vec<String>
     let Some(id) = &w.server_id else {
         return;
     };
+    // Only an answered write has a next list.
+    let Some(answered_ms) = w.answered_ms else {
+        return;
+    };
     let records = &e.outcome.records;
     let Some(poll) = records
         .polls
         .iter()
-        .find(|p| p.gateway == w.gateway && p.sent_ms >= w.answered_ms && p.servers.is_ok())
+        .find(|p| p.gateway == w.gateway && p.sent_ms >= answered_ms && p.servers.is_ok())
     else {
         return;
     };
@@ -164,7 +168,7 @@ fn read_your_write(e: &Evidence<'_>, w: &WriteRecord, findings: &mut Vec<String>
     if let Some(problem) = problem {
         findings.push(format!(
             "{}: {label} ({id}) was acknowledged at {} ms, but its next list, sent at {} ms, {problem}",
-            w.gateway, w.answered_ms, poll.sent_ms
+            w.gateway, answered_ms, poll.sent_ms
         ));
     }
 }
@@ -229,7 +233,10 @@ fn refused_create_left_nothing(e: &Evidence<'_>, w: &WriteRecord, findings: &mut
     if let Some(p) = after {
         findings.push(format!(
             "{}: {label} was refused at {} ms, yet {} lists a server of that name at {} ms",
-            w.gateway, w.answered_ms, p.gateway, p.sent_ms
+            w.gateway,
+            w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms),
+            p.gateway,
+            p.sent_ms
         ));
     }
 }
@@ -248,7 +255,7 @@ fn only_written_urls(e: &Evidence<'_>, findings: &mut Vec<String>) {
             if reported.contains(&key) {
                 continue;
             }
-            let Some(urls) = registrations::urls(e, &p.gateway, &r.server_id) else {
+            let Some(urls) = definitions::urls(e, &p.gateway, &r.server_id) else {
                 continue;
             };
             if !urls.contains(&showing) {

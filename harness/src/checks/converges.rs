@@ -32,7 +32,8 @@ fn shows(w: &WriteRecord, id: &str, rows: &[mcpsim_sut::ServerView]) -> bool {
 
 /// Every gateway that shares a store and is touched by no fault shows an
 /// acknowledged write at, or before, its first poll sent once one of its
-/// sync intervals and the store round trip have passed since the write.
+/// sync intervals and the store round trip (with the store's own latency
+/// and snapshot delay) have passed since the write.
 pub(crate) fn check_converges(e: &Evidence<'_>) -> Check {
     let records = &e.outcome.records;
     let mut findings = Vec::new();
@@ -78,8 +79,20 @@ pub(crate) fn check_converges(e: &Evidence<'_>) -> Check {
                 continue;
             };
             // A read of the store is three one-way trips on a new
-            // connection, and the write itself one more round trip.
-            let bound = sync_ms + 6 * e.hop_ms() + 1;
+            // connection, and the write itself one more round trip. A slow
+            // store holds the write and each read for its latency, and a
+            // read whose snapshot just missed the write is still in flight
+            // for the snapshot delay before the sync interval starts, the
+            // next read taking as long again.
+            let store_ms = e
+                .scenario
+                .stores
+                .iter()
+                .find(|s| s.host == store)
+                .map_or(0, |s| {
+                    2 * (s.config.latency_ms + s.config.snapshot_delay_ms)
+                });
+            let bound = sync_ms + store_ms + 6 * e.hop_ms() + 1;
             let due = w.sent_ms + bound;
             let polls = records.polls.iter().filter(|p| {
                 p.gateway == g.host && p.phase == Phase::Settling && p.answered_ms >= w.sent_ms

@@ -29,7 +29,7 @@ pub(crate) fn check_deletes(e: &Evidence<'_>) -> Check {
         if d.kind != WriteKind::Delete || !d.answer.as_ref().is_some_and(|a| a.accepted) {
             continue;
         }
-        let Some(id) = &d.server_id else {
+        let (Some(id), Some(answered_ms)) = (&d.server_id, d.answered_ms) else {
             continue;
         };
         let sharing = observe::sharing(e.scenario, &d.gateway);
@@ -53,7 +53,7 @@ pub(crate) fn check_deletes(e: &Evidence<'_>) -> Check {
             let polls = records
                 .polls
                 .iter()
-                .filter(|p| &p.gateway == g && p.sent_ms >= d.answered_ms);
+                .filter(|p| &p.gateway == g && p.sent_ms >= answered_ms);
             for p in polls {
                 if p.sent_ms >= back_ms {
                     break;
@@ -67,7 +67,7 @@ pub(crate) fn check_deletes(e: &Evidence<'_>) -> Check {
                 } else if gone {
                     findings.push(format!(
                         "{id} was deleted through {} at {} ms, yet {g} lists it again at {} ms after it was gone",
-                        d.gateway, d.answered_ms, p.sent_ms
+                        d.gateway, answered_ms, p.sent_ms
                     ));
                     break;
                 }

@@ -394,9 +394,11 @@ fn disturbed(e: &Evidence<'_>, gateway: &str, id: &str, from_ms: u64, to_ms: u64
 /// `at_ms`: its requests are a call's, not an attempt's.
 fn calling(e: &Evidence<'_>, gateway: &str, at_ms: u64) -> bool {
     let slack = upstream::go_on_ms(e);
-    e.outcome.records.tool_calls.iter().any(|c| {
-        c.gateway == gateway && at_ms + slack >= c.sent_ms && at_ms <= c.answered_ms + slack
-    })
+    e.outcome
+        .records
+        .tool_calls
+        .iter()
+        .any(|c| c.gateway == gateway && at_ms + slack >= c.sent_ms && at_ms <= c.ended_ms + slack)
 }
 
 fn moves_forward(

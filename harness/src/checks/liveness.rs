@@ -3,7 +3,7 @@
 //! operator first saw it unknown or from the last fault or write, whichever
 //! is later; every acknowledged registration is listed, and every
 //! acknowledged delete has taken effect, on every gateway that shares its
-//! store; no upstream is sent a storm of requests.
+//! store. (A storm of requests is the `storm` checker's.)
 //!
 //! Outside-in: it reads the operator's polls and writes, the faults and the
 //! fakes' logs, never the gateway's events.
@@ -95,21 +95,5 @@ pub(crate) fn check_liveness(e: &Evidence<'_>) -> Check {
         judge(&key, stretch, ", the last poll");
     }
 
-    for (host, log) in &e.outcome.token_requests {
-        if log.dropped > 0 {
-            findings.push(format!(
-                "token server {host} was sent more than {} requests (a request storm)",
-                log.records.len()
-            ));
-        }
-    }
-    for (host, log) in &e.outcome.mcp_requests {
-        if log.dropped > 0 {
-            findings.push(format!(
-                "MCP server {host} was sent more than {} requests (a request storm)",
-                log.records.len()
-            ));
-        }
-    }
     check("liveness", findings)
 }

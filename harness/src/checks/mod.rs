@@ -121,14 +121,18 @@ pub(crate) fn unknown_bound_ms(evidence: &Evidence<'_>, host: &str) -> u64 {
 mod api_contract;
 mod consistency;
 mod converges;
+mod definitions;
 mod deletes;
 mod expectations;
 mod health_record;
 mod hygiene;
 mod liveness;
+mod load;
 mod paths;
 mod registrations;
 mod secrets;
+mod sessions;
+mod storm;
 mod tokens;
 mod tool_calls;
 mod upstream;
@@ -145,6 +149,9 @@ pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
         expectations::check_expectations(evidence),
         hygiene::check_hygiene(evidence),
         tokens::check_tokens(evidence),
+        load::check_load(evidence),
+        sessions::check_sessions(evidence),
+        storm::check_storm(evidence),
         health_record::check_health_record(evidence),
         api_contract::check_api_contract(evidence),
         deletes::check_deletes(evidence),

@@ -1,7 +1,9 @@
 //! Token discipline, judged by what the token servers and MCP servers saw:
-//! a gateway that holds a valid token does not fetch another for the same
-//! upstream within the token's validity unless something asked for it (a
-//! 401 from that upstream since, a write, a restart); after an upstream refused a
+//! a gateway that holds a valid token (it had the answer, and presented the
+//! token to an upstream) does not fetch another for the same upstream
+//! within the token's validity unless something asked for it (a 401 from
+//! that upstream since, a write that may have landed since, a restart);
+//! after an upstream refused a
 //! token with 401, the gateway never presents that token to it again; the
 //! caller's own key never reaches an upstream.
 //!
@@ -16,6 +18,7 @@ use mcpsim_fakes::{CredentialSeen, TokenOutcome, TokenRef, TokenRequestRecord};
 
 use super::{check, Check, Evidence};
 use crate::observe;
+use crate::operator::WriteRecord;
 
 /// Which gateways presented which issued token to which MCP server.
 fn uses(e: &Evidence<'_>) -> BTreeMap<TokenRef, BTreeSet<(String, String)>> {
@@ -62,6 +65,36 @@ fn issued(r: &TokenRequestRecord) -> Option<(&TokenRef, Option<u64>)> {
         } => Some((token, *expires_in_s)),
         _ => None,
     }
+}
+
+/// The latest instant at which a write can change what `gateway` holds:
+/// when the gateway that took it answered, or, on another gateway sharing
+/// its store, when that one's next sync after it has read the store (a
+/// sync interval and two slow reads later). A write that was never answered
+/// may land at any time.
+fn write_lands_until(e: &Evidence<'_>, w: &WriteRecord, gateway: &str) -> u64 {
+    if w.answer.is_none() {
+        return u64::MAX;
+    }
+    let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
+    if w.gateway == gateway {
+        return answered_ms;
+    }
+    let sync_ms = e
+        .declared(gateway)
+        .and_then(|d| d.sync_interval_ms)
+        .unwrap_or(0);
+    let store_ms = e
+        .scenario
+        .gateways
+        .iter()
+        .find(|g| g.host == gateway)
+        .and_then(|g| g.store.as_ref())
+        .and_then(|store| e.scenario.stores.iter().find(|s| &s.host == store))
+        .map_or(0, |s| {
+            2 * (s.config.latency_ms + s.config.snapshot_delay_ms)
+        });
+    answered_ms + sync_ms + store_ms + 6 * e.hop_ms()
 }
 
 pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
@@ -134,6 +167,16 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                     continue;
                 };
                 let kept = declared.token_reuse.kept_ms(expires_in_s);
+                // A request sent before the first token's answer reached
+                // the gateway asked while it held none (two exchanges that
+                // both found no token): it left at most a message before it
+                // arrived, the answer arrived at most a message after it
+                // left.
+                if a.answered_ms
+                    .is_none_or(|answered| b.received_ms <= answered + 2 * hop)
+                {
+                    continue;
+                }
                 let gap = b.received_ms.saturating_sub(a.received_ms);
                 // The gateway counts a token's life from when it had it: up
                 // to the token server's latency and a few messages later.
@@ -148,7 +191,9 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                     .is_some_and(|ats| ats.iter().any(|at| *at >= from && *at <= b.received_ms));
                 let restarted = e.faults.restarted(peer, a.received_ms, b.received_ms);
                 let written = writes.iter().any(|w| {
-                    sharing.contains(&w.gateway) && w.sent_ms >= from && w.sent_ms <= b.received_ms
+                    sharing.contains(&w.gateway)
+                        && w.sent_ms <= b.received_ms
+                        && write_lands_until(e, w, peer) >= from
                 });
                 if rejected || restarted || written {
                     continue;
@@ -204,4 +249,178 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
         }
     }
     check("token_discipline", findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::{GatewayHost, McpHost, Scenario, TokenHost};
+    use crate::operator::{Records, WriteKind};
+    use crate::world::Outcome;
+    use mcpsim_fakes::{ClientAuthSeen, Log, McpOutcome, McpRequestRecord};
+    use mcpsim_sut::{Declared, TokenReuse, WriteAnswer};
+
+    /// A token request of `gateway` that got token `serial`.
+    fn fetched(serial: u64, received_ms: u64, answered_ms: u64) -> TokenRequestRecord {
+        TokenRequestRecord {
+            received_ms,
+            answered_ms: Some(answered_ms),
+            peer: Some("gateway".into()),
+            client_id: Some("client".into()),
+            client_auth: ClientAuthSeen::Form,
+            grant_type: Some("client_credentials".into()),
+            scope: None,
+            resource: None,
+            audience: None,
+            outcome: TokenOutcome::Issued {
+                token: token(serial),
+                expires_in_s: Some(3_600),
+            },
+        }
+    }
+
+    fn token(serial: u64) -> TokenRef {
+        TokenRef {
+            issuer: "auth".into(),
+            client_id: "client".into(),
+            serial,
+            issued_ms: 0,
+        }
+    }
+
+    /// The gateway presents token `serial` to the MCP server.
+    fn presented(serial: u64, received_ms: u64) -> McpRequestRecord {
+        McpRequestRecord {
+            received_ms,
+            answered_ms: Some(received_ms),
+            peer: Some("gateway".into()),
+            http_method: "POST".into(),
+            rpc_method: Some("tools/list".into()),
+            session: None,
+            assigned_session: None,
+            protocol_version: None,
+            credential: CredentialSeen::Issued {
+                token: token(serial),
+            },
+            status: Some(200),
+            outcome: McpOutcome::Answered,
+            next_cursor: None,
+            call: None,
+        }
+    }
+
+    /// An update the gateway took.
+    fn update(sent_ms: u64, answered_ms: u64) -> WriteRecord {
+        WriteRecord {
+            gateway: "gateway".into(),
+            kind: WriteKind::Update,
+            name: "docs".into(),
+            server_id: Some("docs-id".into()),
+            sent_ms,
+            patience_ms: 5_000,
+            answered_ms: Some(answered_ms),
+            answer: Some(WriteAnswer {
+                status: 200,
+                accepted: true,
+                server_id: Some("docs-id".into()),
+                error: None,
+            }),
+            spec: None,
+            extra_fields: false,
+            bad_input: false,
+            text: "update docs -> 200".into(),
+        }
+    }
+
+    /// The checker's findings on two tokens fetched as given, both used.
+    fn judge(first: (u64, u64), second: u64, writes: Vec<WriteRecord>) -> Vec<String> {
+        let scenario = Scenario::builder("two tokens")
+            .gateway(GatewayHost::new("gateway"))
+            .token_server(TokenHost::new("auth"))
+            .mcp_server(McpHost::new("mcp"))
+            .build()
+            .unwrap();
+        let declared = Declared {
+            serves_tools: true,
+            token_budget_ms: Some(500),
+            listing_budget_ms: 750,
+            recheck_interval_ms: Some(500),
+            sync_interval_ms: None,
+            store_budget_ms: None,
+            token_reuse: TokenReuse::default(),
+            durable: false,
+            emits_events: false,
+            write_budget_ms: None,
+        };
+        fn log<T>(records: Vec<T>) -> Log<T> {
+            Log {
+                records,
+                ..Log::default()
+            }
+        }
+        let outcome = Outcome {
+            records: Records {
+                writes,
+                ..Records::default()
+            },
+            hosts: BTreeMap::from([("gateway".to_string(), declared)]),
+            trace: Vec::new(),
+            token_servers: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
+            stores: BTreeMap::new(),
+            token_requests: BTreeMap::from([(
+                "auth".to_string(),
+                log(vec![
+                    fetched(1, first.0, first.1),
+                    fetched(2, second, second),
+                ]),
+            )]),
+            mcp_requests: BTreeMap::from([(
+                "mcp".to_string(),
+                log(vec![presented(1, first.1 + 5), presented(2, second + 5)]),
+            )]),
+        };
+        let seen = BTreeMap::new();
+        let authorities = BTreeMap::new();
+        let evidence = Evidence {
+            scenario: &scenario,
+            outcome: &outcome,
+            seen: &seen,
+            trace: &[],
+            no_events: None,
+            faults: crate::faults::Faults::new(&scenario),
+            report_text: "",
+            reports_check_time: true,
+            hop_ms: 5,
+            authorities: &authorities,
+            error_words: true,
+        };
+        check_tokens(&evidence).findings
+    }
+
+    #[test]
+    fn a_token_asked_for_before_the_first_one_arrived_is_no_reuse_failure() {
+        // The first answer leaves at 400 ms: a request that reached the
+        // token server by then was sent while the gateway held no token.
+        assert_eq!(judge((100, 400), 300, Vec::new()), Vec::<String>::new());
+        assert_eq!(judge((100, 400), 410, Vec::new()), Vec::<String>::new());
+        let late = judge((100, 400), 900, Vec::new());
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert!(late[0].contains("fetched a second token"), "{late:?}");
+    }
+
+    #[test]
+    fn a_write_excuses_a_new_token_while_it_may_still_land() {
+        // Sent before the first token, answered after it: it may have
+        // landed in between.
+        let slow = vec![update(50, 300)];
+        assert_eq!(judge((100, 110), 900, slow), Vec::<String>::new());
+        // Answered before the first token was asked for: no excuse.
+        let done = vec![update(20, 60)];
+        assert_eq!(judge((100, 110), 900, done).len(), 1);
+        // Never answered: it may land at any time.
+        let mut lost = update(20, 60);
+        lost.answer = None;
+        assert_eq!(judge((100, 110), 900, vec![lost]), Vec::<String>::new());
+    }
 }

@@ -36,7 +36,7 @@ use mcpsim_fakes::{CredentialSeen, McpAuth, McpRequestRecord};
 use mcpsim_sut::{ServerAuth, Status};
 use serde_json::Value;
 
-use super::{check, not_applicable, registrations, upstream, Check, Evidence};
+use super::{check, definitions, not_applicable, upstream, Check, Evidence};
 use crate::observe::Seen;
 use crate::operator::ToolCall;
 use crate::scenario::Verb;
@@ -103,7 +103,7 @@ fn judge(
                 r.peer.as_deref() == Some(gateway.as_str())
                     && r.http_method == "POST"
                     && r.received_ms + slack >= call.sent_ms
-                    && r.received_ms <= call.answered_ms + slack
+                    && r.received_ms <= call.ended_ms + slack
             })
             .find_map(|r| wrong_credential(e, seen, &mcp, r));
         if let Some(problem) = wrong {
@@ -120,7 +120,7 @@ fn judge(
             && r.peer.as_deref() == Some(gateway.as_str())
             && r.call.as_ref().is_some_and(|c| c.tool == call.upstream)
             && r.received_ms + slack >= call.sent_ms
-            && r.received_ms <= call.answered_ms + slack
+            && r.received_ms <= call.ended_ms + slack
     });
     let Some((index, record)) = seen_call else {
         if ok && !excused {
@@ -183,7 +183,7 @@ fn wrong_credential(
     mcp: &str,
     record: &McpRequestRecord,
 ) -> Option<String> {
-    let def = registrations::definition(e, &seen.gateway, &seen.server_id, &seen.view.name)?;
+    let def = definitions::definition(e, &seen.gateway, &seen.server_id, &seen.view.name)?;
     let fake = e.scenario.mcp_servers.iter().find(|m| m.host == mcp)?;
     let got = &record.credential;
     let describe = |c: &CredentialSeen| match c {
@@ -245,7 +245,7 @@ fn excused(e: &Evidence<'_>, gateway: &str, mcp: Option<&str>, call: &ToolCall) 
         .scenario
         .faults
         .iter()
-        .filter(|f| f.at_ms <= call.answered_ms && touches(&f.verb))
+        .filter(|f| f.at_ms <= call.ended_ms && touches(&f.verb))
         .any(|f| {
             f.at_ms >= call.sent_ms || match &f.verb {
                 Verb::Crash { host } => !e.scenario.faults.iter().any(|g| {

@@ -17,7 +17,7 @@
 use mcpsim_fakes::{McpOutcome, McpRequestRecord, TokenOutcome, TokenRequestRecord};
 use mcpsim_sut::ServerAuth;
 
-use super::registrations;
+use super::definitions;
 use super::Evidence;
 
 /// The stage of discovery a request belongs to, in mcpsim's words.
@@ -136,7 +136,7 @@ pub(crate) fn upstreams(
     }
     let mut token = Vec::new();
     let mut token_unseen = false;
-    match registrations::definitions(e, gateway, id, name) {
+    match definitions::definitions(e, gateway, id, name) {
         Some(defs) => {
             for def in defs {
                 if let ServerAuth::ClientCredentials { token_url, .. } = &def.auth {

@@ -9,7 +9,10 @@
 //! simulation.
 //!
 //! Invariants: a host binds 127.0.0.1 only; `start` returns once the host
-//! listens (or says why it cannot); nothing here waits without a bound.
+//! listens (or says why it cannot); nothing here waits without a bound: a
+//! host whose thread does not end within [`STOP_TIMEOUT`] of being told to
+//! stop (a life that never yields to its runtime) is abandoned, its thread
+//! left to run until the process ends.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +27,9 @@ use tower::ServiceExt;
 
 /// How long a host may take to listen after it is started.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a host's thread may take to end once it is told to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which gateway a connection to a fake came from: the relays write each
 /// connection they open, the fakes read it to record who asked, as the
@@ -169,11 +175,19 @@ impl HostThread {
         }
     }
 
-    /// Stops the host: its listener, connections and tasks go.
+    /// Stops the host: its listener, connections and tasks go. A thread
+    /// stuck inside one poll never sees the stop: after [`STOP_TIMEOUT`] it
+    /// is abandoned rather than waited for.
     pub fn crash(&mut self) {
         if let Some(running) = self.running.take() {
             let _ = running.stop.send(());
-            let _ = running.thread.join();
+            let asked = std::time::Instant::now();
+            while !running.thread.is_finished() && asked.elapsed() < STOP_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if running.thread.is_finished() {
+                let _ = running.thread.join();
+            }
         }
     }
 

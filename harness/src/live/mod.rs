@@ -20,6 +20,18 @@
 //! is bounded (a gateway's start by its target's ready timeout, the
 //! operator by the scenario's deadline, the whole run by the deadline plus
 //! a stated margin); a process the run started is stopped by the run.
+//!
+//! A live run has the simulated run's bounds, on real time: each fake keeps
+//! at most [`crate::world::RUN_LOG_CAPACITY`] records and the trace its
+//! cap, and a watch asks every [`BOUNDS_EVERY`] whether a log or the trace
+//! is full or the operator is still at work [`crate::world::OVERTIME_MS`]
+//! past the deadline; if so the run stops there and says why (a `stopped`
+//! event, which the `storm` checker reports), as a simulated one does. Two
+//! bounds are the simulation's alone: turmoil's listener queue (loopback's
+//! backlog is the kernel's), and exploration's wall-clock watchdog for a
+//! host that never yields (a live host runs on a thread of its own, so the
+//! operator and the watch go on without it, and a host that will not stop
+//! is abandoned; see [`host`]).
 
 mod host;
 mod loopback;
@@ -46,7 +58,7 @@ pub use scale::scaled;
 use crate::operator::{operate, Records};
 use crate::scenario::{Action, Scenario, ScenarioError, Verb};
 use crate::trace::{Trace, TraceEvent, TraceSink, TracingClient, What};
-use crate::world::{Outcome, RunError};
+use crate::world::{Outcome, RunError, RUN_LOG_CAPACITY};
 use crate::{Evidence, Judging, Report};
 use host::{HostThread, Life, PeerBook};
 use process::GatewayProcess;
@@ -55,6 +67,9 @@ use relay::Relay;
 /// How much longer than its deadline a live run may take before it is
 /// ended as a failure of the run itself.
 const RUN_MARGIN: Duration = Duration::from_secs(120);
+
+/// How often a live run asks whether it has reached a bound of the run.
+const BOUNDS_EVERY: Duration = Duration::from_millis(20);
 
 /// What a live report says about how it was made.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -531,6 +546,7 @@ impl LiveWorld<'_> {
         let mut lives: Vec<(String, Life, bool)> = Vec::new();
         for t in &s.token_servers {
             let server = TokenServer::new(t.config.clone(), clock.clone());
+            server.limit_log(RUN_LOG_CAPACITY);
             token_servers.insert(t.host.clone(), server.clone());
             let peers = peers.clone();
             let life: Life = Arc::new(move |listener| {
@@ -544,6 +560,7 @@ impl LiveWorld<'_> {
         }
         for m in &s.mcp_servers {
             let server = McpServer::new(m.config.clone(), clock.clone());
+            server.limit_log(RUN_LOG_CAPACITY);
             mcp_servers.insert(m.host.clone(), server.clone());
             let peers = peers.clone();
             let life: Life = Arc::new(move |listener| {
@@ -703,13 +720,27 @@ impl LiveWorld<'_> {
             );
             let timed = world.timed(&as_run);
             let faults = world.apply_all(timed);
+            let watch = watch_bounds(&as_run, &trace, &token_servers, &mcp_servers);
             tokio::pin!(faults);
             tokio::pin!(operator);
-            // The operator ends the run; faults still due are not applied.
-            tokio::select! {
+            tokio::pin!(watch);
+            // The operator ends the run, or a bound of the run does; faults
+            // still due are not applied.
+            let stopped = tokio::select! {
                 biased;
-                _ = &mut operator => {}
-                _ = &mut faults => operator.await,
+                _ = &mut operator => None,
+                stop = &mut watch => Some(stop),
+                _ = &mut faults => tokio::select! {
+                    biased;
+                    _ = &mut operator => None,
+                    stop = &mut watch => Some(stop),
+                },
+            };
+            if let Some((at_ms, reason)) = stopped {
+                trace.push_at(at_ms, "sim", What::Stopped { reason });
+                // The operator never finished: the run ended when it was
+                // stopped.
+                records.lock().unwrap_or_else(|e| e.into_inner()).end_ms = at_ms;
             }
         }
 
@@ -780,6 +811,26 @@ impl LiveWorld<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// Asks the run's bounds every [`BOUNDS_EVERY`] until one is reached, as
+/// the simulation's driving loop asks them after every step; gives when,
+/// and why the run must stop.
+async fn watch_bounds(
+    scenario: &Scenario,
+    trace: &Trace,
+    token_servers: &BTreeMap<String, TokenServer>,
+    mcp_servers: &BTreeMap<String, McpServer>,
+) -> (u64, String) {
+    loop {
+        tokio::time::sleep(BOUNDS_EVERY).await;
+        let now_ms = trace.now_ms();
+        if let Some(reason) =
+            crate::world::over_a_bound(now_ms, scenario, trace, token_servers, mcp_servers)
+        {
+            return (now_ms, reason);
+        }
     }
 }
 

@@ -35,8 +35,8 @@ fn times(ms: u64, factor: f64) -> u64 {
 
 /// The scenario with every instant and duration multiplied by `factor`:
 /// the deadline, the operator's steps and patience, faults, late listeners,
-/// and the fakes' latencies, session lifetimes, tool changes and
-/// revocations. Token lifetimes (whole seconds a gateway reasons about with
+/// the fakes' latencies, session lifetimes, tool changes and revocations,
+/// and the stores' latencies and snapshot delays. Token lifetimes (whole seconds a gateway reasons about with
 /// its own margins) and the poll interval are left as they are.
 pub fn scaled(scenario: &Scenario, factor: f64) -> Scenario {
     let mut s = scenario.clone();
@@ -70,6 +70,10 @@ pub fn scaled(scenario: &Scenario, factor: f64) -> Scenario {
         if let McpAuth::Oauth { revoke_at_ms, .. } = &mut config.auth {
             *revoke_at_ms = revoke_at_ms.map(t);
         }
+    }
+    for store in &mut s.stores {
+        store.config.latency_ms = t(store.config.latency_ms);
+        store.config.snapshot_delay_ms = t(store.config.snapshot_delay_ms);
     }
     s
 }
@@ -133,5 +137,20 @@ mod tests {
                 .map(|t| t.config.expires_in_s)
         );
         assert_eq!(scaled(&scenario, 1.0), scenario);
+    }
+
+    #[test]
+    fn a_stores_latency_and_snapshot_delay_scale() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/split-update-races-snapshot.json"
+        ))
+        .unwrap();
+        let scenario = Scenario::from_json("split-update-races-snapshot.json", &text).unwrap();
+        let tripled = scaled(&scenario, 3.0);
+        let (own, theirs) = (&scenario.stores[0].config, &tripled.stores[0].config);
+        assert_eq!(theirs.latency_ms, own.latency_ms * 3);
+        assert_eq!(theirs.snapshot_delay_ms, own.snapshot_delay_ms * 3);
+        assert!(own.snapshot_delay_ms > 0);
     }
 }

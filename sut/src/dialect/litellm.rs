@@ -855,7 +855,10 @@ mod tests {
         ] {
             let written = LiteLlm.create(Registration::Def(&def)).body.unwrap();
             assert_eq!(LiteLlm.read_registration(&written).unwrap(), def);
-            let config = LiteLlm.config_file(None, &[def.clone()]).unwrap().unwrap();
+            let config = LiteLlm
+                .config_file(None, std::slice::from_ref(&def))
+                .unwrap()
+                .unwrap();
             let config: Value = serde_json::from_str(&config).unwrap();
             let read = LiteLlm.read_config(&config, &BTreeMap::new()).unwrap();
             assert_eq!(

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use mcpsim_sut::{ContextForge, Declared, Dialect, HostSetup, SetupError, TokenReuse};
 use serde_json::Value;
 
-use super::{fresh_secret, installed_version, launch, program, seconds_at_least};
+use super::{fresh_secret, installed_version, launch, program, seconds_at_least, told_basic};
 use crate::live::{Launch, ProcessTarget};
 use crate::scenario::Scenario;
 
@@ -341,7 +341,12 @@ impl ProcessTarget for ContextForgeTarget {
                     .to_string(),
             );
         }
-        Ok(())
+        told_basic(
+            scenario,
+            "ContextForge",
+            "is registered with its default client_secret_post (mcpsim's words carry no \
+             client authentication to its oauth_config)",
+        )
     }
 
     fn declare(&self, _host: &HostSetup, own: &Declared) -> Result<Declared, SetupError> {

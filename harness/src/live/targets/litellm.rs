@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use mcpsim_sut::{Declared, Dialect, HostSetup, LiteLlmProxy, SetupError, TokenReuse, WriteAnswer};
 use serde_json::{json, Value};
 
-use super::{fresh_secret, installed_version, launch, program};
+use super::{fresh_secret, installed_version, launch, program, told_basic};
 use crate::live::{Launch, ProcessTarget};
 use crate::scenario::Scenario;
 
@@ -98,7 +98,11 @@ impl ProcessTarget for LiteLlmTarget {
                     .to_string(),
             );
         }
-        Ok(())
+        told_basic(
+            scenario,
+            "LiteLLM",
+            "always puts its client credentials in the form body",
+        )
     }
 
     fn declare(&self, _host: &HostSetup, own: &Declared) -> Result<Declared, SetupError> {

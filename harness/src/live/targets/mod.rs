@@ -22,9 +22,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mcpsim_fakes::{AcceptedClientAuth, AuthMethod};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Launch, ProcessTarget};
+use crate::scenario::Scenario;
 
 /// The target named `name`, installed under `gateways`, launched with
 /// `command` in place of its own program when one is given.
@@ -91,6 +94,37 @@ pub(crate) fn installed_version(venv: &Path, distribution: &str) -> Option<Strin
         }
     }
     None
+}
+
+/// Why a scenario is not applicable to a target that sends its client
+/// credentials in the form body whatever the scenario tells a gateway: a
+/// gateway told to authenticate to token endpoints by HTTP Basic
+/// (`token_client_auth: basic`, in the reference's words) beside a client
+/// registered for Basic (`auth_method: basic`) at an endpoint that would
+/// take the form body from another client. The registration holds a
+/// gateway to the method it was told to use; the target was never told, so
+/// its refusal would be mcpsim's doing, not the target's. An endpoint that
+/// takes only Basic stays applicable: that the target cannot use it is
+/// the target's own finding.
+pub(crate) fn told_basic(scenario: &Scenario, target: &str, why: &str) -> Result<(), String> {
+    let told = scenario
+        .gateways
+        .iter()
+        .any(|g| g.settings.get("token_client_auth").and_then(Value::as_str) == Some("basic"));
+    let registered = scenario.token_servers.iter().any(|t| {
+        t.config.client_auth != AcceptedClientAuth::BasicOnly
+            && t.config
+                .clients
+                .iter()
+                .any(|c| c.auth_method == Some(AuthMethod::Basic))
+    });
+    if told && registered {
+        return Err(format!(
+            "{target} {why}: a gateway told to authenticate to a token endpoint by HTTP \
+             Basic, with a client registered for it, is not applicable"
+        ));
+    }
+    Ok(())
 }
 
 /// The program and arguments of a launch: the target's own, or the
@@ -170,5 +204,44 @@ mod tests {
         assert_eq!(seconds_at_least(1_500, 1), 2);
         assert_eq!(seconds_at_least(500, 5), 5);
         assert_eq!(fresh_secret("a").len(), 64);
+    }
+
+    #[test]
+    fn a_gateway_told_basic_beside_a_client_registered_for_it_is_not_applicable() {
+        use crate::builder::{ClientRegistration, GatewayHost, TokenHost, TokenServerConfig};
+        let scenario = |told: &str, method: Option<AuthMethod>, accepts: AcceptedClientAuth| {
+            let token = TokenServerConfig {
+                client_auth: accepts,
+                clients: vec![ClientRegistration {
+                    client_id: "c".into(),
+                    client_secret: "s".into(),
+                    scopes: Vec::new(),
+                    auth_method: method,
+                }],
+                ..TokenServerConfig::default()
+            };
+            crate::builder::Scenario::builder("told")
+                .gateway(
+                    GatewayHost::new("gateway")
+                        .settings(serde_json::json!({"token_client_auth": told})),
+                )
+                .token_server(TokenHost::new("auth").config(token))
+                .build()
+                .unwrap()
+        };
+        let fits = |s: &Scenario| told_basic(s, "litellm", "always sends the form body");
+        let any = AcceptedClientAuth::Any;
+        let refused = fits(&scenario("basic", Some(AuthMethod::Basic), any)).unwrap_err();
+        assert!(
+            refused.starts_with("litellm always sends the form body: "),
+            "{refused}"
+        );
+        // Told the form body, or a client that may use either: it applies.
+        assert!(fits(&scenario("request_body", Some(AuthMethod::Basic), any)).is_ok());
+        assert!(fits(&scenario("basic", None, any)).is_ok());
+        assert!(fits(&scenario("basic", Some(AuthMethod::Form), any)).is_ok());
+        // An endpoint that takes Basic only is the target's own limit.
+        let basic_only = AcceptedClientAuth::BasicOnly;
+        assert!(fits(&scenario("basic", Some(AuthMethod::Basic), basic_only)).is_ok());
     }
 }
