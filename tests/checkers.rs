@@ -1609,3 +1609,50 @@ fn a_server_created_again_under_a_deleted_id_is_a_fresh_server() {
         report.timeline()
     );
 }
+
+/// Explore's seed 3, case 739, shrunk (as written, so that its timing stays
+/// what it was): the create's answer is lost in a bounce after the store
+/// took it, so its id never comes back.
+const CREATE_ANSWER_LOST: &str = r#"{"description":"Regression (explore seed 3): a bounce cuts the answer to a create the store took, and the update finds the server's id in a list that shows the create's URL","seed":931257878546513962,"deadline_ms":5000,"network":{"latency_ms_max":10,"tick_ms":2},"gateways":[{"host":"gateway","settings":{"check_interval_ms":500,"id_seed":1,"list_timeout_ms":750,"store_timeout_ms":500,"sync_interval_ms":500,"token_timeout_ms":500},"store":"db"}],"mcp_servers":[{"host":"mcp","config":{"latency_ms":{"tools/list":0},"tools":[{"description":"The tool tool_000.","input_schema":{"properties":{},"type":"object"},"name":"tool_000"}]}}],"stores":[{"host":"db"}],"operator":{"api_key":"sk-gen-operator-4711","call_tools":true,"poll_interval_ms":200,"poll_until_ms":2650,"steps":[{"at_ms":0,"gateway":"gateway","op":"create","spec":{"name":"srv","url":"http://nowhere/mcp"}},{"at_ms":100,"gateway":"gateway","op":"update","server":"srv","spec":{"name":"srv","url":"http://mcp/mcp"}}]},"faults":[{"at_ms":20,"host":"gateway","verb":"bounce"}]}"#;
+
+#[test]
+fn a_create_whose_id_never_came_back_counts_for_the_server_of_its_name() {
+    // The operator finds the id in the list for its update, and that list
+    // shows the create's URL: api_contract must count the unanswered
+    // create as one that may have given it, not name a URL nobody wrote.
+    let scenario = Scenario::from_json("seed 3, case 739", CREATE_ANSWER_LOST).unwrap();
+    let report = reference_passes(&scenario);
+    // The situation came about: no answer to the create, a 202 to the
+    // update of the id found in the list.
+    assert!(report.steps[0].ends_with("no answer"), "{:?}", report.steps);
+    assert!(report.steps[1].ends_with("202"), "{:?}", report.steps);
+}
+
+/// Explore's seed 2, case 570, shrunk (as written): a create given up on,
+/// its retry refused, then a rewrite of the server on the data plane.
+const REWRITE_LOOKS_UP_ID: &str = r#"{"description":"Regression (explore seed 2): a rewrite looks up the id of a server whose create it gave up on, and the list it reads shows the server healthy before the update goes out","seed":12226406313575209552,"deadline_ms":5000,"network":{"latency_ms_max":20,"tick_ms":2},"gateways":[{"host":"control","settings":{"check_interval_ms":500,"id_seed":1,"list_timeout_ms":750,"role":"control","store_timeout_ms":500,"sync_interval_ms":500,"token_timeout_ms":500},"store":"db"},{"host":"data","settings":{"check_interval_ms":500,"id_seed":2,"list_timeout_ms":750,"role":"data","store_timeout_ms":500,"sync_interval_ms":500,"token_timeout_ms":500},"store":"db"}],"mcp_servers":[{"host":"mcp","config":{"latency_ms":{"tools/list":0},"tools":[{"description":"The tool tool_000.","input_schema":{"properties":{},"type":"object"},"name":"tool_000"}]}}],"stores":[{"host":"db"}],"operator":{"api_key":"sk-gen-operator-4711","call_tools":true,"poll_interval_ms":200,"steps":[{"at_ms":0,"gateway":"data","give_up_after_ms":40,"op":"create","spec":{"name":"srv","server_id":"srv-given-up","url":"http://mcp/mcp"}},{"at_ms":90,"gateway":"data","op":"create","spec":{"name":"srv","server_id":"srv-given-up","url":"http://mcp/mcp"}},{"at_ms":180,"gateway":"data","op":"update","server":"srv","spec":{"name":"srv","url":"http://mcp:80/mcp"}}]},"expect":{"srv":{"status":"healthy","tool_count":1}}}"#;
+
+#[test]
+fn a_write_is_sent_after_the_look_up_of_its_id() {
+    // The operator reads the list to find the id of a server it did not
+    // create, then writes; the write's sent time is when it went out, so
+    // health_record does not hold the look-up's poll (healthy, as the
+    // server was) to an update the gateway had not yet been sent.
+    let scenario = Scenario::from_json("seed 2, case 570", REWRITE_LOOKS_UP_ID).unwrap();
+    let report = reference_passes(&scenario);
+    // The situation came about: a list read right before the update.
+    let timeline = report.timeline();
+    let lines: Vec<&str> = timeline.lines().collect();
+    let update = lines
+        .iter()
+        .position(|l| l.contains("operator   -> data PUT /v1/mcp/server"))
+        .expect("the update went out");
+    assert!(
+        lines[..update]
+            .iter()
+            .rev()
+            .find(|l| l.contains("operator   -> "))
+            .is_some_and(|l| l.contains("GET /v1/mcp/server =")),
+        "{timeline}"
+    );
+}

@@ -46,6 +46,8 @@ pub(crate) struct WriteRecord {
     /// The id written to (update, delete), or given back (create); for a
     /// create that got no answer, the id it asked for, if any.
     pub server_id: Option<String>,
+    /// When the write itself went out (after the look-up of an id the
+    /// operator had to find in the list).
     pub sent_ms: u64,
     /// How long the operator waited for the answer: the step's own
     /// patience, or the budget the gateway declared for a write.
@@ -299,7 +301,6 @@ impl Operator<'_> {
         let patience = step
             .give_up_after_ms
             .map_or(declared, Duration::from_millis);
-        let sent_ms = self.now_ms();
         // A raw body has no registration; its method and path are an empty
         // native body's, and the name is whatever the dialect reads in it.
         let raw_json: Option<Value> = step
@@ -364,6 +365,9 @@ impl Operator<'_> {
             }
             Some(body.to_string().into_bytes())
         });
+        // Sent now, once the id of a server the operator did not create has
+        // been looked up: the lookup's own poll comes before the write.
+        let sent_ms = self.now_ms();
         let result = match &request {
             Some(request) => self.call_bytes(&gateway, request, body, patience).await,
             None => None,

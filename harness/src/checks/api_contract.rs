@@ -255,7 +255,7 @@ fn only_written_urls(e: &Evidence<'_>, findings: &mut Vec<String>) {
             if reported.contains(&key) {
                 continue;
             }
-            let Some(urls) = definitions::urls(e, &p.gateway, &r.server_id) else {
+            let Some(urls) = definitions::urls(e, &p.gateway, &r.server_id, &r.name) else {
                 continue;
             };
             if !urls.contains(&showing) {
