@@ -7,10 +7,10 @@ use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::plan_tree;
 use mcpsim_harness::generate::{
     plan_strategy, AuthPlan, Cut, Horizon, Link, Plan, Quirk, RegistrationPath, StoreLag, Swarm,
-    Target, UpdateField, HORIZON_TICK_MS,
+    Target, UpdateChange, HORIZON_TICK_MS,
 };
 use mcpsim_harness::scenario::Action;
-use mcpsim_harness::{Evidence, Scenario, ServerDef, Status};
+use mcpsim_harness::{Evidence, Scenario, Status};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
@@ -76,6 +76,38 @@ fn path_independence_tells_config_from_a_rest_path_that_drops_the_flow() {
             mcpsim_harness::check_path_independence(&a, "config", &b, "rest", "gateway", "srv");
         assert_eq!(verdict.passed, holds, "{:?}", verdict.findings);
     }
+}
+
+/// Bad inputs and fields beyond mcpsim's words are written in LiteLLM's REST
+/// shape, so a target of another dialect gets none of them: its plans keep
+/// to mcpsim's words.
+#[test]
+fn bodies_in_litellms_shape_go_only_to_a_target_of_its_dialect() {
+    let mut plan = plan_tree(1, 0).current();
+    plan.path = RegistrationPath::Rest;
+    plan.swarm = Swarm {
+        bad_input: true,
+        ..Swarm::default()
+    };
+    plan.faults.both_bad_inputs = true;
+    plan.faults.unknown_field = true;
+    let mut target = Target::new(Reference::new().sut()).unwrap();
+    let litellm = plan.for_target(target.caps).to_scenario(&target).unwrap();
+    let bad = litellm
+        .operator
+        .steps
+        .iter()
+        .filter(|s| s.bad_input)
+        .count();
+    assert_eq!(bad, 2);
+    assert!(litellm.operator.steps[0].extra_fields.is_some());
+    target.caps.litellm_bodies = false;
+    let other = plan.for_target(target.caps).to_scenario(&target).unwrap();
+    assert!(other
+        .operator
+        .steps
+        .iter()
+        .all(|s| !s.bad_input && s.extra_fields.is_none() && s.raw_body.is_none()));
 }
 
 /// The reference, and a plan with every swarm kind off, no restart and
@@ -154,35 +186,51 @@ fn a_horizon_case_crosses_token_expiry_and_the_gateway_refreshes() {
 }
 
 /// A create that gets one field wrong, then an update that mends it, for
-/// every field an update can touch: the create's definition differs from
-/// the update's in that field alone, and the server ends healthy.
+/// every field an update can touch, each with an auth that has it: the
+/// create's definition (in mcpsim's words and the fields beyond them)
+/// differs from the update's, and the server ends healthy.
 #[test]
 fn a_create_then_update_mends_every_field() {
-    for field in [
-        UpdateField::Url,
-        UpdateField::TokenUrl,
-        UpdateField::ClientSecret,
-        UpdateField::ClientId,
-        UpdateField::Scopes,
-        UpdateField::AuthType,
-        UpdateField::Flow,
+    let unstated_flow = AuthPlan::ClientCredentials {
+        with_flow: false,
+        basic: true,
+        expires_in_s: 3_600,
+    };
+    for (field, auth) in [
+        (UpdateChange::Url, AuthPlan::None),
+        (UpdateChange::TokenUrl, oauth(true)),
+        (UpdateChange::Credentials, oauth(true)),
+        (UpdateChange::Credentials, AuthPlan::Bearer),
+        (UpdateChange::ClientId, oauth(true)),
+        (UpdateChange::Scopes, oauth(true)),
+        (UpdateChange::AuthType, oauth(true)),
+        (UpdateChange::AuthType, AuthPlan::Bearer),
+        // `authorization_code` at first, and the flow left out at first.
+        (UpdateChange::Flow, oauth(true)),
+        (UpdateChange::Flow, unstated_flow),
+        (UpdateChange::Headers, AuthPlan::Bearer),
+        (UpdateChange::Alias, oauth(true)),
     ] {
-        let (target, mut plan) = quiet_plan(RegistrationPath::RestThenUpdate, oauth(true));
-        plan.faults.update_field = field;
+        let (target, mut plan) = quiet_plan(RegistrationPath::RestThenUpdate, auth);
+        plan.faults.update_change = field;
+        let plan = plan.for_target(target.caps);
+        assert_eq!(plan.update_change(), Some(field), "{field:?} {auth:?}");
         let (scenario, report) = run_plan(&target, &plan);
-        let specs: Vec<ServerDef> = scenario
+        let writes: Vec<_> = scenario
             .operator
             .steps
             .iter()
             .map(|s| match &s.action {
-                Action::Create { spec, .. } | Action::Update { spec, .. } => spec.clone().unwrap(),
+                Action::Create { spec, .. } | Action::Update { spec, .. } => {
+                    (spec.clone().unwrap(), s.extra_fields.clone())
+                }
                 Action::Delete { .. } => panic!("no delete here"),
             })
             .collect();
-        assert_eq!(specs.len(), 2, "{field:?}");
-        assert_ne!(specs[0], specs[1], "{field:?}");
+        assert_eq!(writes.len(), 2, "{field:?}");
+        assert_ne!(writes[0], writes[1], "{field:?}");
         assert_eq!(scenario.expect["srv"].status, Some(Status::Healthy));
-        let text = format!("{field:?}: {:?}", report.steps);
+        let text = format!("{field:?} {auth:?}: {:?}", report.steps);
         assert!(report.steps[1].ends_with("202"), "{text}");
         assert!(
             report.servers.iter().all(|s| s.status == Status::Healthy),
@@ -198,16 +246,16 @@ fn a_create_then_update_mends_every_field() {
 fn a_rewrite_rotates_a_field_on_every_path() {
     for path in RegistrationPath::ALL {
         for field in [
-            UpdateField::Url,
-            UpdateField::TokenUrl,
-            UpdateField::ClientSecret,
-            UpdateField::ClientId,
-            UpdateField::Scopes,
-            UpdateField::Flow,
+            UpdateChange::Url,
+            UpdateChange::TokenUrl,
+            UpdateChange::Credentials,
+            UpdateChange::ClientId,
+            UpdateChange::Scopes,
+            UpdateChange::Flow,
         ] {
             let (target, mut plan) = quiet_plan(path, oauth(false));
             plan.swarm.rewrite = true;
-            plan.faults.rewrite_field = field;
+            plan.faults.rewrite_change = field;
             let (scenario, report) = run_plan(&target, &plan);
             let last = scenario.operator.steps.last().unwrap();
             let case = format!("{path:?} {field:?}: {:?}", report.steps);

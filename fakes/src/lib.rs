@@ -25,7 +25,7 @@ pub const SIM_EPOCH_UNIX_S: u64 = 1_767_225_600;
 
 pub use log::{
     ClientAuthSeen, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, TokenOutcome,
-    TokenRef, TokenRequestRecord, LOG_CAPACITY,
+    TokenRef, TokenRequestRecord, ToolCallSeen, LOG_CAPACITY,
 };
 pub use mcp_server::{
     GetStream, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, Paging,

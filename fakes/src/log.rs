@@ -263,6 +263,24 @@ pub struct McpRequestRecord {
     /// The HTTP status answered; none while unanswered.
     pub status: Option<u16>,
     pub outcome: McpOutcome,
+    /// For an answered `tools/list`: whether its page named a next cursor
+    /// (`false` on the last page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<bool>,
+    /// For a `tools/call`: the tool it named and what the server answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<ToolCallSeen>,
+}
+
+/// A `tools/call` as the MCP server saw and answered it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ToolCallSeen {
+    pub tool: String,
+    /// `isError` of the result it answered; none when it answered a
+    /// JSON-RPC error instead (an unknown tool) or not at all.
+    pub is_error: Option<bool>,
+    /// The text blocks of that result, in order.
+    pub texts: Vec<String>,
 }
 
 impl Abandon for McpRequestRecord {

@@ -143,7 +143,7 @@ impl ScenarioBuilder {
         self
     }
 
-    /// After settling, call one tool of every healthy server.
+    /// After settling, call every listed tool of every healthy server.
     pub fn call_tools(mut self) -> Self {
         self.scenario.operator.call_tools = true;
         self
@@ -275,6 +275,9 @@ impl Step {
             gateway: None,
             with_previous: false,
             give_up_after_ms: None,
+            raw_body: None,
+            extra_fields: None,
+            bad_input: false,
             action,
         }
     }
@@ -313,6 +316,27 @@ impl Step {
         })
     }
 
+    /// Register a server with a body sent byte for byte (malformed, say).
+    pub fn create_raw(body: impl Into<String>) -> Self {
+        let mut step = Step::of(Action::Create {
+            body: None,
+            spec: None,
+        });
+        step.raw_body = Some(body.into());
+        step
+    }
+
+    /// Change the server created as `name` with a body sent byte for byte.
+    pub fn update_raw(name: impl Into<String>, body: impl Into<String>) -> Self {
+        let mut step = Step::of(Action::Update {
+            server: name.into(),
+            body: None,
+            spec: None,
+        });
+        step.raw_body = Some(body.into());
+        step
+    }
+
     pub fn delete(name: impl Into<String>) -> Self {
         Step::of(Action::Delete {
             server: name.into(),
@@ -334,6 +358,21 @@ impl Step {
     /// Sent together with the previous step, racing it.
     pub fn with_previous(mut self) -> Self {
         self.with_previous = true;
+        self
+    }
+
+    /// A field set at the top level of the body the dialect writes for the
+    /// step's spec.
+    pub fn extra_field(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.extra_fields
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(name.into(), value);
+        self
+    }
+
+    /// A bad input: the gateway must refuse it with a 4xx, changing nothing.
+    pub fn bad_input(mut self) -> Self {
+        self.bad_input = true;
         self
     }
 

@@ -99,9 +99,14 @@ pub fn check(
     let plan = plan.for_target(target.caps);
     match run_plan(&plan, target, evidence) {
         Ok(report) if report.passed() && !twice => {
-            match path_twin(&plan, &report, target, evidence) {
-                Some(finding) => Err((Some(Box::new(report)), vec![finding])),
-                None => Ok(report),
+            let twins = path_twin(&plan, &report, target, evidence)
+                .into_iter()
+                .chain(update_twin(&plan, &report, target, evidence))
+                .collect::<Vec<_>>();
+            if twins.is_empty() {
+                Ok(report)
+            } else {
+                Err((Some(Box::new(report)), twins))
             }
         }
         Ok(report) if twice => match run_plan(&plan, target, evidence) {
@@ -140,6 +145,20 @@ fn path_twin(plan: &Plan, report: &Report, target: &Target, evidence: Evidence) 
         "srv",
     );
     (!verdict.passed).then(|| format!("path_independence: {}", verdict.findings.join("; ")))
+}
+
+/// Runs the plan's update twin, if it has one, and says how the two ended
+/// differently.
+fn update_twin(
+    plan: &Plan,
+    report: &Report,
+    target: &Target,
+    evidence: Evidence,
+) -> Option<String> {
+    let twin = plan.update_twin()?;
+    let other = run_plan(&twin, target, evidence).ok()?;
+    let verdict = crate::check_update_merge(report, &other, plan.asked_host(), "srv");
+    (!verdict.passed).then(|| format!("update_merge: {}", verdict.findings.join("; ")))
 }
 
 /// Where a second run of the plan departs from `report`.
@@ -183,6 +202,13 @@ pub fn run_case(
             if index % 10 == 5 && plan.path_twin().is_some() {
                 let finding = path_twin(&plan, &report, target, evidence);
                 checks.push(("path_independence".to_string(), finding.is_none()));
+                failed.extend(finding);
+            }
+            // Every 4th case that ends in an update is also created as the
+            // update left it.
+            if index % 4 == 3 && plan.update_twin().is_some() {
+                let finding = update_twin(&plan, &report, target, evidence);
+                checks.push(("update_merge".to_string(), finding.is_none()));
                 failed.extend(finding);
             }
             if sample_determinism {

@@ -32,11 +32,15 @@ use std::collections::BTreeMap;
 use mcpsim_fakes::{
     AcceptedClientAuth, AuthMethod, ClientRegistration, GetStream, McpAuth, McpFailure,
     McpFailureRule, McpServerConfig, Paging, ReplyMode, SseStyle, TokenFailure, TokenFailureRule,
-    TokenServerConfig, ToolChange,
+    TokenServerConfig, ToolBehaviour, ToolChange, ToolSpec,
 };
-use mcpsim_sut::{ClientAuth, Profile, Role, ServerAuth, ServerDef, Status, Sut, TokenReuse};
+use mcpsim_sut::{
+    ClientAuth, Profile, Registration, Role, ServerAuth, ServerDef, Status, Sut, TokenReuse,
+};
 use proptest::prelude::*;
+use serde_json::{json, Map, Value};
 
+use crate::bad_inputs::{self, BadBody, BadInput};
 use crate::builder::{
     Expectation, Fault, GatewayHost, McpHost, Scenario, ScenarioError, Step, StoreHost, TokenHost,
 };
@@ -54,11 +58,12 @@ pub enum RegistrationPath {
     RestOnData,
     /// The config file of a data plane beside a control plane.
     ConfigOnData,
-    /// REST create with one field wrong (the URL, the token URL, the client
-    /// id or secret, the scopes, the auth type) or the other `oauth2_flow`,
-    /// then a PUT with the right one ([`Faults::update_field`]).
+    /// REST create of a definition with one field wrong (see
+    /// [`UpdateChange`]), then a PUT of the right one; on a control plane
+    /// beside a data plane when the plan says so.
     RestThenUpdate,
-    /// REST create, delete, and create again.
+    /// REST create, delete, and create again (with the same id, when the
+    /// plan says so).
     DeleteThenCreate,
 }
 
@@ -191,6 +196,10 @@ pub struct Swarm {
     pub rewrite: bool,
     /// A slow store, whose snapshots are in flight while writes land.
     pub slow_store: bool,
+    /// Bad inputs after the registration (see [`crate::bad_inputs`]), and
+    /// an unknown field in the registration itself; for targets whose
+    /// dialect is LiteLLM's.
+    pub bad_input: bool,
 }
 
 /// A behaviour of real upstreams that a gateway must cope with.
@@ -260,20 +269,6 @@ impl Hostile {
     }
 }
 
-/// A field of a registered server that an update changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpdateField {
-    Url,
-    TokenUrl,
-    ClientSecret,
-    ClientId,
-    Scopes,
-    /// The auth type: none at first, the planned one after.
-    AuthType,
-    /// Whether `oauth2_flow` is stated.
-    Flow,
-}
-
 /// A long run: tokens that expire within it, sessions the MCP server ends on
 /// its own, and the operator polling until `run_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,6 +311,7 @@ impl Swarm {
             (self.horizon, "horizon"),
             (self.rewrite, "rewrite"),
             (self.slow_store, "slow-store"),
+            (self.bad_input, "bad-input"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
@@ -344,13 +340,59 @@ pub struct Faults {
     pub session_max_requests: u32,
     /// When the tool set grows (`ToolsChange`).
     pub tools_change_at_ms: u64,
-    /// What a create-then-update gets wrong at first.
-    pub update_field: UpdateField,
+    /// What the create of `rest-then-update` gets wrong.
+    pub update_change: UpdateChange,
     /// What a `rewrite` update rotates, and when.
-    pub rewrite_field: UpdateField,
+    pub rewrite_change: UpdateChange,
     pub rewrite_at_ms: u64,
     pub store_lag: StoreLag,
     pub horizon: Horizon,
+    /// The bad writes of `bad-input`: the first, or both.
+    pub bad_inputs: [BadInput; 2],
+    pub both_bad_inputs: bool,
+    /// With `bad-input`, the registration itself carries an unknown field.
+    pub unknown_field: bool,
+    /// `rest-then-update` on a control plane beside a data plane.
+    pub update_on_control: bool,
+    /// `delete-then-create` creates the server again under the same id.
+    pub same_id: bool,
+}
+
+/// A field of a registered server that an update changes: the one the
+/// create of `rest-then-update` gets wrong (its update mends it), or the
+/// one a `rewrite` update turns to another value that works as well. Where
+/// the plan's auth or the target's dialect cannot carry a change, the plan
+/// falls back to another (see [`Plan::update_change`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateChange {
+    /// A URL where nothing listens; rotated, the same server spelled with
+    /// its port.
+    Url,
+    /// A token URL where no token endpoint is; rotated, the same endpoint
+    /// spelled with its port.
+    TokenUrl,
+    /// A wrong client secret, or a wrong static token; rotated, the
+    /// client's second secret.
+    Credentials,
+    /// A client the token server does not know; rotated, a second client.
+    ClientId,
+    /// The scopes without the one the token server requires; rotated, one
+    /// scope more.
+    Scopes,
+    /// Another auth type than the server takes (never rotated: no second
+    /// auth type works for the same upstream).
+    AuthType,
+    /// `oauth2_flow: authorization_code` where the server needs
+    /// `client_credentials` (LiteLLM's dialect, a flow the plan states);
+    /// otherwise, and rotated, the flow stated where it was left out or
+    /// left out where it was stated.
+    Flow,
+    /// A wrong `Authorization` in `static_headers` (LiteLLM's dialect;
+    /// never rotated).
+    Headers,
+    /// Another `alias`, so other tool names (LiteLLM's dialect; never
+    /// rotated).
+    Alias,
 }
 
 /// What a system under test supports, as far as the generator cares.
@@ -360,6 +402,10 @@ pub struct Capabilities {
     pub split: bool,
     /// A store host for REST registrations.
     pub store: bool,
+    /// The target speaks LiteLLM's dialect, so the generator may write
+    /// bodies in LiteLLM's REST shape (bad inputs, fields mcpsim's words
+    /// lack).
+    pub litellm_bodies: bool,
 }
 
 impl Capabilities {
@@ -367,6 +413,7 @@ impl Capabilities {
     pub const FULL: Capabilities = Capabilities {
         split: true,
         store: true,
+        litellm_bodies: true,
     };
 }
 
@@ -399,9 +446,15 @@ impl Target {
             ));
         }
         let split = store && probe(Role::Control, true) && probe(Role::Data, true);
+        let litellm_bodies =
+            sut.dialect().name() == mcpsim_sut::Dialect::name(&mcpsim_sut::LiteLlm);
         Ok(Target {
             sut,
-            caps: Capabilities { split, store },
+            caps: Capabilities {
+                split,
+                store,
+                litellm_bodies,
+            },
         })
     }
 }
@@ -445,6 +498,9 @@ pub struct Plan {
     pub faults: Faults,
     /// What the system under test supports; [`Plan::for_target`] sets it.
     pub caps: Capabilities,
+    /// The plan registers, by one create, what a `rest-then-update` plan
+    /// ends with after its update: the update twin ([`Plan::update_twin`]).
+    pub merged_update: bool,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
@@ -480,6 +536,10 @@ const STEP_MS: u64 = 200;
 /// When a `rewrite` update goes out on the delete-then-create path: after
 /// the create again, at 200 ms.
 const REWRITE_RECREATED_MS: u64 = 250;
+/// Bad inputs go out this long after the last of the other steps, one
+/// after the other ([`BAD_INPUT_GAP_MS`] apart), and count as steps.
+const BAD_INPUTS_AFTER_MS: u64 = 50;
+const BAD_INPUT_GAP_MS: u64 = 10;
 
 fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
@@ -507,13 +567,13 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
     (
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
-        (on(), on(), on(), on(), on()),
+        (on(), on(), on(), on(), on(), on()),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
                 (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
-                (quirk, hostile, horizon, rewrite, slow_store),
+                (quirk, hostile, horizon, rewrite, slow_store, bad_input),
             )| Swarm {
                 restart,
                 give_up,
@@ -532,6 +592,7 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 horizon,
                 rewrite,
                 slow_store,
+                bad_input,
             },
         )
 }
@@ -581,15 +642,31 @@ fn hostile_strategy() -> impl Strategy<Value = Hostile> {
     ])
 }
 
-fn update_field_strategy() -> impl Strategy<Value = UpdateField> {
+fn update_change_strategy() -> impl Strategy<Value = UpdateChange> {
     proptest::sample::select(vec![
-        UpdateField::Url,
-        UpdateField::TokenUrl,
-        UpdateField::ClientSecret,
-        UpdateField::ClientId,
-        UpdateField::Scopes,
-        UpdateField::AuthType,
-        UpdateField::Flow,
+        UpdateChange::Url,
+        UpdateChange::TokenUrl,
+        UpdateChange::Credentials,
+        UpdateChange::ClientId,
+        UpdateChange::Scopes,
+        UpdateChange::AuthType,
+        UpdateChange::Flow,
+        UpdateChange::Headers,
+        UpdateChange::Alias,
+    ])
+}
+
+/// What a `rewrite` may rotate; an auth type, which no second value of
+/// works, rotates the URL ([`Plan::rewrite`]).
+fn rewrite_change_strategy() -> impl Strategy<Value = UpdateChange> {
+    proptest::sample::select(vec![
+        UpdateChange::Url,
+        UpdateChange::TokenUrl,
+        UpdateChange::Credentials,
+        UpdateChange::ClientId,
+        UpdateChange::Scopes,
+        UpdateChange::AuthType,
+        UpdateChange::Flow,
     ])
 }
 
@@ -648,11 +725,21 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             prop_oneof![Just(300u64), Just(900u64)],
         ),
         (
-            update_field_strategy(),
-            update_field_strategy(),
+            update_change_strategy(),
+            rewrite_change_strategy(),
             prop_oneof![Just(60u64), Just(180u64)],
             store_lag_strategy(),
             horizon_strategy(),
+        ),
+        (
+            [
+                bad_inputs::bad_input_strategy(),
+                bad_inputs::bad_input_strategy(),
+            ],
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
         ),
     )
         .prop_map(
@@ -660,7 +747,8 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
-                (update_field, rewrite_field, rewrite_at_ms, store_lag, horizon),
+                (update_change, rewrite_change, rewrite_at_ms, store_lag, horizon),
+                (bad_inputs, both_bad_inputs, unknown_field, update_on_control, same_id),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -677,11 +765,16 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 hostile,
                 session_max_requests,
                 tools_change_at_ms,
-                update_field,
-                rewrite_field,
+                update_change,
+                rewrite_change,
                 rewrite_at_ms,
                 store_lag,
                 horizon,
+                bad_inputs,
+                both_bad_inputs,
+                unknown_field,
+                update_on_control,
+                same_id,
             },
         )
 }
@@ -748,8 +841,35 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 swarm,
                 faults,
                 caps: Capabilities::FULL,
+                merged_update: false,
             },
         )
+}
+
+/// `tool_000`, `tool_001`, ... with the behaviours a gateway must pass on:
+/// plain text, a tool execution error (`isError`), structured content, and
+/// a tool that requires arguments of its input schema.
+fn tools(count: usize) -> Vec<ToolSpec> {
+    (0..count)
+        .map(|i| {
+            let tool = ToolSpec::named(format!("tool_{i:03}"));
+            match i % 4 {
+                1 => ToolSpec {
+                    input_schema: json!({"type": "object", "required": ["query", "limit"],
+                        "additionalProperties": false,
+                        "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}}),
+                    ..tool
+                },
+                2 => tool.behaviour(ToolBehaviour::Error {
+                    text: format!("tool_{i:03} refused: over quota"),
+                }),
+                3 => tool.behaviour(ToolBehaviour::Structured {
+                    value: json!({"tool": i, "ok": true}),
+                }),
+                _ => tool,
+            }
+        })
+        .collect()
 }
 
 const CLIENT_ID: &str = "gen-client";
@@ -762,6 +882,7 @@ const OTHER_CLIENT_SECRET: &str = "gen-client-b-secret-4711";
 /// What a create that gets a credential wrong sends.
 const WRONG_CLIENT_ID: &str = "gen-client-unknown";
 const WRONG_SECRET: &str = "gen-wrong-secret-4711";
+const WRONG_BEARER: &str = "gen-wrong-bearer-4711";
 const TOKEN_URL: &str = "http://auth/oauth/token";
 const MCP_URL: &str = "http://mcp/mcp";
 /// The scope a create that gets the scopes wrong leaves out.
@@ -778,10 +899,10 @@ const OPERATOR_KEY: &str = "sk-gen-operator-4711";
 enum Variant {
     /// The one that works, as planned.
     Final,
-    /// This field wrong (the flow: stated the other way).
-    Broken(UpdateField),
+    /// This field wrong (see [`UpdateChange`]).
+    Broken(UpdateChange),
     /// This field changed to another value that works as well.
-    Rotated(UpdateField),
+    Rotated(UpdateChange),
 }
 
 impl Plan {
@@ -866,50 +987,131 @@ impl Plan {
         (self.swarm.slow_store && self.caps.store).then_some(self.faults.store_lag)
     }
 
-    /// The field a change can touch with this auth: credentials need client
-    /// credentials and the auth type needs some auth; anything else changes
-    /// the URL. No second auth type works for the same upstream, so a
-    /// rotation of the auth type changes the URL too.
-    fn applicable(&self, field: UpdateField, rotation: bool) -> UpdateField {
-        match (field, self.auth) {
-            (UpdateField::AuthType, AuthPlan::None) => UpdateField::Url,
-            (UpdateField::AuthType, _) if rotation => UpdateField::Url,
-            (UpdateField::Url | UpdateField::AuthType, _) => field,
-            (_, AuthPlan::ClientCredentials { .. }) => field,
-            _ => UpdateField::Url,
+    /// The change a plan can carry with this auth and this target: the
+    /// token URL, the client id, the scopes and a rotation of the flow need
+    /// client credentials, other credentials and the auth type some auth,
+    /// static headers a static token, and static headers, an alias or a
+    /// refused flow a target of LiteLLM's dialect; a create that cannot get
+    /// one of those wrong gets its credentials wrong, or its URL where it
+    /// has none. A rotation changes the URL where its field has no second
+    /// value that works (an auth type, a static token, headers, an alias).
+    fn applicable(&self, change: UpdateChange, rotation: bool) -> UpdateChange {
+        let bodies = self.caps.litellm_bodies;
+        let fallback = if self.auth == AuthPlan::None || rotation {
+            UpdateChange::Url
+        } else {
+            UpdateChange::Credentials
+        };
+        match (change, self.auth) {
+            (UpdateChange::Url, _) => UpdateChange::Url,
+            (UpdateChange::TokenUrl | UpdateChange::ClientId | UpdateChange::Scopes, _) => {
+                if self.client_credentials() {
+                    change
+                } else {
+                    UpdateChange::Url
+                }
+            }
+            (UpdateChange::Credentials, AuthPlan::ClientCredentials { .. }) => change,
+            (UpdateChange::Credentials, AuthPlan::Bearer) if !rotation => change,
+            (UpdateChange::Credentials, _) => UpdateChange::Url,
+            (UpdateChange::AuthType, AuthPlan::None) => UpdateChange::Url,
+            (UpdateChange::AuthType, _) if rotation => UpdateChange::Url,
+            (UpdateChange::AuthType, _) => change,
+            (UpdateChange::Flow, AuthPlan::ClientCredentials { .. }) => change,
+            (UpdateChange::Flow, _) => fallback,
+            (UpdateChange::Headers, AuthPlan::Bearer) if bodies && !rotation => change,
+            (UpdateChange::Alias, _) if bodies && !rotation => change,
+            (UpdateChange::Headers | UpdateChange::Alias, _) => fallback,
         }
     }
 
-    /// What a create-then-update gets wrong at first.
-    fn update_field(&self) -> Option<UpdateField> {
+    /// The one field the create of `rest-then-update` gets wrong, fitted to
+    /// what the plan's auth and the target's dialect can carry; none on
+    /// other paths.
+    pub fn update_change(&self) -> Option<UpdateChange> {
         (self.path == RegistrationPath::RestThenUpdate)
-            .then(|| self.applicable(self.faults.update_field, false))
+            .then(|| self.applicable(self.faults.update_change, false))
+    }
+
+    /// The change whose final value the plan's registration carries: its
+    /// own update's, or, for an update twin, the update's it stands for.
+    fn final_change(&self) -> Option<UpdateChange> {
+        if self.merged_update {
+            Plan {
+                path: RegistrationPath::RestThenUpdate,
+                merged_update: false,
+                ..self.clone()
+            }
+            .update_change()
+        } else {
+            self.update_change()
+        }
+    }
+
+    /// Whether the create of `rest-then-update` states the flow a client
+    /// credentials server refuses (`authorization_code`), rather than the
+    /// working flow the other way: where the plan states its flow and the
+    /// target speaks LiteLLM's dialect, which has the field.
+    fn refused_flow(&self) -> bool {
+        self.caps.litellm_bodies
+            && matches!(
+                self.auth,
+                AuthPlan::ClientCredentials {
+                    with_flow: true,
+                    ..
+                }
+            )
     }
 
     /// When a `rewrite` update goes out, and what it rotates.
-    fn rewrite(&self) -> Option<(u64, UpdateField)> {
+    fn rewrite(&self) -> Option<(u64, UpdateChange)> {
         self.swarm.rewrite.then(|| {
             let at_ms = if self.path == RegistrationPath::DeleteThenCreate {
                 REWRITE_RECREATED_MS
             } else {
                 self.faults.rewrite_at_ms
             };
-            (at_ms, self.applicable(self.faults.rewrite_field, true))
+            (at_ms, self.applicable(self.faults.rewrite_change, true))
         })
+    }
+
+    /// How many bad writes go out after the other steps: for a target of
+    /// LiteLLM's dialect only, whose REST shape they are written in.
+    fn bad_input_count(&self) -> usize {
+        match (
+            self.swarm.bad_input && self.caps.litellm_bodies,
+            self.faults.both_bad_inputs,
+        ) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        }
+    }
+
+    /// When the first bad write goes out: after every other step has been
+    /// sent (the registration's, by [`STEP_MS`], and a `rewrite` update).
+    fn bad_inputs_at_ms(&self) -> u64 {
+        let others = self
+            .rewrite()
+            .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS));
+        others + BAD_INPUTS_AFTER_MS
     }
 
     /// When the operator's steps have all been sent and answered.
     fn steps_done_ms(&self) -> u64 {
-        let last = self
-            .rewrite()
-            .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS));
+        let last = match self.bad_input_count() {
+            0 => self
+                .rewrite()
+                .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS)),
+            count => self.bad_inputs_at_ms() + (count as u64 - 1) * BAD_INPUT_GAP_MS,
+        };
         last + STEP_MS + self.store_lag().map_or(0, |lag| 2 * lag.latency_ms)
     }
 
-    /// Whether the MCP server requires a scope that a create-then-update
-    /// leaves out at first.
+    /// Whether the token server requires a scope that a create-then-update
+    /// leaves out at first (and its update twin states from the start).
     fn scope_required(&self) -> bool {
-        self.update_field() == Some(UpdateField::Scopes)
+        self.final_change() == Some(UpdateChange::Scopes)
     }
 
     /// Whether the plan cuts the asked gateway from its store long enough
@@ -934,13 +1136,13 @@ impl Plan {
                 | RegistrationPath::ConfigOnData
                 | RegistrationPath::Rest
                 | RegistrationPath::RestOnData
-                | RegistrationPath::RestThenUpdate
                 | RegistrationPath::DeleteThenCreate
-        ) && !self.swarm.give_up;
+        ) || self.path == RegistrationPath::RestThenUpdate && !self.split();
+        let holds_it = holds_it && !self.swarm.give_up;
         // A poll round reads the list and the health of every gateway, each
         // a request of about four messages; the answer may come a few
         // messages later again.
-        let gateways = 1 + u64::from(self.path.split());
+        let gateways = 1 + u64::from(self.split());
         let round_ms = POLL_INTERVAL_MS + (2 * gateways * 4 + 4) * self.hop_ms();
         self.caps.store
             && long
@@ -1153,15 +1355,18 @@ impl Plan {
             // Only one listing of one gateway reaches the MCP server before
             // the operator settles, or the drop may land on any of several.
             // An update may cut short a listing of the definition before it
-            // (one whose credentials work), which then took its share.
-            let earlier_listing =
-                self.rewrite().is_some() || self.update_field() == Some(UpdateField::Flow);
+            // (one whose credentials work), which then took its share; a
+            // create with another alias lists too, before its update.
+            let earlier_listing = self.rewrite().is_some()
+                || self.update_change() == Some(UpdateChange::Flow)
+                || self.final_change() == Some(UpdateChange::Alias);
             let one_lister = matches!(
                 self.path,
                 RegistrationPath::Config
                     | RegistrationPath::Rest
                     | RegistrationPath::RestThenUpdate
             ) && !self.swarm.twin_create
+                && !self.split()
                 && !earlier_listing;
             if one_lister && after < pages {
                 worst = pages + after + 1;
@@ -1182,15 +1387,36 @@ impl Plan {
     }
 
     /// How the gateway authenticates to the MCP server in this version of
-    /// the definition.
+    /// the definition. Where the final definition sends the static token in
+    /// a header its body sets, every version leaves it out of the auth.
     fn auth(&self, variant: Variant) -> ServerAuth {
-        if variant == Variant::Broken(UpdateField::AuthType) {
+        if self.final_change() == Some(UpdateChange::Headers) {
             return ServerAuth::None;
+        }
+        if variant == Variant::Broken(UpdateChange::AuthType) {
+            return match self.auth {
+                AuthPlan::ClientCredentials { .. } => ServerAuth::Bearer {
+                    token: WRONG_BEARER.into(),
+                },
+                _ => ServerAuth::ClientCredentials {
+                    token_url: TOKEN_URL.into(),
+                    client_id: CLIENT_ID.into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    scopes: Vec::new(),
+                    audience: None,
+                    resource: None,
+                    explicit_flow: false,
+                },
+            };
         }
         match self.auth {
             AuthPlan::None => ServerAuth::None,
             AuthPlan::Bearer => ServerAuth::Bearer {
-                token: BEARER.into(),
+                token: match variant {
+                    Variant::Broken(UpdateChange::Credentials) => WRONG_BEARER,
+                    _ => BEARER,
+                }
+                .into(),
             },
             AuthPlan::ClientCredentials { with_flow, .. } => {
                 let params = self.quirk() == Some(Quirk::TokenNeedsParams);
@@ -1203,20 +1429,27 @@ impl Plan {
                 };
                 let mut explicit_flow = with_flow;
                 match variant {
-                    Variant::Broken(UpdateField::TokenUrl) => token_url = "http://auth/oauth/wrong",
+                    Variant::Broken(UpdateChange::TokenUrl) => {
+                        token_url = "http://auth/oauth/wrong"
+                    }
                     // The same endpoint, spelled with its port.
-                    Variant::Rotated(UpdateField::TokenUrl) => {
+                    Variant::Rotated(UpdateChange::TokenUrl) => {
                         token_url = "http://auth:80/oauth/token"
                     }
-                    Variant::Broken(UpdateField::ClientSecret) => client_secret = WRONG_SECRET,
-                    Variant::Rotated(UpdateField::ClientSecret) => client_secret = ROTATED_SECRET,
-                    Variant::Broken(UpdateField::ClientId) => client_id = WRONG_CLIENT_ID,
-                    Variant::Rotated(UpdateField::ClientId) => {
+                    Variant::Broken(UpdateChange::Credentials) => client_secret = WRONG_SECRET,
+                    Variant::Rotated(UpdateChange::Credentials) => client_secret = ROTATED_SECRET,
+                    Variant::Broken(UpdateChange::ClientId) => client_id = WRONG_CLIENT_ID,
+                    Variant::Rotated(UpdateChange::ClientId) => {
                         (client_id, client_secret) = (OTHER_CLIENT_ID, OTHER_CLIENT_SECRET)
                     }
-                    Variant::Broken(UpdateField::Scopes) => scopes.clear(),
-                    Variant::Rotated(UpdateField::Scopes) => scopes.push("tools".into()),
-                    Variant::Broken(UpdateField::Flow) | Variant::Rotated(UpdateField::Flow) => {
+                    Variant::Broken(UpdateChange::Scopes) => scopes.clear(),
+                    Variant::Rotated(UpdateChange::Scopes) => scopes.push("tools".into()),
+                    // The body's `oauth2_flow` says `authorization_code`
+                    // instead (see [`Plan::fields`]).
+                    Variant::Broken(UpdateChange::Flow) if self.refused_flow() => {
+                        explicit_flow = false
+                    }
+                    Variant::Broken(UpdateChange::Flow) | Variant::Rotated(UpdateChange::Flow) => {
                         explicit_flow = !with_flow
                     }
                     _ => {}
@@ -1234,15 +1467,50 @@ impl Plan {
         }
     }
 
-    /// This version of the server's definition.
+    /// This version of the server's definition, in mcpsim's words.
     fn definition(&self, variant: Variant) -> ServerDef {
         let url = match variant {
-            Variant::Broken(UpdateField::Url) => "http://nowhere/mcp",
+            Variant::Broken(UpdateChange::Url) => "http://nowhere/mcp",
             // The same server, spelled with its port.
-            Variant::Rotated(UpdateField::Url) => "http://mcp:80/mcp",
+            Variant::Rotated(UpdateChange::Url) => "http://mcp:80/mcp",
             _ => MCP_URL,
         };
         ServerDef::http("srv", url).auth(self.auth(variant))
+    }
+
+    /// The fields beyond mcpsim's words this version of the definition
+    /// carries, in LiteLLM's REST shape: the final definition's static
+    /// header or alias, or the create's wrong one, or the flow it refuses.
+    fn fields(&self, variant: Variant) -> Option<Map<String, Value>> {
+        let mut fields = Map::new();
+        match self.final_change() {
+            Some(UpdateChange::Headers) => {
+                fields.insert(
+                    "static_headers".into(),
+                    json!({"Authorization": format!("Bearer {BEARER}")}),
+                );
+            }
+            Some(UpdateChange::Alias) => {
+                fields.insert("alias".into(), json!("srvnew"));
+            }
+            _ => {}
+        }
+        match variant {
+            Variant::Broken(UpdateChange::Headers) => {
+                fields.insert(
+                    "static_headers".into(),
+                    json!({"Authorization": format!("Bearer {WRONG_BEARER}")}),
+                );
+            }
+            Variant::Broken(UpdateChange::Alias) => {
+                fields.insert("alias".into(), json!("srvold"));
+            }
+            Variant::Broken(UpdateChange::Flow) if self.refused_flow() => {
+                fields.insert("oauth2_flow".into(), json!("authorization_code"));
+            }
+            _ => {}
+        }
+        (!fields.is_empty()).then_some(fields)
     }
 
     /// The server as the operator creates it through REST.
@@ -1252,6 +1520,9 @@ impl Plan {
             // A client that retries must name the server it meant.
             server.server_id = Some("srv-given-up".into());
         }
+        if self.path == RegistrationPath::DeleteThenCreate && self.faults.same_id {
+            server.server_id = Some("srv-again".into());
+        }
         server
     }
 
@@ -1260,12 +1531,24 @@ impl Plan {
         self.definition(Variant::Final)
     }
 
+    /// Whether the deployment has a control plane and a data plane.
+    fn split(&self) -> bool {
+        self.path.split()
+            || (self.path == RegistrationPath::RestThenUpdate
+                && self.faults.update_on_control
+                && self.caps.split)
+    }
+
     /// The same plan registering the server by another path: config and
     /// REST swap, on an all-in-one gateway or across the split. Only where
     /// the plan's outcome does not hang on timing (it states one), and the
-    /// path's own swarm kinds (give-up, twin creates) are off.
+    /// path's own swarm kinds (give-up, twin creates) are off; not for an
+    /// alias, which mcpsim's words for the config file cannot carry.
     pub fn path_twin(&self) -> Option<Plan> {
         if self.expected_status().is_none() || self.swarm.give_up || self.swarm.twin_create {
+            return None;
+        }
+        if self.final_change() == Some(UpdateChange::Alias) {
             return None;
         }
         let path = match self.path {
@@ -1274,10 +1557,12 @@ impl Plan {
             RegistrationPath::RestOnControl | RegistrationPath::RestOnData => {
                 RegistrationPath::ConfigOnData
             }
+            _ if self.split() => RegistrationPath::ConfigOnData,
             _ => RegistrationPath::Config,
         };
         let twin = Plan {
             path,
+            merged_update: false,
             ..self.clone()
         }
         .for_target(self.caps);
@@ -1287,12 +1572,42 @@ impl Plan {
         twin.expected_status().is_some().then_some(twin)
     }
 
+    /// The same plan creating at once what its update ends with: for a
+    /// `rest-then-update` plan whose outcome does not hang on timing, a REST
+    /// create of the update's definition, on the same deployment. Both must
+    /// end alike (see [`crate::check_update_merge`]).
+    pub fn update_twin(&self) -> Option<Plan> {
+        if self.update_change().is_none() || self.expected_status().is_none() {
+            return None;
+        }
+        let path = if self.split() {
+            RegistrationPath::RestOnControl
+        } else {
+            RegistrationPath::Rest
+        };
+        let twin = Plan {
+            path,
+            merged_update: true,
+            ..self.clone()
+        };
+        twin.expected_status().is_some().then_some(twin)
+    }
+
     /// The gateway whose view of the server counts.
     pub fn asked_host(&self) -> &'static str {
-        if self.path.split() {
+        if self.split() {
             "data"
         } else {
             "gateway"
+        }
+    }
+
+    /// The gateway the operator writes to.
+    fn written_host(&self) -> &'static str {
+        match self.path {
+            RegistrationPath::RestOnData | RegistrationPath::ConfigOnData => "data",
+            _ if self.split() => "control",
+            _ => "gateway",
         }
     }
 
@@ -1303,6 +1618,43 @@ impl Plan {
             self.path,
             RegistrationPath::Rest | RegistrationPath::RestOnControl | RegistrationPath::RestOnData
         )
+    }
+
+    /// The bad writes of `bad-input`, after the registration: for a target
+    /// of LiteLLM's dialect only, whose REST shape they are written in.
+    fn bad_steps(&self, target: &Target) -> Vec<Step> {
+        let count = self.bad_input_count();
+        let by_rest = !matches!(
+            self.path,
+            RegistrationPath::Config | RegistrationPath::ConfigOnData
+        );
+        self.faults.bad_inputs[..count]
+            .iter()
+            .enumerate()
+            .map(|(k, input)| {
+                let mut input = *input;
+                // A config server cannot be changed through the API at all.
+                input.update &= by_rest;
+                let base = target
+                    .sut
+                    .dialect()
+                    .create(Registration::Def(&ServerDef::http(
+                        format!("bad{k}"),
+                        "http://mcp/mcp",
+                    )))
+                    .body
+                    .unwrap_or(Value::Null);
+                let step = match (bad_inputs::body(input, k, &base), input.update) {
+                    (BadBody::Json(body), false) => Step::create_native(body),
+                    (BadBody::Json(body), true) => Step::update_native("srv", body),
+                    (BadBody::Raw(raw), false) => Step::create_raw(raw),
+                    (BadBody::Raw(raw), true) => Step::update_raw("srv", raw),
+                };
+                step.on(self.written_host())
+                    .at_ms(self.bad_inputs_at_ms() + BAD_INPUT_GAP_MS * k as u64)
+                    .bad_input()
+            })
+            .collect()
     }
 
     /// The plan as a catalogue-format scenario, with the target's own
@@ -1333,33 +1685,51 @@ impl Plan {
         );
         let with_store = |host: GatewayHost| if store { host.store("db") } else { host };
         let mut gateways = Vec::new();
-        if self.path.split() {
+        if self.split() {
             gateways
                 .push(with_store(GatewayHost::new("control")).settings(settings(Role::Control, 1)));
         }
-        let (asked, role) = if self.path.split() {
+        let (asked, role) = if self.split() {
             ("data", Role::Data)
         } else {
             ("gateway", Role::AllInOne)
         };
         let mut host = with_store(GatewayHost::new(asked))
-            .settings(settings(role, 1 + u64::from(self.path.split())));
+            .settings(settings(role, 1 + u64::from(self.split())));
         if config_here {
             host = host.server(self.config_server());
         }
         gateways.push(host);
 
-        let create = Step::create(self.rest_server(Variant::Final));
+        // The registration's own fields beyond mcpsim's words, and an
+        // unknown one a gateway of LiteLLM's dialect must ignore.
+        let mut fields = self.fields(Variant::Final);
+        if self.swarm.bad_input && self.faults.unknown_field && self.caps.litellm_bodies {
+            let (name, value) = bad_inputs::unknown_field();
+            fields.get_or_insert_with(Map::new).insert(name, value);
+        }
+        let with_fields = |mut step: Step, fields: Option<Map<String, Value>>| {
+            step.extra_fields = fields;
+            step
+        };
+        let create = with_fields(
+            Step::create(self.rest_server(Variant::Final)),
+            fields.clone(),
+        );
+        let written = self.written_host();
         let mut steps = match self.path {
             RegistrationPath::Config | RegistrationPath::ConfigOnData => Vec::new(),
             RegistrationPath::Rest => vec![create],
             RegistrationPath::RestOnControl => vec![create.on("control")],
             RegistrationPath::RestOnData => vec![create.on("data")],
             RegistrationPath::RestThenUpdate => {
-                let field = self.update_field().unwrap_or(UpdateField::Url);
+                let first = Variant::Broken(self.update_change().unwrap_or(UpdateChange::Url));
                 vec![
-                    Step::create(self.rest_server(Variant::Broken(field))),
-                    Step::update("srv", self.definition(Variant::Final)).at_ms(100),
+                    with_fields(Step::create(self.rest_server(first)), self.fields(first))
+                        .on(written),
+                    with_fields(Step::update("srv", self.definition(Variant::Final)), fields)
+                        .on(written)
+                        .at_ms(100),
                 ]
             }
             RegistrationPath::DeleteThenCreate => vec![
@@ -1388,21 +1758,23 @@ impl Plan {
                 steps.insert(1, twin);
             }
         }
-        if let Some((at_ms, field)) = self.rewrite() {
+        if let Some((at_ms, change)) = self.rewrite() {
             // To the gateway that holds the registration (a config server's
             // own, which may refuse it), the operator looking up its id.
-            let writer = match self.path {
-                RegistrationPath::RestOnControl => "control",
-                _ => asked,
-            };
-            let update = Step::update("srv", self.definition(Variant::Rotated(field)));
-            steps.push(update.at_ms(at_ms).on(writer));
+            let rotated = Variant::Rotated(change);
+            let update = Step::update("srv", self.definition(rotated));
+            steps.push(
+                with_fields(update, self.fields(rotated))
+                    .at_ms(at_ms)
+                    .on(written),
+            );
             // In time order; a step racing the one before it stays behind it.
             steps.sort_by_key(|step| step.at_ms);
         }
+        steps.extend(self.bad_steps(target));
 
         let mut mcp = McpServerConfig {
-            tool_count: Some(self.tool_count),
+            tools: tools(self.tool_count),
             page_size: self.page_size,
             reply: if self.sse {
                 ReplyMode::Sse
@@ -1564,7 +1936,7 @@ impl Plan {
 
         let mut faults = Vec::new();
         if let Some((target, at_ms)) = self.restart {
-            let host = match (target, self.path.split()) {
+            let host = match (target, self.split()) {
                 (RestartTarget::Store, _) if store => "db",
                 (RestartTarget::Auth, _) if self.client_credentials() => "auth",
                 (RestartTarget::Mcp, _) | (RestartTarget::Auth, _) => "mcp",
@@ -1596,6 +1968,12 @@ impl Plan {
         let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
         if let Some(horizon) = self.horizon() {
             poll_until_ms = poll_until_ms.max(horizon.run_ms);
+        }
+        if self.path == RegistrationPath::RestThenUpdate && self.split() {
+            // The data plane learns of the update at its next sync, and
+            // checks the server again; the operator then polls until that
+            // check has settled.
+            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
         }
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 

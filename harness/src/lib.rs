@@ -10,6 +10,7 @@
 //! The harness never names a gateway's types: it knows a system under test
 //! only through the seam.
 
+pub mod bad_inputs;
 pub mod builder;
 mod checks;
 pub mod explore;
@@ -29,7 +30,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use checks::{check_path_independence, Check};
+pub use checks::{check_path_independence, check_update_merge, Check};
 pub use mcpsim_fakes::{Log, McpRequestRecord, TokenRequestRecord};
 pub use mcpsim_sut::{ServerAuth, ServerDef, Status, Sut, SystemUnderTest};
 pub use scenario::{Scenario, ScenarioError};

@@ -5,9 +5,10 @@
 //! Its phases: [`Operator::send_steps`] (the scenario's writes, a group of
 //! racing steps at a time), [`Operator::poll_until_settled`] (every gateway,
 //! until every server has left `unknown` after the last fault, or the
-//! deadline), [`Operator::read_tools`] (and a tool call per healthy server
-//! when asked), and [`Operator::read_again`] (one more list, so that a
-//! status that changed while tools were read is not judged against them).
+//! deadline), [`Operator::read_tools`] (and, when asked, a call of every
+//! listed tool of each healthy server, with arguments its input schema
+//! takes), and [`Operator::read_again`] (one more list, so that a status
+//! that changed while tools were read is not judged against them).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +16,9 @@ use std::time::Duration;
 
 use mcpsim_sut::{
     ApiAnswer, ApiRequest, CallAnswer, Declared, Dialect, HealthView, HttpClient, HttpError,
-    ServerView, Status, ToolView, WriteAnswer,
+    Registration, ServerDef, ServerView, Status, ToolView, WriteAnswer,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::faults::Faults;
 use crate::observe::{self, Seen};
@@ -42,8 +43,11 @@ pub(crate) struct WriteRecord {
     pub kind: WriteKind,
     /// The server's name, as the operator means it.
     pub name: String,
-    /// The id written to (update, delete) or given back (create).
+    /// The id written to (update, delete), or given back (create); for a
+    /// create that got no answer, the id it asked for, if any.
     pub server_id: Option<String>,
+    /// When the write itself went out (after the look-up of an id the
+    /// operator had to find in the list).
     pub sent_ms: u64,
     /// How long the operator waited for the answer: the step's own
     /// patience, or the budget the gateway declared for a write.
@@ -52,8 +56,29 @@ pub(crate) struct WriteRecord {
     pub answered_ms: Option<u64>,
     /// What the gateway answered; none when it did not answer in time.
     pub answer: Option<WriteAnswer>,
+    /// The server as the write defines it, in mcpsim's words; none for the
+    /// gateway's own bodies, which mcpsim cannot read.
+    pub spec: Option<ServerDef>,
+    /// The dialect's body carried fields beyond the spec, so the spec does
+    /// not say all the write means.
+    pub extra_fields: bool,
+    /// The scenario marks the write a bad input.
+    pub bad_input: bool,
     /// One line for the report: `create docs -> 201`.
     pub text: String,
+}
+
+impl WriteRecord {
+    /// Whether the gateway may have applied the write: it took it, or its
+    /// answer never came.
+    pub fn maybe_applied(&self) -> bool {
+        self.answer.as_ref().is_none_or(|a| a.accepted)
+    }
+
+    /// Whether the gateway answered that it refused the write.
+    pub fn refused(&self) -> bool {
+        self.answer.as_ref().is_some_and(|a| !a.accepted)
+    }
 }
 
 /// Why a poll is made.
@@ -100,11 +125,18 @@ pub(crate) struct ToolRead {
 #[derive(Clone, Debug)]
 pub(crate) struct ToolCall {
     pub gateway: String,
+    /// The server whose listed tool was called.
+    pub server_id: String,
+    /// The name the gateway exposes.
     pub tool: String,
+    /// The name the upstream gave the tool.
+    pub upstream: String,
     pub sent_ms: u64,
     /// When the call ended, answered or given up.
     pub ended_ms: u64,
     pub answer: Option<CallAnswer>,
+    /// The answer's body as the gateway sent it (JSON, or a JSON string).
+    pub body: Option<Value>,
 }
 
 /// Everything the operator did and saw.
@@ -180,23 +212,30 @@ impl Operator<'_> {
         request: &ApiRequest,
         patience: Duration,
     ) -> Option<(u16, Value)> {
+        let body = request.body.as_ref().map(|b| b.to_string().into_bytes());
+        self.call_bytes(gateway, request, body, patience).await
+    }
+
+    /// [`Operator::call`] with the body given as bytes, sent as they are.
+    async fn call_bytes(
+        &self,
+        gateway: &str,
+        request: &ApiRequest,
+        body: Option<Vec<u8>>,
+        patience: Duration,
+    ) -> Option<(u16, Value)> {
         loop {
             let mut builder = http::Request::builder()
                 .method(request.method.clone())
                 .uri(format!("http://{gateway}{}", request.path));
-            if request.body.is_some() {
+            if body.is_some() {
                 builder = builder.header("content-type", "application/json");
             }
             if let Some(key) = &self.scenario.operator.api_key {
                 let (name, value) = self.dialect.authorization(key);
                 builder = builder.header(name, value);
             }
-            let bytes = request
-                .body
-                .as_ref()
-                .map(|b| b.to_string().into_bytes())
-                .unwrap_or_default();
-            let built = builder.body(bytes).ok()?;
+            let built = builder.body(body.clone().unwrap_or_default()).ok()?;
             // An open connection across a partition hangs: give up on it
             // as a person would, and say so with no answer.
             let answer = tokio::time::timeout(patience, self.http.send(built)).await;
@@ -262,10 +301,24 @@ impl Operator<'_> {
         let patience = step
             .give_up_after_ms
             .map_or(declared, Duration::from_millis);
-        let sent_ms = self.now_ms();
+        // A raw body has no registration; its method and path are an empty
+        // native body's, and the name is whatever the dialect reads in it.
+        let raw_json: Option<Value> = step
+            .raw_body
+            .as_ref()
+            .map(|raw| serde_json::from_str(raw).unwrap_or(Value::Null));
+        let empty = Value::Object(Map::new());
+        let registration = step.action.registration().or_else(|| {
+            step.raw_body
+                .as_ref()
+                .map(|_| Registration::Native(raw_json.as_ref().unwrap_or(&empty)))
+        });
+        let spec = match &step.action {
+            Action::Create { spec, .. } | Action::Update { spec, .. } => spec.clone(),
+            Action::Delete { .. } => None,
+        };
         let (kind, name, target, request) = match &step.action {
             Action::Create { .. } => {
-                let registration = step.action.registration();
                 let name = registration
                     .map(|r| self.dialect.registration_name(r))
                     .unwrap_or_default();
@@ -277,10 +330,7 @@ impl Operator<'_> {
                     Some(id) => id.clone(),
                     None => self.listed_id(&gateway, server).await,
                 };
-                let request = step
-                    .action
-                    .registration()
-                    .map(|r| self.dialect.update(&id, r));
+                let request = registration.map(|r| self.dialect.update(&id, r));
                 (WriteKind::Update, server.clone(), Some(id), request)
             }
             Action::Delete { server } => {
@@ -292,13 +342,34 @@ impl Operator<'_> {
                 (WriteKind::Delete, server.clone(), Some(id), request)
             }
         };
-        let label = match kind {
-            WriteKind::Create => format!("create {name}"),
-            WriteKind::Update => format!("update {name}"),
-            WriteKind::Delete => format!("delete {name}"),
+        // A name can be anything a bad input carries; the report shows a
+        // readable part of it.
+        let shown: String = match name.char_indices().nth(40) {
+            Some((end, _)) => format!("{}…", &name[..end]),
+            None => name.clone(),
         };
+        let label = match kind {
+            WriteKind::Create => format!("create {shown}"),
+            WriteKind::Update => format!("update {shown}"),
+            WriteKind::Delete => format!("delete {shown}"),
+        };
+        let body = request.as_ref().and_then(|request| {
+            if let Some(raw) = &step.raw_body {
+                return Some(raw.clone().into_bytes());
+            }
+            let mut body = request.body.clone()?;
+            if let (Some(extra), Value::Object(map)) = (&step.extra_fields, &mut body) {
+                for (key, value) in extra {
+                    map.insert(key.clone(), value.clone());
+                }
+            }
+            Some(body.to_string().into_bytes())
+        });
+        // Sent now, once the id of a server the operator did not create has
+        // been looked up: the lookup's own poll comes before the write.
+        let sent_ms = self.now_ms();
         let result = match &request {
-            Some(request) => self.call(&gateway, request, patience).await,
+            Some(request) => self.call_bytes(&gateway, request, body, patience).await,
             None => None,
         };
         let answered_ms = result.is_some().then(|| self.now_ms());
@@ -317,7 +388,10 @@ impl Operator<'_> {
             None => format!("{label} -> no answer"),
         };
         let server_id = match kind {
-            WriteKind::Create => answer.as_ref().and_then(|a| a.server_id.clone()),
+            WriteKind::Create => match &answer {
+                Some(a) => a.server_id.clone(),
+                None => spec.as_ref().and_then(|s| s.server_id.clone()),
+            },
             _ => target,
         };
         WriteRecord {
@@ -329,6 +403,9 @@ impl Operator<'_> {
             patience_ms: patience.as_millis() as u64,
             answered_ms,
             answer,
+            spec,
+            extra_fields: step.extra_fields.is_some(),
+            bad_input: step.bad_input,
             text,
         }
     }
@@ -428,7 +505,8 @@ impl Operator<'_> {
     }
 
     /// Reads the tools of every listed server on every gateway that serves
-    /// MCP traffic, and calls one tool of each healthy server when asked.
+    /// MCP traffic, and calls every listed tool of each healthy server when
+    /// asked.
     async fn read_tools(&self) {
         let listed: Vec<Seen> = {
             let records = self.records();
@@ -469,27 +547,79 @@ impl Operator<'_> {
                 continue;
             };
             if self.scenario.operator.call_tools && seen.view.status == Status::Healthy {
-                if let Some(tool) = tools.first() {
-                    let request = self.dialect.call_tool(&seen.view, tool, &json!({}));
-                    let sent_ms = self.now_ms();
-                    let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await.map(
-                        |(status, body)| {
-                            self.dialect.read_call(ApiAnswer {
-                                status,
-                                body: &body,
-                            })
-                        },
-                    );
-                    self.records().tool_calls.push(ToolCall {
-                        gateway: seen.gateway.clone(),
-                        tool: tool.exposed.clone(),
-                        sent_ms,
-                        ended_ms: self.now_ms(),
-                        answer,
-                    });
-                }
+                // One call first, then every other listed tool at once, as a
+                // client fanning out would: the calls take two calls' time,
+                // not one per tool, and the first leaves the gateway holding
+                // a fresh token for the rest, if it needed one.
+                let Some((first, rest)) = tools.split_first() else {
+                    continue;
+                };
+                let first = self.call_tool(&seen, first).await;
+                self.records().tool_calls.push(first);
+                let calls = rest.iter().map(|tool| self.call_tool(&seen, tool));
+                let calls = futures_util::future::join_all(calls).await;
+                self.records().tool_calls.extend(calls);
             }
         }
+    }
+
+    /// Calls one listed tool with arguments its input schema takes.
+    async fn call_tool(&self, seen: &Seen, tool: &ToolView) -> ToolCall {
+        let arguments = self.arguments_for(&seen.view, tool);
+        let request = self.dialect.call_tool(&seen.view, tool, &arguments);
+        let sent_ms = self.now_ms();
+        let result = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
+        let answer = result.as_ref().map(|(status, body)| {
+            self.dialect.read_call(ApiAnswer {
+                status: *status,
+                body,
+            })
+        });
+        ToolCall {
+            gateway: seen.gateway.clone(),
+            server_id: seen.server_id.clone(),
+            tool: tool.exposed.clone(),
+            upstream: tool.upstream.clone(),
+            sent_ms,
+            ended_ms: self.now_ms(),
+            answer,
+            body: result.map(|(_, body)| body),
+        }
+    }
+
+    /// Arguments that satisfy the tool's input schema: a value of the
+    /// declared type (or the first allowed value) for every required
+    /// property. The schema is the one the scenario gave the fake behind the
+    /// server, found by the server's URL, or by the tool's name where the URL
+    /// names no scenario host (a live run's relay).
+    fn arguments_for(&self, server: &ServerView, tool: &ToolView) -> Value {
+        let host = server
+            .url
+            .as_deref()
+            .and_then(|u| u.parse::<http::Uri>().ok())
+            .and_then(|u| u.host().map(str::to_string));
+        let hosts: Vec<_> = self
+            .scenario
+            .mcp_servers
+            .iter()
+            .filter(|m| host.as_deref().is_none_or(|h| h == m.host))
+            .collect();
+        let candidates = if hosts.is_empty() {
+            self.scenario.mcp_servers.iter().collect()
+        } else {
+            hosts
+        };
+        let schema = candidates
+            .iter()
+            .flat_map(|m| {
+                m.config
+                    .tools
+                    .iter()
+                    .chain(m.config.tool_changes.iter().flat_map(|c| c.tools.iter()))
+            })
+            .find(|spec| spec.name == tool.upstream)
+            .map(|spec| &spec.input_schema);
+        schema.map_or_else(|| json!({}), satisfying)
     }
 
     /// One more read of every gateway's list.
@@ -531,5 +661,65 @@ impl Operator<'_> {
             servers: servers.clone(),
         });
         servers
+    }
+}
+
+/// Arguments with a value for every required property of an object schema.
+fn satisfying(schema: &Value) -> Value {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let required = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    let mut arguments = Map::new();
+    for name in required {
+        let property = properties.and_then(|p| p.get(name));
+        arguments.insert(name.to_string(), example(property));
+    }
+    Value::Object(arguments)
+}
+
+/// A value a property's schema takes: its first allowed value, or one of its
+/// type.
+fn example(property: Option<&Value>) -> Value {
+    if let Some(first) = property
+        .and_then(|p| p.get("enum"))
+        .and_then(Value::as_array)
+        .and_then(|values| values.first())
+    {
+        return first.clone();
+    }
+    let wanted = match property.and_then(|p| p.get("type")) {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(types)) => types.first().and_then(Value::as_str).unwrap_or(""),
+        _ => "",
+    };
+    match wanted {
+        "integer" | "number" => json!(1),
+        "boolean" => json!(true),
+        "array" => json!([]),
+        "object" => json!({}),
+        "null" => Value::Null,
+        _ => json!("mcpsim"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_satisfy_the_required_properties_of_a_schema() {
+        let schema = json!({"type": "object", "required": ["q", "n", "mode", "tags"],
+            "properties": {"q": {"type": "string"}, "n": {"type": "integer"},
+                "mode": {"enum": ["fast", "slow"]}, "tags": {"type": ["array", "null"]},
+                "optional": {"type": "string"}}});
+        assert_eq!(
+            satisfying(&schema),
+            json!({"q": "mcpsim", "n": 1, "mode": "fast", "tags": []})
+        );
+        assert_eq!(satisfying(&json!({"type": "object"})), json!({}));
     }
 }

@@ -160,8 +160,9 @@ pub struct Operator {
     /// LiteLLM's master key is. A secret: it must never reach an upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
-    /// After settling, call the first tool of every healthy server once
-    /// through `POST /mcp-rest/tools/call`, as a client of the gateway would.
+    /// After settling, call every listed tool of every healthy server once
+    /// (LiteLLM: `POST /mcp-rest/tools/call`), with arguments its input
+    /// schema takes, as a client of the gateway would.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub call_tools: bool,
     /// Keep polling at least until this simulated time, so what happens
@@ -266,6 +267,20 @@ pub struct Step {
     /// connection, as a client with a short timeout does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub give_up_after_ms: Option<u64>,
+    /// A create's or an update's body sent byte for byte, in place of a
+    /// `body` or a `spec`: what a broken client sends (malformed JSON, a
+    /// bare string, nothing at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
+    /// Fields set at the top level of the body the dialect writes for a
+    /// `spec`: the gateway's own fields that mcpsim's words lack (LiteLLM's
+    /// `alias`, `static_headers`), or unknown ones it must ignore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_fields: Option<serde_json::Map<String, Value>>,
+    /// The write is a bad input: the gateway must refuse it with a 4xx that
+    /// says why, and change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bad_input: bool,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -443,26 +458,47 @@ impl Scenario {
                     "must be above 0".into(),
                 ));
             }
-            let both = match &step.action {
-                Action::Create { body, spec } | Action::Update { body, spec, .. } => {
-                    Some((body.is_some(), spec.is_some()))
-                }
+            let given = match &step.action {
+                Action::Create { body, spec } | Action::Update { body, spec, .. } => Some(
+                    [body.is_some(), spec.is_some(), step.raw_body.is_some()]
+                        .iter()
+                        .filter(|given| **given)
+                        .count(),
+                ),
                 Action::Delete { .. } => None,
             };
-            match both {
-                Some((true, true)) => {
+            match given {
+                Some(0) => {
                     return Err((
                         format!("operator.steps[{i}]"),
-                        "give a body or a spec, not both".into(),
+                        "needs a body (the gateway's own), a spec (mcpsim's words) or a raw_body"
+                            .into(),
                     ))
                 }
-                Some((false, false)) => {
+                Some(1) => {}
+                Some(_) => {
                     return Err((
                         format!("operator.steps[{i}]"),
-                        "needs a body (the gateway's own) or a spec (mcpsim's words)".into(),
+                        "give one of body, spec and raw_body".into(),
                     ))
                 }
-                _ => {}
+                None if step.raw_body.is_some() || step.extra_fields.is_some() => {
+                    return Err((
+                        format!("operator.steps[{i}]"),
+                        "a delete carries no body".into(),
+                    ))
+                }
+                None => {}
+            }
+            let has_spec = matches!(
+                &step.action,
+                Action::Create { spec: Some(_), .. } | Action::Update { spec: Some(_), .. }
+            );
+            if step.extra_fields.is_some() && !has_spec {
+                return Err((
+                    format!("operator.steps[{i}].extra_fields"),
+                    "extra fields go with a spec, which the dialect writes".into(),
+                ));
             }
             if let Some(g) = &step.gateway {
                 if !self.gateways.iter().any(|h| &h.host == g) {

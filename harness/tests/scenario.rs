@@ -87,7 +87,7 @@ fn a_scenario_built_in_code_is_checked_as_a_file_is() {
 }
 
 #[test]
-fn a_step_needs_a_body_or_a_spec_and_not_both() {
+fn a_step_needs_one_of_a_body_a_spec_and_a_raw_body() {
     let neither = format!(
         r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create"}}]}}}}"#
     );
@@ -96,7 +96,28 @@ fn a_step_needs_a_body_or_a_spec_and_not_both() {
         r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
             "body": {{}}, "spec": {{"name": "a", "url": "http://a/mcp"}}}}]}}}}"#
     );
-    assert!(refused(&both).contains("not both"));
+    assert!(refused(&both).contains("one of body, spec and raw_body"));
+    let raw_and_spec = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
+            "raw_body": "{{", "spec": {{"name": "a", "url": "http://a/mcp"}}}}]}}}}"#
+    );
+    assert!(refused(&raw_and_spec).contains("one of body, spec and raw_body"));
+    let raw_delete = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "delete",
+            "server": "a", "raw_body": "{{"}}]}}}}"#
+    );
+    assert!(refused(&raw_delete).contains("no body"));
+    let fields_on_body = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
+            "body": {{}}, "extra_fields": {{"alias": "a"}}}}]}}}}"#
+    );
+    assert!(refused(&fields_on_body).contains("extra_fields"));
+    let raw = format!(
+        r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
+            "raw_body": "{{\"server_name\":", "bad_input": true}}]}}}}"#
+    );
+    let scenario = Scenario::from_json("case.json", &raw).unwrap();
+    assert!(scenario.operator.steps[0].bad_input);
     let spec = format!(
         r#"{{"description": "x", {GATEWAY}, "operator": {{"steps": [{{"op": "create",
             "spec": {{"name": "a", "url": "http://a/mcp", "auth": {{"type": "client_credentials",

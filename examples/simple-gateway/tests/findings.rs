@@ -156,6 +156,33 @@ fn sessions_never_closed_break_session_hygiene() {
     );
 }
 
+/// It reads the fields it needs from a create and takes the rest on trust:
+/// a `transport` that is a boolean, which a gateway of LiteLLM's dialect
+/// must refuse with a 4xx, is taken with a 201 (explore's first finding on
+/// seed 1).
+#[test]
+fn a_bad_input_taken_breaks_the_api_contract() {
+    let scenario = Scenario::builder("a create whose transport is a boolean")
+        .gateway(GatewayHost::new("gateway"))
+        .mcp_server(McpHost::new("mcp").tools(1))
+        .step(
+            Step::create_native(serde_json::json!({"server_name": "bad0",
+                "url": "http://mcp/mcp", "transport": true}))
+            .bad_input(),
+        )
+        .build()
+        .unwrap();
+    let report = run(scenario);
+    let found = findings(&report, "api_contract");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("the bad input create bad0 at 0 ms was taken (201)")),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+}
+
 /// It authenticates to token endpoints as its settings say (a generated
 /// profile's client authentication comes to it that way): a client
 /// registered for HTTP Basic gets its token by Basic when the gateway is

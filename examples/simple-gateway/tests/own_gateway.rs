@@ -37,7 +37,7 @@ fn a_paged_tool_list_shows_that_only_the_first_page_is_kept() {
         .expect("a valid scenario");
     let report = mcpsim_harness::run(&sut, &scenario).expect("the world runs");
     let failed: Vec<&str> = report.failed_checks().map(|c| c.name).collect();
-    assert_eq!(failed, ["consistency", "expectations"]);
+    assert_eq!(failed, ["consistency", "expectations", "health_record"]);
 }
 
 #[test]
@@ -61,10 +61,11 @@ fn generated_cases_find_a_bug_and_shrink_it_to_a_small_scenario() {
     let (plan, findings, _report, _steps) =
         shrink(&options.target, options.evidence, 1, first.index, false);
     let scenario = plan.to_scenario(&options.target).expect("a valid scenario");
-    // The shrunk scenario names the checker (this gateway never closes the
-    // sessions it opens upstream), and is one server, no fault.
+    // The shrunk scenario names the checker (this gateway takes a bad write
+    // that a gateway of LiteLLM's dialect must refuse), and is one server,
+    // no fault.
     assert!(
-        findings.iter().any(|f| f.starts_with("session_hygiene")),
+        findings.iter().any(|f| f.starts_with("api_contract")),
         "{findings:?}"
     );
     assert!(scenario.faults.is_empty() && scenario.mcp_servers.len() == 1);

@@ -38,7 +38,7 @@ pub use config::{
 };
 
 use crate::log::{
-    lock, run_ms, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, Recording,
+    lock, run_ms, CredentialSeen, Log, McpOutcome, McpRequestRecord, Peer, Recording, ToolCallSeen,
 };
 use crate::{rule_hits, sleep_ms, Clock};
 use auth::{auth_refusal, bearer, credential, header_str, origin_refusal, protected_resource};
@@ -276,6 +276,60 @@ impl Entry<'_> {
             .update(|record| record.rpc_method = Some(method.to_owned()));
     }
 
+    /// Notes what a request asked: its JSON-RPC method, and a call's tool,
+    /// before anything can refuse it.
+    fn note_request(&self, method: &str, message: &Value) {
+        self.set_rpc_method(method);
+        if method == "tools/call" {
+            let tool = message
+                .get("params")
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            self.recording.update(|record| {
+                record.call = Some(ToolCallSeen {
+                    tool,
+                    is_error: None,
+                    texts: Vec::new(),
+                })
+            });
+        }
+    }
+
+    /// Notes what a listing page or a tool call was answered, for the log.
+    fn saw_answer(&self, method: &str, answer: &Result<(Vec<Value>, Value), (i64, &str)>) {
+        let Ok((_, result)) = answer else {
+            return;
+        };
+        match method {
+            "tools/list" => {
+                let more = result.get("nextCursor").is_some_and(|c| !c.is_null());
+                self.recording
+                    .update(|record| record.next_cursor = Some(more));
+            }
+            "tools/call" => {
+                let is_error = result.get("isError").and_then(Value::as_bool);
+                let texts: Vec<String> = result
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|block| block.get("type").and_then(Value::as_str) == Some("text"))
+                    .filter_map(|block| block.get("text").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect();
+                self.recording.update(|record| {
+                    if let Some(call) = &mut record.call {
+                        call.is_error = Some(is_error.unwrap_or(false));
+                        call.texts = texts;
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
     fn finish(&mut self, response: &Response) {
         let answered_ms = run_ms(self.clock);
         let outcome = self.injected.unwrap_or(McpOutcome::Answered);
@@ -318,6 +372,8 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         credential,
         status: None,
         outcome: McpOutcome::Pending,
+        next_cursor: None,
+        call: None,
     };
     let mut entry = Entry {
         recording: Recording::open(&inner.log, record),
@@ -338,10 +394,23 @@ async fn serve(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Respon
         return refusal;
     }
     if let Some(refusal) = auth_refusal(inner, request.headers()) {
-        let mut state = inner.lock();
-        state.stats.unauthorized += 1;
-        if let Some(token) = bearer(request.headers()) {
-            state.rejected_bearers.insert(token.to_owned());
+        {
+            let mut state = inner.lock();
+            state.stats.unauthorized += 1;
+            if let Some(token) = bearer(request.headers()) {
+                state.rejected_bearers.insert(token.to_owned());
+            }
+        }
+        // The log still says what was refused: which step of a client's
+        // work failed shows only there.
+        if request.method() == Method::POST {
+            if let Ok(body) = to_bytes(request.into_body(), BODY_LIMIT_BYTES).await {
+                if let Ok(message) = serde_json::from_slice::<Value>(&body) {
+                    if let Some(method) = message.get("method").and_then(Value::as_str) {
+                        entry.note_request(method, &message);
+                    }
+                }
+            }
         }
         return refusal;
     }
@@ -423,7 +492,7 @@ async fn post(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Respons
         }
         _ => return bad(INVALID_REQUEST, "not a request, notification or response"),
     };
-    entry.set_rpc_method(method);
+    entry.note_request(method, &message);
     let session = header_str(&headers, &SESSION_HEADER);
     let call = Call {
         method,
@@ -469,6 +538,7 @@ async fn post(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Respons
             .map(|called| (called.notifications, called.result)),
         _ => Err((METHOD_NOT_FOUND, "Method not found")),
     };
+    entry.saw_answer(method, &answer);
     let mut messages = match answer {
         Ok((notifications, result)) => {
             let mut messages = notifications;

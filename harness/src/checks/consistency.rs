@@ -1,6 +1,7 @@
 //! Consistency of every health record the operator saw, at every poll; no
-//! listed server vanishes unless deleted or its gateway restarted; at the
-//! end a healthy server lists exactly the tools of the fake behind it.
+//! listed server vanishes unless a delete the gateway took (or did not
+//! answer) removed it, or its gateway restarted; at the end a healthy server
+//! lists exactly the tools of the fake behind it.
 //!
 //! Outside-in: it reads the operator's polls, writes and tool reads, the
 //! faults, and the fakes' tool lists.
@@ -18,11 +19,11 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
     let mut findings = Vec::new();
     // (gateway, id) -> (last poll that listed it, gone since)
     let mut listed: BTreeMap<(String, String), (u64, bool)> = BTreeMap::new();
+    // A delete the gateway refused changed nothing, so it excuses nothing.
     let deletes_sent = |id: &str| {
-        records
-            .writes
-            .iter()
-            .any(|w| w.kind == WriteKind::Delete && w.server_id.as_deref() == Some(id))
+        records.writes.iter().any(|w| {
+            w.kind == WriteKind::Delete && w.server_id.as_deref() == Some(id) && w.maybe_applied()
+        })
     };
     for poll in records.polls.iter().filter(|p| p.phase == Phase::Settling) {
         let now = poll.answered_ms;

@@ -76,7 +76,8 @@ pub(crate) struct Evidence<'a> {
     pub authorities: &'a BTreeMap<String, String>,
     /// Whether the scenario's expected error words (`error_contains`) are
     /// this system's: a live gateway of another kind words its errors its
-    /// own way, and only its statuses and tools are held to the scenario.
+    /// own way, and only its statuses and tools are held to the scenario;
+    /// nor are its errors' leading labels read as stages (`health_record`).
     pub error_words: bool,
 }
 
@@ -117,9 +118,13 @@ pub(crate) fn unknown_bound_ms(evidence: &Evidence<'_>, host: &str) -> u64 {
         + 40 * evidence.hop_ms()
 }
 
+mod api_contract;
 mod consistency;
 mod converges;
+mod definitions;
+mod deletes;
 mod expectations;
+mod health_record;
 mod hygiene;
 mod liveness;
 mod load;
@@ -129,8 +134,10 @@ mod secrets;
 mod sessions;
 mod storm;
 mod tokens;
+mod tool_calls;
+mod upstream;
 
-pub use paths::check_path_independence;
+pub use paths::{check_path_independence, check_update_merge};
 
 /// Every checker of one run, in report order.
 pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
@@ -145,5 +152,9 @@ pub(crate) fn all(evidence: &Evidence<'_>) -> Vec<Check> {
         load::check_load(evidence),
         sessions::check_sessions(evidence),
         storm::check_storm(evidence),
+        health_record::check_health_record(evidence),
+        api_contract::check_api_contract(evidence),
+        deletes::check_deletes(evidence),
+        tool_calls::check_tool_calls(evidence),
     ]
 }

@@ -1,5 +1,7 @@
 //! Path independence: the same server and upstream behaviour end the same
-//! (status and tool set) whatever path registered the server.
+//! (status and tool set) whatever path registered the server; and a create
+//! followed by an update ends as a create of what the update merged into it
+//! (update merge).
 //!
 //! Outside-in: it compares what the operator saw in two reports.
 
@@ -44,4 +46,27 @@ pub fn check_path_independence(
         ));
     }
     check("path_independence", findings)
+}
+
+/// Compares the server `name` on `host` in a run that created it and then
+/// updated it, and one that created its merged definition at once.
+pub fn check_update_merge(updated: &Report, merged: &Report, host: &str, name: &str) -> Check {
+    let mut findings = Vec::new();
+    let (left, right) = (ending(updated, host, name), ending(merged, host, name));
+    if left != right {
+        let show = |e: &Option<(Status, Vec<String>)>| match e {
+            Some((status, tools)) => format!("{status} with {} tools", tools.len()),
+            None => "not listed".to_string(),
+        };
+        let differ = match (&left, &right) {
+            (Some((a, x)), Some((b, y))) if a == b && x.len() == y.len() => ", by tool names",
+            _ => "",
+        };
+        findings.push(format!(
+            "{name} on {host} ends {} when created and then updated, but {} when created as the update left it{differ}",
+            show(&left),
+            show(&right)
+        ));
+    }
+    check("update_merge", findings)
 }

@@ -304,6 +304,8 @@ mod tests {
             },
             status: Some(200),
             outcome: McpOutcome::Answered,
+            next_cursor: None,
+            call: None,
         }
     }
 
@@ -323,6 +325,9 @@ mod tests {
                 server_id: Some("docs-id".into()),
                 error: None,
             }),
+            spec: None,
+            extra_fields: false,
+            bad_input: false,
             text: "update docs -> 200".into(),
         }
     }

@@ -31,27 +31,35 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a host's thread may take to end once it is told to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Which gateway a connection to a fake came from: the relays write the
-/// local address of each connection they open, the fakes read it to record
-/// who asked, as the simulated network tells them.
+/// Which gateway a connection to a fake came from: the relays write each
+/// connection they open, the fakes read it to record who asked, as the
+/// simulated network tells them.
+///
+/// A connection is known by both its ends (the relay's local address and
+/// the fake's): the kernel gives one local port to two live connections to
+/// different addresses, so a local address alone could name the wrong
+/// connection (a gateway's long-lived connection to a fake and one of the
+/// operator's to a gateway, say), and its removal unname the other.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct PeerBook(Arc<Mutex<BTreeMap<SocketAddr, String>>>);
+pub(crate) struct PeerBook(Arc<Mutex<BTreeMap<(SocketAddr, SocketAddr), String>>>);
 
 impl PeerBook {
-    pub fn insert(&self, address: SocketAddr, name: &str) {
-        self.lock().insert(address, name.to_string());
+    /// Names the connection from `from` to `to`.
+    pub fn insert(&self, from: SocketAddr, to: SocketAddr, name: &str) {
+        self.lock().insert((from, to), name.to_string());
     }
 
-    pub fn remove(&self, address: &SocketAddr) {
-        self.lock().remove(address);
+    pub fn remove(&self, from: SocketAddr, to: SocketAddr) {
+        self.lock().remove(&(from, to));
     }
 
-    /// The name behind an address, or the address itself.
-    pub fn name_of(&self, address: &SocketAddr) -> String {
+    /// The name behind the connection from `from` to `to`, or the address
+    /// it came from.
+    pub fn name_of(&self, from: SocketAddr, to: SocketAddr) -> String {
         self.lock()
-            .get(address)
+            .get(&(from, to))
             .cloned()
-            .unwrap_or_else(|| address.to_string())
+            .unwrap_or_else(|| from.to_string())
     }
 
     /// How many open connections are in the book.
@@ -60,7 +68,7 @@ impl PeerBook {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SocketAddr, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(SocketAddr, SocketAddr), String>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -216,11 +224,14 @@ pub(crate) async fn serve_router(
             }
         };
         let _ = stream.set_nodelay(true);
+        let Ok(to) = stream.local_addr() else {
+            continue;
+        };
         let (router, peers) = (router.clone(), peers.clone());
         // Looked up per request: a relay writes its connection into the
         // book before it forwards the first byte, not before we accept.
         let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
-            let peer = mcpsim_fakes::Peer(peers.name_of(&from));
+            let peer = mcpsim_fakes::Peer(peers.name_of(from, to));
             request.extensions_mut().insert(peer);
             router.clone().oneshot(request)
         });
@@ -228,5 +239,28 @@ pub(crate) async fn serve_router(
         tokio::task::spawn_local(async move {
             let _ = connection.await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel gives one local port to two live connections to different
+    /// addresses: each keeps its own name, and the end of one leaves the
+    /// other's.
+    #[test]
+    fn connections_sharing_a_local_port_are_told_apart_by_their_far_end() {
+        let address = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let peers = PeerBook::default();
+        let (shared, docs, gateway) = (address(40_000), address(4101), address(4200));
+        peers.insert(shared, docs, "gateway");
+        peers.insert(shared, gateway, "operator");
+        assert_eq!(peers.name_of(shared, docs), "gateway");
+        assert_eq!(peers.name_of(shared, gateway), "operator");
+        peers.remove(shared, gateway);
+        assert_eq!(peers.name_of(shared, docs), "gateway");
+        assert_eq!(peers.name_of(shared, gateway), "127.0.0.1:40000");
+        assert_eq!(peers.len(), 1);
     }
 }

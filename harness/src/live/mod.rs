@@ -328,6 +328,27 @@ fn translate(from: &dyn Dialect, to: &dyn Dialect, scenario: &mut Scenario) -> R
     // created under that name, as the gateway would merge it.
     let mut created: BTreeMap<String, Value> = BTreeMap::new();
     for (i, step) in scenario.operator.steps.iter_mut().enumerate() {
+        // A raw body and extra fields are bytes and fields of the source
+        // gateway's API; a bad input is bad by its rules, and may be a good
+        // write to another gateway. None of them is in mcpsim's words.
+        let (from_name, to_name) = (from.name(), to.name());
+        if step.raw_body.is_some() {
+            return Err(format!(
+                "operator step {i} sends a raw body in {from_name}'s own words, which cannot be carried to {to_name}"
+            ));
+        }
+        if let Some(extra) = &step.extra_fields {
+            let keys: Vec<&str> = extra.keys().map(String::as_str).collect();
+            return Err(format!(
+                "operator step {i} sets fields of {from_name}'s own API ({}), which cannot be carried to {to_name}",
+                keys.join(", ")
+            ));
+        }
+        if step.bad_input {
+            return Err(format!(
+                "operator step {i} is a bad input by {from_name}'s rules, which may be a good write to {to_name}"
+            ));
+        }
         let (native, name) = match &mut step.action {
             Action::Create { body, spec } => {
                 let Some(native) = body.take() else { continue };
@@ -934,6 +955,13 @@ fn rewrite_steps(scenario: &mut Scenario, relays: &BTreeMap<(String, String), Re
                 rewrite_def(spec, &bases);
             }
         }
+        // Extra fields may name a fake too. A raw body is sent byte for
+        // byte, as a broken client sends it: it is left as written.
+        if let Some(extra) = &mut step.extra_fields {
+            extra
+                .values_mut()
+                .for_each(|value| rewrite_urls(value, &bases));
+        }
     }
 }
 
@@ -1200,5 +1228,42 @@ mod tests {
             body["nested"],
             json!(["http://127.0.0.1:4101", "https://ws/x"])
         );
+    }
+
+    #[test]
+    fn what_only_the_source_dialect_reads_is_not_carried() {
+        use crate::builder::{GatewayHost, Step};
+        use mcpsim_sut::{ContextForge, LiteLlm, ServerDef};
+
+        let scenario = |step: Step| {
+            Scenario::builder("one write")
+                .gateway(GatewayHost::new("gateway"))
+                .step(step)
+                .build()
+                .unwrap()
+        };
+        let good = Step::create_native(json!({"server_name": "docs", "transport": "http",
+            "url": "http://docs/mcp"}));
+        let mut carried = scenario(good.clone());
+        translate(&LiteLlm, &ContextForge, &mut carried).unwrap();
+        assert!(matches!(
+            &carried.operator.steps[0].action,
+            Action::Create { spec: Some(def), body: None } if def.name == "docs"
+        ));
+        for (step, says) in [
+            (Step::create_raw("{\"server_name\": "), "sends a raw body"),
+            (
+                Step::create(ServerDef::http("docs", "http://docs/mcp"))
+                    .extra_field("alias", json!("d")),
+                "sets fields of litellm's own API (alias)",
+            ),
+            (good.bad_input(), "is a bad input by litellm's rules"),
+        ] {
+            let mut s = scenario(step);
+            let why = translate(&LiteLlm, &ContextForge, &mut s).unwrap_err();
+            assert!(why.contains(says), "{why}");
+            // The same dialect carries everything as it is.
+            translate(&LiteLlm, &LiteLlm, &mut s).unwrap();
+        }
     }
 }

@@ -16,8 +16,8 @@
 //! - a new `generation` (the fake bounced): open connections are reset.
 //!
 //! Every connection the relay opens to the fake is written in the
-//! [`PeerBook`] under the gateway's name, so that the fake records who
-//! asked. Invariants: it listens on 127.0.0.1 only and dials only the
+//! [`PeerBook`] under the gateway's name, by both its ends, so that the
+//! fake records who asked. Invariants: it listens on 127.0.0.1 only and dials only the
 //! loopback address it was given; a stalled connection holds no buffer
 //! beyond one read; nothing waits without the link's state or a peer able
 //! to end it.
@@ -193,21 +193,23 @@ async fn connection(
         Err(_) => return reset(inbound),
     };
     let _ = outbound.set_nodelay(true);
-    let local = outbound.local_addr().ok();
-    if let Some(local) = local {
-        peers.insert(local, &gateway);
+    let ends = outbound.local_addr().ok().zip(outbound.peer_addr().ok());
+    if let Some((local, remote)) = ends {
+        peers.insert(local, remote, &gateway);
     }
     let next = pump(&mut inbound, &mut outbound, &mut state, generation).await;
-    match next {
-        Next::Forward => {}
-        Next::Stall => stall(&mut inbound, Some(&mut outbound)).await,
-        Next::Reset => {
-            reset(inbound);
-            reset(outbound);
-        }
+    if let Next::Stall = next {
+        stall(&mut inbound, Some(&mut outbound)).await;
     }
-    if let Some(local) = local {
-        peers.remove(&local);
+    // Out of the book while the socket still holds its port: a connection
+    // that gets the port next is written in afresh, not unwritten by this
+    // one.
+    if let Some((local, remote)) = ends {
+        peers.remove(local, remote);
+    }
+    if let Next::Reset = next {
+        reset(inbound);
+        reset(outbound);
     }
 }
 

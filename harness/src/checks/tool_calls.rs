@@ -1,0 +1,306 @@
+//! Tool calls, judged by what the caller got and what the upstream saw of
+//! each of the operator's calls (every listed tool of every healthy server,
+//! when the scenario asks for calls):
+//!
+//! - **callable**: every listed tool of a server healthy when its tools
+//!   were read (and still at the final read) is answered as a success;
+//! - **the owner's credentials**: every request the upstream saw from the
+//!   gateway while the call was under way (the call's session, and any check
+//!   of the same server meanwhile) carries the credential of the server that
+//!   owns the tool, as the operator registered it: a token issued to that
+//!   server's client by its token server, or its static bearer, or nothing
+//!   for a server without auth; never another server's, never the caller's
+//!   own key;
+//! - **the upstream's answer reaches the caller**: when the upstream
+//!   answered the call with a result, the caller got a success carrying
+//!   each of its text blocks verbatim, and its `isError` as the upstream
+//!   set it; a success the upstream never saw is a finding too.
+//!
+//! The answer is read in MCP's own words (`isError`, text blocks), which a
+//! gateway that relays a tool result passes on, whatever its API's shape.
+//!
+//! What it does not judge: calls a fault may have broken (a fault during
+//! the call, an upstream crashed and not back, a cut link not healed), or
+//! that an upstream's configured failures or session limits may have hit;
+//! credentials of servers any write in the gateway's own shape may have
+//! defined, or whose static bearer differs from what their MCP server
+//! takes, or whose MCP server another server of the gateway shares; image,
+//! audio and resource blocks (only text is compared).
+//!
+//! Outside-in: it reads the operator's tool reads and calls, the fakes'
+//! request logs, the faults and the scenario's definitions.
+
+use std::collections::BTreeSet;
+
+use mcpsim_fakes::{CredentialSeen, McpAuth, McpRequestRecord};
+use mcpsim_sut::{ServerAuth, Status};
+use serde_json::Value;
+
+use super::{check, definitions, not_applicable, upstream, Check, Evidence};
+use crate::observe::Seen;
+use crate::operator::ToolCall;
+use crate::scenario::Verb;
+
+pub(crate) fn check_tool_calls(e: &Evidence<'_>) -> Check {
+    if !e.scenario.operator.call_tools {
+        return not_applicable("tool_calls", "the operator calls no tools");
+    }
+    let mut findings = Vec::new();
+    let mut claimed: BTreeSet<(String, usize)> = BTreeSet::new();
+    for seen in e.seen.values() {
+        if seen.deleted || !seen.serves_tools || seen.view.status != Status::Healthy {
+            continue;
+        }
+        for call in e
+            .outcome
+            .records
+            .tool_calls
+            .iter()
+            .filter(|c| c.gateway == seen.gateway && c.server_id == seen.server_id)
+        {
+            judge(e, seen, call, &mut claimed, &mut findings);
+        }
+    }
+    check("tool_calls", findings)
+}
+
+fn judge(
+    e: &Evidence<'_>,
+    seen: &Seen,
+    call: &ToolCall,
+    claimed: &mut BTreeSet<(String, usize)>,
+    findings: &mut Vec<String>,
+) {
+    let gateway = &seen.gateway;
+    let name = &seen.view.name;
+    let mcp = e.upstream_host(seen.view.url.as_deref());
+    let excused = excused(e, gateway, mcp.as_deref(), call);
+    let ok = call.answer.as_ref().is_some_and(|a| a.ok);
+    if !ok && !excused {
+        let got = match &call.answer {
+            Some(a) => format!("was answered {}", a.status),
+            None => "got no answer".to_string(),
+        };
+        findings.push(format!(
+            "{gateway}: the call of {} of healthy {name} at {} ms {got}",
+            call.tool, call.sent_ms
+        ));
+    }
+    let Some(mcp) = mcp else {
+        return;
+    };
+    let Some(log) = e.outcome.mcp_requests.get(&mcp) else {
+        return;
+    };
+    // Every request of the call's session (and of any check of the same
+    // server meanwhile) carries the owner's credential.
+    let slack = 2 * e.hop_ms();
+    if !upstream::shared_upstream(e, gateway, &seen.server_id, &mcp) {
+        let wrong = log
+            .records
+            .iter()
+            .filter(|r| {
+                r.peer.as_deref() == Some(gateway.as_str())
+                    && r.http_method == "POST"
+                    && r.received_ms + slack >= call.sent_ms
+                    && r.received_ms <= call.ended_ms + slack
+            })
+            .find_map(|r| wrong_credential(e, seen, &mcp, r));
+        if let Some(problem) = wrong {
+            findings.push(format!(
+                "{gateway}: the call of {} of {name} at {} ms reached {mcp} {problem}",
+                call.tool, call.sent_ms
+            ));
+        }
+    }
+    // The upstream's record of this call: the first not yet paired with
+    // another call, from this gateway, of this tool, while it was under way.
+    let seen_call = log.records.iter().enumerate().find(|(i, r)| {
+        !claimed.contains(&(mcp.clone(), *i))
+            && r.peer.as_deref() == Some(gateway.as_str())
+            && r.call.as_ref().is_some_and(|c| c.tool == call.upstream)
+            && r.received_ms + slack >= call.sent_ms
+            && r.received_ms <= call.ended_ms + slack
+    });
+    let Some((index, record)) = seen_call else {
+        if ok && !excused {
+            findings.push(format!(
+                "{gateway}: the call of {} of {name} at {} ms was answered as a success, but {mcp} never saw it",
+                call.tool, call.sent_ms
+            ));
+        }
+        return;
+    };
+    claimed.insert((mcp.clone(), index));
+    let Some(upstream) = &record.call else {
+        return;
+    };
+    let Some(is_error) = upstream.is_error else {
+        return;
+    };
+    let Some(body) = call.body.as_ref().filter(|_| ok) else {
+        if !excused {
+            findings.push(format!(
+                "{gateway}: {mcp} answered the call of {} of {name} at {} ms, but the caller {}",
+                call.tool,
+                call.sent_ms,
+                match &call.answer {
+                    Some(a) => format!("was answered {}", a.status),
+                    None => "got no answer".to_string(),
+                }
+            ));
+        }
+        return;
+    };
+    let mut strings = Vec::new();
+    strings_in(body, &mut strings);
+    let missing = upstream
+        .texts
+        .iter()
+        .filter(|t| !strings.contains(&t.as_str()))
+        .count();
+    if missing > 0 {
+        findings.push(format!(
+            "{gateway}: the answer to the call of {} of {name} lacks {missing} of the {} text blocks {mcp} answered",
+            call.tool,
+            upstream.texts.len()
+        ));
+    }
+    let flagged = flag_in(body).unwrap_or(false);
+    if flagged != is_error {
+        findings.push(format!(
+            "{gateway}: {mcp} answered the call of {} of {name} with isError {is_error}, the caller got isError {flagged}",
+            call.tool
+        ));
+    }
+}
+
+/// What is wrong with the credential an upstream saw on a call, judged
+/// against the registered definition of the server that owns the tool.
+fn wrong_credential(
+    e: &Evidence<'_>,
+    seen: &Seen,
+    mcp: &str,
+    record: &McpRequestRecord,
+) -> Option<String> {
+    let def = definitions::definition(e, &seen.gateway, &seen.server_id, &seen.view.name)?;
+    let fake = e.scenario.mcp_servers.iter().find(|m| m.host == mcp)?;
+    let got = &record.credential;
+    let describe = |c: &CredentialSeen| match c {
+        CredentialSeen::None => "no credential".to_string(),
+        CredentialSeen::Static => "its static bearer".to_string(),
+        CredentialSeen::Issued { token } => {
+            format!(
+                "a token of client {} from {}",
+                token.client_id, token.issuer
+            )
+        }
+        CredentialSeen::Other => "a bearer it was not given".to_string(),
+    };
+    match &def.auth {
+        ServerAuth::None => (got != &CredentialSeen::None)
+            .then(|| format!("with {}, though it has no credentials", describe(got))),
+        ServerAuth::Bearer { token } => match &fake.config.auth {
+            McpAuth::Bearer { token: takes } if takes == token => (got != &CredentialSeen::Static)
+                .then(|| format!("with {}, not its own static bearer", describe(got))),
+            _ => None,
+        },
+        ServerAuth::ClientCredentials {
+            client_id,
+            token_url,
+            ..
+        } => {
+            let issuer = e
+                .upstream_host(Some(token_url))
+                .and_then(|h| e.scenario.token_servers.iter().find(|t| t.host == h))
+                .map(|t| t.config.issuer.as_str());
+            let own = matches!(got, CredentialSeen::Issued { token }
+                if &token.client_id == client_id && issuer.is_none_or(|i| i == token.issuer));
+            (!own).then(|| {
+                format!(
+                    "with {}, not a token of its own client {client_id}",
+                    describe(got)
+                )
+            })
+        }
+    }
+}
+
+/// Whether a failed call may be a fault's doing, or an upstream's
+/// configured failure's, rather than the gateway's.
+fn excused(e: &Evidence<'_>, gateway: &str, mcp: Option<&str>, call: &ToolCall) -> bool {
+    let Some(mcp) = mcp else {
+        return true;
+    };
+    let mut hosts: Vec<&str> = vec![mcp];
+    hosts.extend(e.scenario.token_servers.iter().map(|t| t.host.as_str()));
+    let touches = |verb: &Verb| {
+        verb.hosts()
+            .iter()
+            .any(|h| hosts.contains(h) || *h == gateway)
+    };
+    // A fault during the call, or one before it that left a host down or a
+    // link cut.
+    let faulted = e
+        .scenario
+        .faults
+        .iter()
+        .filter(|f| f.at_ms <= call.ended_ms && touches(&f.verb))
+        .any(|f| {
+            f.at_ms >= call.sent_ms || match &f.verb {
+                Verb::Crash { host } => !e.scenario.faults.iter().any(|g| {
+                    matches!(&g.verb, Verb::Bounce { host: h } if h == host)
+                        && g.at_ms > f.at_ms
+                        && g.at_ms <= call.sent_ms
+                }),
+                Verb::Partition { a, b } | Verb::Hold { a, b } => {
+                    !e.scenario.faults.iter().any(|g| {
+                        matches!(&g.verb, Verb::Repair { a: x, b: y } | Verb::Release { a: x, b: y }
+                                if (x == a && y == b) || (x == b && y == a))
+                            && g.at_ms > f.at_ms
+                            && g.at_ms <= call.sent_ms
+                    })
+                }
+                _ => false,
+            }
+        });
+    let fake = e.scenario.mcp_servers.iter().find(|m| m.host == mcp);
+    let configured = fake.is_some_and(|m| {
+        let c = &m.config;
+        !m.listening
+            || c.session_ttl_ms.is_some()
+            || c.session_max_requests.is_some_and(|n| n < 3)
+            || c.failures.iter().any(|r| {
+                matches!(
+                    r.method.as_str(),
+                    "*" | "initialize" | "notifications/initialized" | "tools/call"
+                )
+            })
+    }) || e
+        .scenario
+        .token_servers
+        .iter()
+        .any(|t| !t.listening || t.config.failures.iter().any(|r| r.count.is_none()));
+    faulted || configured
+}
+
+fn strings_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
+        _ => {}
+    }
+}
+
+/// The first `isError` flag in an answer, depth first.
+fn flag_in(value: &Value) -> Option<bool> {
+    match value {
+        Value::Object(map) => map
+            .get("isError")
+            .and_then(Value::as_bool)
+            .or_else(|| map.values().find_map(flag_in)),
+        Value::Array(items) => items.iter().find_map(flag_in),
+        _ => None,
+    }
+}
