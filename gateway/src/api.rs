@@ -143,9 +143,8 @@ async fn call_tool(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, CallError> {
-    let caller_authorization = headers.get(axum::http::header::AUTHORIZATION).cloned();
     registry
-        .call_tool(&body, caller_authorization)
+        .call_tool(&body, &headers)
         .await
         .map(Json)
         .map_err(CallError)

@@ -76,6 +76,36 @@ defects! {
     StoreOutageDropsServers, "store-outage-drops-servers",
         "a data plane whose store read fails drops every server it learned from the store",
         "LiteLLM issues 12359, 15061, 22325 (database sync of the data plane)";
+    MissingCredentialsFailOpen, "missing-credentials-fail-open",
+        "a registration whose auth type needs credentials but carries none (an update that \
+         sets credentials to null) is taken as no authentication, so the upstream is called \
+         with no Authorization",
+        "LiteLLM PR 41364 (fail closed on missing upstream credentials)";
+    UnstatedExpiryKeptAnHour, "unstated-expiry-kept-an-hour",
+        "a token answer without expires_in is kept for an hour, whatever lifetime the gateway \
+         was told such tokens have, so a short-lived token is presented long after it died",
+        "LiteLLM PR 32259";
+    ExpiryKeptRelative, "expiry-kept-relative",
+        "a cached token's expiry is counted from its last use, not from when it was issued, \
+         so a token in steady use is never refreshed",
+        "mcp2cli PR 51; mcp-mux PR 33 (expiry stored as a relative expires_in)";
+    ForwardsClientProtocolVersion, "forwards-client-protocol-version",
+        "the caller's own MCP-Protocol-Version header is passed on to the upstream, beside \
+         the version the gateway's session negotiated, so a strict upstream refuses the call",
+        "agentgateway issue 2980";
+    PrefixOnlyWithTwoUpstreams, "prefix-only-with-two-upstreams",
+        "tool names carry the server's prefix only while two or more servers are registered; \
+         with one, the bare upstream names are listed and called, and every name changes when \
+         a second server arrives",
+        "agentgateway issue 495";
+    DashSplitAmbiguous, "dash-split-ambiguous",
+        "a prefixed tool name is split at its last '-', so a tool whose own name has a '-' \
+         is routed to no server (or the wrong one)",
+        "LiteLLM issue 15725";
+    SanitizedNamesCollide, "sanitized-names-collide",
+        "tool names are sanitized to [A-Za-z0-9_-] and duplicates dropped, so two upstream \
+         tools that differ only in '.' and '_' become one, the first listed winning",
+        "craft-agents-oss issue 1002";
 }
 
 impl Defect {

@@ -254,6 +254,10 @@ struct Fields {
     /// Only an explicit `oauth2_flow` enables client credentials (the
     /// `rest-drops-oauth2-flow` defect; never set by the reference).
     explicit_flow_only: bool,
+    /// An auth type given no credentials at all means no authentication
+    /// (the `missing-credentials-fail-open` defect; never set by the
+    /// reference).
+    fail_open: bool,
 }
 
 /// Parses a REST body: JSON errors name the path and the kind of mistake.
@@ -337,6 +341,7 @@ pub(crate) fn from_rest_with(
         command: body.command.clone(),
         credential_prefix: "credentials.",
         explicit_flow_only: drops_flow,
+        fail_open: defects.has(Defect::MissingCredentialsFailOpen),
     };
     let id = match &body.server_id {
         Some(id) => {
@@ -399,6 +404,7 @@ pub fn from_config(
         command: entry.command.clone(),
         credential_prefix: "",
         explicit_flow_only: false,
+        fail_open: false,
     };
     let id = config_server_id(
         name,
@@ -567,6 +573,21 @@ fn normalise_auth(f: &Fields) -> Result<Auth, SpecError> {
         && flow.is_none()
         && matches!(f.auth_type.as_deref(), None | Some("none") | Some("oauth2"))
     {
+        return Ok(Auth::None);
+    }
+    // Defect missing-credentials-fail-open: an auth type that needs
+    // credentials, given none at all (an update that set `credentials` to
+    // null), is taken as no authentication instead of refused, and the
+    // upstream is called with no Authorization (LiteLLM PR 41364 made it
+    // fail closed).
+    let no_credentials =
+        f.auth_value.is_none() && f.client_id.is_none() && f.client_secret.is_none();
+    let needs_credentials = match f.auth_type.as_deref() {
+        Some("bearer_token" | "token" | "basic" | "authorization" | "api_key") => true,
+        Some("oauth2") => flow == Some(true) || (flow.is_none() && f.token_url.is_some()),
+        _ => false,
+    };
+    if f.fail_open && no_credentials && needs_credentials {
         return Ok(Auth::None);
     }
     let cc_fields = [

@@ -43,13 +43,33 @@ pub struct TokenPolicy {
     pub ttl_floor: Duration,
     pub default_ttl: Duration,
     pub client_auth: ClientAuthMethod,
+    /// Known defects of the cache; all off in the reference.
+    pub quirks: TokenQuirks,
 }
+
+/// The token cache's switchable known defects, set by the registry from
+/// [`crate::Defects`]; [`TokenQuirks::default`] is the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenQuirks {
+    /// A token without `expires_in` is kept an hour, whatever
+    /// [`TokenPolicy::default_ttl`] says.
+    pub unstated_kept_an_hour: bool,
+    /// A cached token's expiry is counted from its last use.
+    pub expiry_from_last_use: bool,
+}
+
+/// What LiteLLM keeps a token without `expires_in` for.
+const AN_HOUR: Duration = Duration::from_secs(3_600);
 
 impl TokenPolicy {
     /// How long a token with this `expires_in` is served from the cache.
     pub fn ttl(&self, expires_in: Option<Duration>) -> Duration {
         match expires_in {
             Some(e) => e.saturating_sub(self.expiry_skew).max(self.ttl_floor),
+            // Defect unstated-expiry-kept-an-hour: an answer without
+            // `expires_in` is cached for LiteLLM's hour, the configured
+            // default ignored (LiteLLM PR 32259).
+            None if self.quirks.unstated_kept_an_hour => AN_HOUR,
             None => self.default_ttl,
         }
     }
@@ -142,6 +162,8 @@ struct Cached {
     fingerprint: String,
     access_token: Secret,
     expires_at: Duration,
+    /// How long it is kept, counted from when it was had.
+    ttl: Duration,
 }
 
 /// Per-server token cache.
@@ -167,8 +189,14 @@ impl TokenCache {
     pub async fn get(&self, request: &TokenRequest) -> Result<Token, TokenError> {
         let fingerprint = request.fingerprint();
         let now = self.clock.now_unix();
-        if let Some(cached) = self.lock().get(&request.server_id) {
+        if let Some(cached) = self.lock().get_mut(&request.server_id) {
             if cached.fingerprint == fingerprint && now < cached.expires_at {
+                // Defect expiry-kept-relative: the expiry is kept as a
+                // lifetime counted from the last use, so a token in steady
+                // use never expires here (mcp2cli PR 51, mcp-mux PR 33).
+                if self.policy.quirks.expiry_from_last_use {
+                    cached.expires_at = now + cached.ttl;
+                }
                 return Ok(Token {
                     access_token: cached.access_token.clone(),
                     fetched: false,
@@ -176,13 +204,15 @@ impl TokenCache {
             }
         }
         let (access_token, expires_in) = self.fetch(request).await?;
-        let expires_at = self.clock.now_unix() + self.policy.ttl(expires_in);
+        let ttl = self.policy.ttl(expires_in);
+        let expires_at = self.clock.now_unix() + ttl;
         self.lock().insert(
             request.server_id.clone(),
             Cached {
                 fingerprint,
                 access_token: access_token.clone(),
                 expires_at,
+                ttl,
             },
         );
         Ok(Token {
@@ -328,6 +358,7 @@ mod tests {
             ttl_floor: Duration::from_secs(10),
             default_ttl: Duration::from_secs(3600),
             client_auth: ClientAuthMethod::RequestBody,
+            quirks: TokenQuirks::default(),
         }
     }
 

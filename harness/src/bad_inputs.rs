@@ -15,7 +15,9 @@
 //! Invariant: every flaw makes the body invalid whatever the gateway
 //! merges it with. An update's flaw is one of a type or a value, never a
 //! missing or contradicting field, which an update merged into a stored
-//! server may well fill in.
+//! server may well fill in; or a field set to `null` beside one that needs
+//! it, which LiteLLM's PUT takes as clearing the field, so that nothing
+//! stored can fill it in.
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -67,6 +69,10 @@ pub enum Flaw {
     BadHeaderValue,
     /// An id with a `/`, which cannot name it in a path.
     SlashedId,
+    /// `credentials: null` beside an `auth_type` that needs them
+    /// (`bearer_token`): the credentials cleared while the auth type still
+    /// asks for them, as an update that takes a server's credentials away.
+    CredentialsNull,
     /// Fields left out, or contradicting each other (creates only).
     MissingName,
     MissingUrl,
@@ -77,7 +83,7 @@ pub enum Flaw {
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 39] = [
+    pub const ALL: [Flaw; 40] = [
         Flaw::TruncatedJson,
         Flaw::NotJson,
         Flaw::EmptyBody,
@@ -111,6 +117,7 @@ impl Flaw {
         Flaw::BadHeaderName,
         Flaw::BadHeaderValue,
         Flaw::SlashedId,
+        Flaw::CredentialsNull,
         Flaw::MissingName,
         Flaw::MissingUrl,
         Flaw::BearerWithoutValue,
@@ -228,6 +235,10 @@ pub fn body(input: BadInput, k: usize, base: &Value) -> BadBody {
         Flaw::BadHeaderName => set("static_headers", json!({"bad header": "v"})),
         Flaw::BadHeaderValue => set("static_headers", json!({"x-mcpsim": "line\nbreak"})),
         Flaw::SlashedId => set("server_id", json!(format!("bad/{k}"))),
+        Flaw::CredentialsNull => {
+            set("auth_type", json!("bearer_token"));
+            set("credentials", Value::Null);
+        }
         Flaw::MissingName => {
             object.remove("server_name");
         }

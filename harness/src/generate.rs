@@ -214,7 +214,10 @@ pub enum Quirk {
     StuckCursor,
     /// The tool set grows at a stated instant.
     ToolsChange,
-    /// Tokens that state no `expires_in` and live one second.
+    /// Tokens that state no `expires_in` and live three seconds; the
+    /// gateway is told to keep such tokens one second, as an operator who
+    /// knows no better than "short" would, and the operator polls past the
+    /// first token's death ([`SHORT_TOKEN_RUN_MS`]).
     ShortUnstatedToken,
     /// A token endpoint that accepts HTTP Basic only.
     BasicOnlyToken,
@@ -239,6 +242,10 @@ pub enum Quirk {
     OldRevision,
     /// A session DELETE that never answers.
     DeleteHangs,
+    /// Tool names that MCP's rules allow (`[A-Za-z0-9_.-]`) and a gateway
+    /// must keep apart: a `-` inside a name (`get-data`), and two names
+    /// that differ only in `.` and `_` (`pat.batch`, `pat_batch`).
+    AwkwardNames,
 }
 
 /// A hostile answer to a listing.
@@ -527,6 +534,15 @@ const HORIZON_TOKEN_REUSE: TokenReuse = TokenReuse {
     min_reuse_ms: 1_000,
     unstated_lifetime_ms: 2_000,
 };
+/// How long the tokens of `ShortUnstatedToken` live, stating no
+/// `expires_in`, and how long the gateway is told to keep such tokens:
+/// apart by more than one exchange's budget, so that a token kept longer
+/// than told is presented while it still works.
+const SHORT_TOKEN_LIFETIME_S: u64 = 3;
+const SHORT_TOKEN_KEPT_MS: u64 = 1_000;
+/// The operator polls a `ShortUnstatedToken` case at least this long: past
+/// the death of the first token.
+const SHORT_TOKEN_RUN_MS: u64 = 3_500;
 /// The operator polls this often in generated cases.
 const POLL_INTERVAL_MS: u64 = 200;
 /// The operator's steps are sent by 200 ms (a `rewrite` update of a
@@ -626,6 +642,7 @@ fn quirk_strategy() -> impl Strategy<Value = Quirk> {
         Quirk::Stateless,
         Quirk::OldRevision,
         Quirk::DeleteHangs,
+        Quirk::AwkwardNames,
     ])
 }
 
@@ -848,11 +865,18 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
 
 /// `tool_000`, `tool_001`, ... with the behaviours a gateway must pass on:
 /// plain text, a tool execution error (`isError`), structured content, and
-/// a tool that requires arguments of its input schema.
-fn tools(count: usize) -> Vec<ToolSpec> {
+/// a tool that requires arguments of its input schema. With `awkward`,
+/// the first three are named `get-data`, `pat.batch` and `pat_batch`
+/// instead (see [`Quirk::AwkwardNames`]).
+fn tools(count: usize, awkward: bool) -> Vec<ToolSpec> {
+    const AWKWARD: [&str; 3] = ["get-data", "pat.batch", "pat_batch"];
     (0..count)
         .map(|i| {
-            let tool = ToolSpec::named(format!("tool_{i:03}"));
+            let name = match AWKWARD.get(i) {
+                Some(name) if awkward => name.to_string(),
+                _ => format!("tool_{i:03}"),
+            };
+            let tool = ToolSpec::named(name.clone());
             match i % 4 {
                 1 => ToolSpec {
                     input_schema: json!({"type": "object", "required": ["query", "limit"],
@@ -861,7 +885,7 @@ fn tools(count: usize) -> Vec<ToolSpec> {
                     ..tool
                 },
                 2 => tool.behaviour(ToolBehaviour::Error {
-                    text: format!("tool_{i:03} refused: over quota"),
+                    text: format!("{name} refused: over quota"),
                 }),
                 3 => tool.behaviour(ToolBehaviour::Structured {
                     value: json!({"tool": i, "ok": true}),
@@ -973,12 +997,21 @@ impl Plan {
         self.swarm.horizon.then_some(self.faults.horizon)
     }
 
-    /// How the gateway is asked to keep tokens.
+    /// How the gateway is asked to keep tokens: tokens that state no
+    /// lifetime shorter than those of `ShortUnstatedToken` live.
     fn token_reuse(&self) -> TokenReuse {
-        if self.swarm.horizon {
+        let reuse = if self.swarm.horizon {
             HORIZON_TOKEN_REUSE
         } else {
             TokenReuse::default()
+        };
+        if self.quirk() == Some(Quirk::ShortUnstatedToken) {
+            TokenReuse {
+                unstated_lifetime_ms: SHORT_TOKEN_KEPT_MS,
+                ..reuse
+            }
+        } else {
+            reuse
         }
     }
 
@@ -1774,7 +1807,7 @@ impl Plan {
         steps.extend(self.bad_steps(target));
 
         let mut mcp = McpServerConfig {
-            tools: tools(self.tool_count),
+            tools: tools(self.tool_count, self.quirk() == Some(Quirk::AwkwardNames)),
             page_size: self.page_size,
             reply: if self.sse {
                 ReplyMode::Sse
@@ -1901,7 +1934,7 @@ impl Plan {
                 match self.quirk() {
                     Some(Quirk::ShortUnstatedToken) => {
                         config.expires_in_s = None;
-                        config.lifetime_s = Some(1);
+                        config.lifetime_s = Some(SHORT_TOKEN_LIFETIME_S);
                     }
                     Some(Quirk::BasicOnlyToken) => {
                         config.client_auth = AcceptedClientAuth::BasicOnly
@@ -1968,6 +2001,9 @@ impl Plan {
         let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
         if let Some(horizon) = self.horizon() {
             poll_until_ms = poll_until_ms.max(horizon.run_ms);
+        }
+        if self.quirk() == Some(Quirk::ShortUnstatedToken) && self.client_credentials() {
+            poll_until_ms = poll_until_ms.max(SHORT_TOKEN_RUN_MS);
         }
         if self.path == RegistrationPath::RestThenUpdate && self.split() {
             // The data plane learns of the update at its next sync, and

@@ -29,9 +29,12 @@ pub(crate) struct Seen {
     /// The last poll that listed it.
     pub last_listed_ms: u64,
     pub tools: Vec<ToolView>,
+    /// Why the last read of its tools could not be read in the gateway's
+    /// dialect (no answer, an error status, a name the dialect refuses).
+    pub tools_unreadable: Option<String>,
     /// Whether its tools were read and can be judged: false on a host that
-    /// serves no MCP traffic, and when the status changed while they were
-    /// read.
+    /// serves no MCP traffic, and when the status or the alias changed
+    /// while they were read.
     pub serves_tools: bool,
 }
 
@@ -54,6 +57,7 @@ pub(crate) fn seen(records: &Records) -> BTreeMap<(String, String), Seen> {
                 deleted: false,
                 last_listed_ms: now,
                 tools: Vec::new(),
+                tools_unreadable: None,
                 serves_tools: false,
             });
             if row.status != Status::Unknown && entry.settled_ms.is_none() {
@@ -72,20 +76,25 @@ pub(crate) fn seen(records: &Records) -> BTreeMap<(String, String), Seen> {
     for read in &records.tool_reads {
         if let Some(entry) = seen.get_mut(&(read.gateway.clone(), read.server_id.clone())) {
             entry.serves_tools = true;
-            if let Ok(tools) = &read.tools {
-                entry.tools = tools.clone();
+            match &read.tools {
+                Ok(tools) => {
+                    entry.tools = tools.clone();
+                    entry.tools_unreadable = None;
+                }
+                Err(why) => entry.tools_unreadable = Some(why.clone()),
             }
         }
     }
     // A status that changed while the tools were read makes that reading
-    // unfit to judge against the status.
+    // unfit to judge against the status, and an alias that changed (the
+    // prefix of every tool name) unfit to read.
     for poll in records.polls.iter().filter(|p| p.phase == Phase::Final) {
         let Ok(rows) = &poll.servers else {
             continue;
         };
         for row in rows {
             if let Some(entry) = seen.get_mut(&(poll.gateway.clone(), row.server_id.clone())) {
-                if entry.view.status != row.status {
+                if entry.view.status != row.status || entry.view.alias != row.alias {
                     entry.serves_tools = false;
                 }
             }

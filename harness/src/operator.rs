@@ -7,8 +7,9 @@
 //! until every server has left `unknown` after the last fault, or the
 //! deadline), [`Operator::read_tools`] (and, when asked, a call of every
 //! listed tool of each healthy server, with arguments its input schema
-//! takes), and [`Operator::read_again`] (one more list, so that a status
-//! that changed while tools were read is not judged against them).
+//! takes and the `MCP-Protocol-Version` an MCP client sends), and
+//! [`Operator::read_again`] (one more list, so that a status that changed
+//! while tools were read is not judged against them).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,13 @@ use crate::trace::{Trace, TracingClient, What};
 
 /// How long the operator waits for one answer from a gateway.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The MCP revision the operator says it speaks when it calls a tool, as
+/// an MCP client sends `MCP-Protocol-Version` with every request after
+/// `initialize`. It is the client's own business with the gateway: an
+/// older revision than the fakes prefer, so that a gateway that passes it
+/// on to an upstream, whose session agreed on another, shows.
+const CALLER_PROTOCOL_VERSION: &str = "2025-06-18";
 
 /// What kind of write a step was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,15 +221,17 @@ impl Operator<'_> {
         patience: Duration,
     ) -> Option<(u16, Value)> {
         let body = request.body.as_ref().map(|b| b.to_string().into_bytes());
-        self.call_bytes(gateway, request, body, patience).await
+        self.call_bytes(gateway, request, body, &[], patience).await
     }
 
     /// [`Operator::call`] with the body given as bytes, sent as they are.
+    /// `extra` are headers beyond the content type and the operator's key.
     async fn call_bytes(
         &self,
         gateway: &str,
         request: &ApiRequest,
         body: Option<Vec<u8>>,
+        extra: &[(&str, &str)],
         patience: Duration,
     ) -> Option<(u16, Value)> {
         loop {
@@ -234,6 +244,9 @@ impl Operator<'_> {
             if let Some(key) = &self.scenario.operator.api_key {
                 let (name, value) = self.dialect.authorization(key);
                 builder = builder.header(name, value);
+            }
+            for (name, value) in extra {
+                builder = builder.header(*name, *value);
             }
             let built = builder.body(body.clone().unwrap_or_default()).ok()?;
             // An open connection across a partition hangs: give up on it
@@ -369,7 +382,10 @@ impl Operator<'_> {
         // been looked up: the lookup's own poll comes before the write.
         let sent_ms = self.now_ms();
         let result = match &request {
-            Some(request) => self.call_bytes(&gateway, request, body, patience).await,
+            Some(request) => {
+                self.call_bytes(&gateway, request, body, &[], patience)
+                    .await
+            }
             None => None,
         };
         let answered_ms = result.is_some().then(|| self.now_ms());
@@ -568,7 +584,11 @@ impl Operator<'_> {
         let arguments = self.arguments_for(&seen.view, tool);
         let request = self.dialect.call_tool(&seen.view, tool, &arguments);
         let sent_ms = self.now_ms();
-        let result = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
+        let body = request.body.as_ref().map(|b| b.to_string().into_bytes());
+        let version = [("mcp-protocol-version", CALLER_PROTOCOL_VERSION)];
+        let result = self
+            .call_bytes(&seen.gateway, &request, body, &version, CALL_TIMEOUT)
+            .await;
         let answer = result.as_ref().map(|(status, body)| {
             self.dialect.read_call(ApiAnswer {
                 status: *status,

@@ -239,6 +239,7 @@ impl Registry {
         let exchange = Exchange {
             attempt: Some(attempt),
             caller_authorization: None,
+            caller_protocol_version: None,
         };
         match self.exchange(spec, exchange, &List).await {
             Ok(tools) => Outcome::Healthy(tools),

@@ -36,7 +36,7 @@ use crate::defects::Defect;
 use crate::mcp_client::Tool;
 use crate::spec::{ServerSpec, Source, SpecError};
 use crate::store::StoreError;
-use crate::token::{TokenCache, TokenPolicy};
+use crate::token::{TokenCache, TokenPolicy, TokenQuirks};
 use crate::{AttemptReason, CancelReason, Deps, GatewayEvent, GatewaySettings, Status};
 
 /// An API refusal: status and a secret-free message.
@@ -125,6 +125,10 @@ impl Registry {
             ttl_floor: Duration::from_secs(settings.token_ttl_floor_s),
             default_ttl: Duration::from_secs(settings.token_default_ttl_s),
             client_auth: settings.token_client_auth,
+            quirks: TokenQuirks {
+                unstated_kept_an_hour: settings.defects.has(Defect::UnstatedExpiryKeptAnHour),
+                expiry_from_last_use: settings.defects.has(Defect::ExpiryKeptRelative),
+            },
         };
         Registry {
             tokens: TokenCache::new(deps.http.clone(), deps.clock.clone(), policy),

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -21,13 +21,14 @@ use crate::store::{encode_row, StoreError};
 use crate::AttemptReason;
 
 impl Registry {
-    /// Calls one tool, `<alias>-<tool>`, with the server's own credentials,
-    /// on behalf of a caller; `caller_authorization` is the caller's own
-    /// `Authorization` header, which the reference never forwards.
+    /// Calls one tool, `<alias>-<tool>`, with the server's own credentials
+    /// and its own session, on behalf of a caller; `caller` holds the
+    /// caller's own headers (its `Authorization`, its
+    /// `MCP-Protocol-Version`), which the reference never forwards.
     pub async fn call_tool(
         &self,
         body: &[u8],
-        caller_authorization: Option<HeaderValue>,
+        caller: &http::HeaderMap,
     ) -> Result<Value, ApiError> {
         let request: Value = serde_json::from_slice(body).map_err(|e| {
             ApiError::new(
@@ -52,20 +53,41 @@ impl Registry {
             }
         };
         let unknown = || ApiError::new(StatusCode::NOT_FOUND, format!("no tool named {name}"));
-        // An alias has no '-', so the first one ends it.
-        let (alias, tool) = name.split_once('-').ok_or_else(unknown)?;
-        let spec = {
+        let (spec, tool) = {
             let state = self.lock();
-            state
-                .servers
-                .values()
-                .find(|e| e.spec.alias == alias)
-                .map(|e| e.spec.clone())
+            // Defect prefix-only-with-two-upstreams: while one server is
+            // registered its tools go by their bare names, so a name is
+            // that server's tool as it stands (agentgateway issue 495).
+            let bare = self.has(Defect::PrefixOnlyWithTwoUpstreams) && state.servers.len() == 1;
+            // An alias has no '-', so the first one ends it; a tool's own
+            // name may have any number.
+            // Defect dash-split-ambiguous: the name is split at its last
+            // '-', so `docs-get-data` asks for the alias `docs-get`
+            // (LiteLLM issue 15725).
+            let split = if bare {
+                None
+            } else if self.has(Defect::DashSplitAmbiguous) {
+                name.rsplit_once('-')
+            } else {
+                name.split_once('-')
+            };
+            let found = match split {
+                None if bare => state.servers.values().next().map(|e| (e, name)),
+                None => None,
+                Some((alias, tool)) => state
+                    .servers
+                    .values()
+                    .find(|e| e.spec.alias == alias)
+                    .map(|e| (e, tool)),
+            };
+            found
+                .map(|(e, tool)| (e.spec.clone(), tool))
                 .ok_or_else(unknown)?
         };
         let exchange = Exchange {
             attempt: None,
-            caller_authorization: caller_authorization.as_ref(),
+            caller_authorization: caller.get(http::header::AUTHORIZATION),
+            caller_protocol_version: caller.get("mcp-protocol-version"),
         };
         let call = Call {
             tool,

@@ -79,6 +79,10 @@ pub(super) struct Exchange<'a> {
     /// The caller's own `Authorization` (a tool call), which the reference
     /// never forwards.
     pub caller_authorization: Option<&'a HeaderValue>,
+    /// The caller's own `MCP-Protocol-Version` (a tool call): the revision
+    /// it speaks with the gateway, not the one the gateway's session with
+    /// the upstream agrees on, so the reference never forwards it either.
+    pub caller_protocol_version: Option<&'a HeaderValue>,
 }
 
 /// Why an exchange ended without a result. Every message is secret-free.
@@ -178,6 +182,18 @@ impl Registry {
                 value.set_sensitive(true);
                 headers.retain(|(n, _)| n != http::header::AUTHORIZATION);
                 headers.push((http::header::AUTHORIZATION, value));
+            }
+            // Defect forwards-client-protocol-version: the caller's
+            // `MCP-Protocol-Version` is passed through with the other
+            // headers, ahead of the one the session negotiated, so an
+            // upstream reads the caller's revision (agentgateway issue 2980).
+            if let Some(value) = exchange
+                .caller_protocol_version
+                .filter(|_| self.has(Defect::ForwardsClientProtocolVersion))
+            {
+                let name = HeaderName::from_static("mcp-protocol-version");
+                headers.retain(|(n, _)| n != name);
+                headers.push((name, value.clone()));
             }
             let request = ListRequest {
                 url: &url,

@@ -2,13 +2,14 @@
 //!
 //! Invariant: no view carries a secret; credentials show `[REDACTED]`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{ApiError, Entry, Registry};
 use crate::clock::rfc3339;
+use crate::defects::Defect;
 use crate::spec::{Auth, REDACTED};
 
 impl Registry {
@@ -53,14 +54,36 @@ impl Registry {
                 ));
             }
         }
+        // Defect prefix-only-with-two-upstreams: while one server is
+        // registered its tools are listed by their bare names; the prefix
+        // appears once a second server does (agentgateway issue 495).
+        let bare = self.has(Defect::PrefixOnlyWithTwoUpstreams) && state.servers.len() == 1;
+        // Defect sanitized-names-collide: names are forced into
+        // `[A-Za-z0-9_-]`, and a name met again is dropped, so of
+        // `pat.batch` and `pat_batch` the first listed wins
+        // (craft-agents-oss issue 1002).
+        let sanitize = self.has(Defect::SanitizedNamesCollide);
         let mut out = Vec::new();
         for entry in state.servers.values() {
             if server_id.is_some_and(|id| id != entry.spec.id) {
                 continue;
             }
+            let mut names = BTreeSet::new();
             for tool in &entry.health.tools {
+                let name = if sanitize {
+                    sanitized(&tool.name)
+                } else {
+                    tool.name.clone()
+                };
+                if sanitize && !names.insert(name.clone()) {
+                    continue;
+                }
                 let mut value = serde_json::to_value(tool).unwrap_or(Value::Null);
-                value["name"] = json!(format!("{}-{}", entry.spec.alias, tool.name));
+                value["name"] = if bare {
+                    json!(name)
+                } else {
+                    json!(format!("{}-{name}", entry.spec.alias))
+                };
                 value["mcp_info"] =
                     json!({"server_name": entry.spec.name, "server_id": entry.spec.id});
                 out.push(value);
@@ -68,6 +91,21 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// A tool name with every character outside `[A-Za-z0-9_-]` made `_`
+/// (the `sanitized-names-collide` defect only: MCP allows `.` as well, and
+/// the reference keeps names as the upstream gave them).
+fn sanitized(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn render_row(entry: &Entry) -> Value {

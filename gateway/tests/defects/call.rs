@@ -217,3 +217,165 @@ async fn forwards_caller_authorization() {
         assert_eq!(status, 200);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn forwards_client_protocol_version() {
+    for on in [false, true] {
+        let world = World::with(&[("db", Mcp::default())]);
+        let defects = switched(on, Defect::ForwardsClientProtocolVersion);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", open_body("d1", "db"))
+            .await;
+        pass(1_000).await;
+        // The caller speaks an older revision than the session agreed on
+        // (the mock answers 2025-06-18).
+        let (status, text) = rig
+            .call_with(
+                "POST",
+                "/mcp-rest/tools/call",
+                call_body("d1-tool0"),
+                &[("mcp-protocol-version", "2025-03-26")],
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let versions = world.versions.lock().unwrap().clone();
+        let call = versions
+            .iter()
+            .find(|(_, method, _)| method == "tools/call")
+            .unwrap();
+        let read = if on { "2025-03-26" } else { "2025-06-18" };
+        assert_eq!(call.2.as_deref(), Some(read), "{versions:?}");
+        // Discovery has no caller: its session's version, either way.
+        assert!(versions
+            .iter()
+            .filter(|(_, method, _)| method == "tools/list")
+            .all(|(_, _, v)| v.as_deref() == Some("2025-06-18")));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dash_split_ambiguous() {
+    for on in [false, true] {
+        let names = ["get-data", "search"].map(String::from).to_vec();
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                names,
+                ..Mcp::default()
+            },
+        )]);
+        let defects = switched(on, Defect::DashSplitAmbiguous);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", open_body("d1", "db"))
+            .await;
+        pass(1_000).await;
+        assert_eq!(
+            rig.tool_names(Some("d1")).await,
+            ["d1-get-data", "d1-search"]
+        );
+        let (status, text) = rig
+            .call_text(
+                "POST",
+                "/mcp-rest/tools/call",
+                call_body("d1-get-data"),
+                None,
+            )
+            .await;
+        if on {
+            // Split at the last '-': the alias `d1-get`, which no server has.
+            assert_eq!(status, 404, "{text}");
+        } else {
+            assert_eq!(status, 200, "{text}");
+            assert!(text.contains("get-data on db"), "{text}");
+        }
+        // A name with no '-' of its own is routed right either way.
+        let (status, _) = rig
+            .call("POST", "/mcp-rest/tools/call", call_body("d1-search"))
+            .await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn prefix_only_with_two_upstreams() {
+    for on in [false, true] {
+        let world = World::with(&[
+            (
+                "db",
+                Mcp {
+                    tools: 2,
+                    ..Mcp::default()
+                },
+            ),
+            (
+                "wiki",
+                Mcp {
+                    tools: 1,
+                    ..Mcp::default()
+                },
+            ),
+        ]);
+        let defects = switched(on, Defect::PrefixOnlyWithTwoUpstreams);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", open_body("d1", "db"))
+            .await;
+        pass(1_000).await;
+        let alone = rig.tool_names(Some("d1")).await;
+        let name = if on {
+            assert_eq!(alone, ["tool0", "tool1"]);
+            "tool0"
+        } else {
+            assert_eq!(alone, ["d1-tool0", "d1-tool1"]);
+            "d1-tool0"
+        };
+        let (status, text) = rig
+            .call_text("POST", "/mcp-rest/tools/call", call_body(name), None)
+            .await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("tool0 on db"), "{text}");
+        // A second server: every name carries its prefix now, so the
+        // name a client kept no longer calls anything.
+        rig.call("POST", "/v1/mcp/server", open_body("w1", "wiki"))
+            .await;
+        pass(1_000).await;
+        assert_eq!(
+            rig.tool_names(None).await,
+            ["d1-tool0", "d1-tool1", "w1-tool0"]
+        );
+        let (status, _) = rig
+            .call("POST", "/mcp-rest/tools/call", call_body(name))
+            .await;
+        assert_eq!(status, if on { 404 } else { 200 });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sanitized_names_collide() {
+    for on in [false, true] {
+        let names = ["pat.batch", "pat_batch", "get-data"]
+            .map(String::from)
+            .to_vec();
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                names,
+                ..Mcp::default()
+            },
+        )]);
+        let defects = switched(on, Defect::SanitizedNamesCollide);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", open_body("d1", "db"))
+            .await;
+        pass(1_000).await;
+        let listed = rig.tool_names(Some("d1")).await;
+        if on {
+            // `pat.batch` became `pat_batch`, and the real `pat_batch`
+            // was dropped as a duplicate.
+            assert_eq!(listed, ["d1-get-data", "d1-pat_batch"]);
+        } else {
+            assert_eq!(listed, ["d1-get-data", "d1-pat.batch", "d1-pat_batch"]);
+        }
+        // The row still counts what the upstream listed.
+        assert_eq!(rig.row("d1").await["tool_count"], 3);
+    }
+}

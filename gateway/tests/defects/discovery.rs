@@ -412,3 +412,120 @@ async fn superseded_result_wins_cannot_resurrect_a_deleted_server() {
     assert!(!world.auth_seen("old").is_empty());
     rig.gateway.shutdown();
 }
+
+#[tokio::test(start_paused = true)]
+async fn missing_credentials_fail_open() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "static",
+            Mcp {
+                accept: Some([format!("Bearer {STATIC_TOKEN}")].into()),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = switched(on, Defect::MissingCredentialsFailOpen);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", bearer_body("st1", "static"))
+            .await;
+        pass(1_000).await;
+        assert_eq!(rig.row("st1").await["status"], "healthy");
+        // The credentials cleared, the auth type left as it was.
+        let (status, answer) = rig
+            .call(
+                "PUT",
+                "/v1/mcp/server",
+                json!({"server_id": "st1", "credentials": null}),
+            )
+            .await;
+        pass(1_000).await;
+        let row = rig.row("st1").await;
+        let sent = world.auth_seen("static");
+        if on {
+            // Taken as no authentication: the upstream is asked without.
+            assert_eq!(status, 202, "{answer}");
+            assert_eq!(sent.last().unwrap(), &None);
+            assert_eq!(row["status"], "unhealthy");
+        } else {
+            assert_eq!(status, 422, "{answer}");
+            let error = answer["detail"]["error"].as_str().unwrap();
+            assert!(error.contains("credentials.auth_value"), "{error}");
+            assert!(sent.iter().all(Option::is_some), "{sent:?}");
+            assert_eq!(row["status"], "healthy");
+        }
+        // A body that gives an auth type no credentials at all is refused
+        // the same way, or taken.
+        let mut bare = bearer_body("st2", "static");
+        bare.as_object_mut().unwrap().remove("credentials");
+        let (status, _) = rig.call("POST", "/v1/mcp/server", bare).await;
+        assert_eq!(status, if on { 201 } else { 422 });
+    }
+}
+
+/// Settings that re-check every `check_ms` and keep tokens as given.
+fn token_settings(
+    defects: &[Defect],
+    check_ms: u64,
+    skew_s: u64,
+    default_s: u64,
+) -> GatewaySettings {
+    GatewaySettings {
+        check_interval_ms: check_ms,
+        token_expiry_skew_s: skew_s,
+        token_ttl_floor_s: 1,
+        token_default_ttl_s: default_s,
+        ..settings(defects)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unstated_expiry_kept_an_hour() {
+    for on in [false, true] {
+        let world = World::with(&[("db", Mcp::default())]);
+        *world.expiry.lock().unwrap() = Expiry::Unstated;
+        let defects = switched(on, Defect::UnstatedExpiryKeptAnHour);
+        // Tokens without a stated lifetime are to be kept 1 s.
+        let rig = rig(
+            token_settings(&defects, 500, 60, 1),
+            &world,
+            json!({}),
+            None,
+        );
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        pass(3_200).await;
+        let fetched = world.token_calls.load(std::sync::atomic::Ordering::SeqCst);
+        if on {
+            assert_eq!(fetched, 1, "kept an hour");
+        } else {
+            // One at the start and one a second after each.
+            assert!(fetched >= 3, "{fetched}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_kept_relative() {
+    for on in [false, true] {
+        let world = World::with(&[("db", Mcp::default())]);
+        *world.expiry.lock().unwrap() = Expiry::Stated(2);
+        let defects = switched(on, Defect::ExpiryKeptRelative);
+        // A token of 2 s is kept 1 s, refreshed a second before it ends;
+        // the server is re-checked every 300 ms.
+        let rig = rig(
+            token_settings(&defects, 300, 1, 3600),
+            &world,
+            json!({}),
+            None,
+        );
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        pass(3_200).await;
+        let fetched = world.token_calls.load(std::sync::atomic::Ordering::SeqCst);
+        if on {
+            // Each use pushes the expiry a second on: never refreshed.
+            assert_eq!(fetched, 1);
+        } else {
+            assert!(fetched >= 3, "{fetched}");
+        }
+    }
+}

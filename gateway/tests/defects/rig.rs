@@ -31,6 +31,8 @@ pub struct Mcp {
     pub forget_once: bool,
     /// `Authorization` values accepted; `None` accepts anything.
     pub accept: Option<BTreeSet<String>>,
+    /// The tools' names; `tool0`, `tool1`, ... (`tools` of them) when empty.
+    pub names: Vec<String>,
 }
 
 impl Default for Mcp {
@@ -42,8 +44,20 @@ impl Default for Mcp {
             status: None,
             forget_once: false,
             accept: None,
+            names: Vec::new(),
         }
     }
+}
+
+/// What the token server says of a token's lifetime.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Expiry {
+    /// `expires_in: 3600`.
+    #[default]
+    Hour,
+    Stated(u64),
+    /// No `expires_in` at all.
+    Unstated,
 }
 
 #[derive(Default)]
@@ -51,8 +65,12 @@ pub struct World {
     pub mcp: Mutex<BTreeMap<String, Mcp>>,
     pub token_delay_ms: AtomicU64,
     pub token_calls: AtomicU64,
+    pub expiry: Mutex<Expiry>,
     /// `(host, Authorization)` of every MCP POST.
     pub seen: Mutex<Vec<(String, Option<String>)>>,
+    /// `(host, JSON-RPC method, MCP-Protocol-Version)` of every MCP POST
+    /// (the first value of the header, as a server reads it).
+    pub versions: Mutex<Vec<(String, String, Option<String>)>>,
     sessions: AtomicU64,
 }
 
@@ -83,8 +101,12 @@ impl World {
 
     fn token(&self) -> http::Response<Vec<u8>> {
         let n = self.token_calls.fetch_add(1, Ordering::SeqCst);
-        let body =
-            json!({"access_token": format!("tok{n}"), "token_type": "Bearer", "expires_in": 3600});
+        let mut body = json!({"access_token": format!("tok{n}"), "token_type": "Bearer"});
+        match *self.expiry.lock().unwrap() {
+            Expiry::Hour => body["expires_in"] = json!(3600),
+            Expiry::Stated(s) => body["expires_in"] = json!(s),
+            Expiry::Unstated => {}
+        }
         json_response(200, &body)
     }
 
@@ -113,6 +135,14 @@ impl World {
             return json_response(status, &json!({}));
         }
         let message: Value = serde_json::from_slice(request.body()).unwrap();
+        self.versions.lock().unwrap().push((
+            host.to_string(),
+            message["method"].as_str().unwrap_or("").to_string(),
+            request
+                .headers()
+                .get("mcp-protocol-version")
+                .map(|v| v.to_str().unwrap().to_string()),
+        ));
         let id = message["id"].clone();
         let reply = |result: Value| {
             json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": result}))
@@ -139,12 +169,21 @@ impl World {
                     .as_str()
                     .map(|c| c.parse().unwrap())
                     .unwrap_or(0);
-                let end = (start + mcp.page_size).min(mcp.tools);
+                let count = if mcp.names.is_empty() {
+                    mcp.tools
+                } else {
+                    mcp.names.len()
+                };
+                let end = (start + mcp.page_size).min(count);
+                let name = |i: usize| match mcp.names.get(i) {
+                    Some(name) => name.clone(),
+                    None => format!("tool{i}"),
+                };
                 let tools: Vec<Value> = (start..end)
-                    .map(|i| json!({"name": format!("tool{i}"), "inputSchema": {"type": "object"}}))
+                    .map(|i| json!({"name": name(i), "inputSchema": {"type": "object"}}))
                     .collect();
                 let mut result = json!({"tools": tools});
-                if end < mcp.tools {
+                if end < count {
                     result["nextCursor"] = json!(end.to_string());
                 }
                 reply(result)
@@ -278,6 +317,21 @@ impl Rig {
         body: Value,
         authorization: Option<&str>,
     ) -> (u16, String) {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|auth| ("authorization", auth))
+            .into_iter()
+            .collect();
+        self.call_with(method, path, body, &headers).await
+    }
+
+    /// A request with these headers beside the content type.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
         let body = if body.is_null() {
             String::new()
         } else if let Some(raw) = body.as_str() {
@@ -289,8 +343,8 @@ impl Rig {
             .method(method)
             .uri(path)
             .header("content-type", "application/json");
-        if let Some(auth) = authorization {
-            request = request.header("authorization", auth);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = self
             .router
@@ -309,6 +363,24 @@ impl Rig {
             .await;
         assert_eq!(status, 200, "{row}");
         row
+    }
+
+    /// The names the gateway lists for one server's tools, or for all.
+    pub async fn tool_names(&self, id: Option<&str>) -> Vec<String> {
+        let path = match id {
+            Some(id) => format!("/v1/mcp/tools?server_id={id}"),
+            None => "/v1/mcp/tools".to_string(),
+        };
+        let (status, tools) = self.call("GET", &path, Value::Null).await;
+        assert_eq!(status, 200, "{tools}");
+        let mut names: Vec<String> = tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
     }
 
     pub async fn tool_count(&self, id: &str) -> usize {
@@ -336,6 +408,11 @@ pub async fn pass(ms: u64) {
 pub fn bearer_body(id: &str, host: &str) -> Value {
     json!({"server_id": id, "server_name": id, "transport": "http", "url": format!("http://{host}/mcp"),
         "auth_type": "bearer_token", "credentials": {"auth_value": STATIC_TOKEN}})
+}
+
+/// A REST body for a server at `http://<host>/mcp` without credentials.
+pub fn open_body(id: &str, host: &str) -> Value {
+    json!({"server_id": id, "server_name": id, "transport": "http", "url": format!("http://{host}/mcp")})
 }
 
 /// The reporter's body of issue 27635: OAuth2 client credentials, no flow.

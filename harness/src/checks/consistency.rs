@@ -1,7 +1,8 @@
 //! Consistency of every health record the operator saw, at every poll; no
 //! listed server vanishes unless a delete the gateway took (or did not
 //! answer) removed it, or its gateway restarted; at the end a healthy server
-//! lists exactly the tools of the fake behind it.
+//! lists exactly the tools of the fake behind it, in a tool list its
+//! gateway's dialect can read.
 //!
 //! Outside-in: it reads the operator's polls, writes and tool reads, the
 //! faults, and the fakes' tool lists.
@@ -110,7 +111,11 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
         expected.sort();
         let mut tools: Vec<String> = seen.tools.iter().map(|t| t.upstream.clone()).collect();
         tools.sort();
-        if tools != expected {
+        if let Some(why) = &seen.tools_unreadable {
+            findings.push(format!(
+                "{name} is healthy, but its tool list could not be read: {why}"
+            ));
+        } else if tools != expected {
             findings.push(format!(
                 "{name} is healthy with {} tools, but its MCP server has {}",
                 tools.len(),

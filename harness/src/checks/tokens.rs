@@ -4,8 +4,12 @@
 //! within the token's validity unless something asked for it (a 401 from
 //! that upstream since, a write that may have landed since, a restart);
 //! after an upstream refused a
-//! token with 401, the gateway never presents that token to it again; the
-//! caller's own key never reaches an upstream.
+//! token with 401, the gateway never presents that token to it again; a
+//! gateway never presents a token longer than it declared it keeps one (a
+//! token's stated lifetime less its margin, or the lifetime it assumes
+//! when none is stated), counted from when it had the token, and one
+//! exchange that took it just in time; the caller's own key never reaches
+//! an upstream.
 //!
 //! Outside-in: it reads the fakes' request logs (which issued token each
 //! MCP request carried), the operator's writes and the faults. How long a
@@ -238,7 +242,59 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
         }
     }
 
-    // 3. The operator's own key never reaches an upstream.
+    // 3. A token is presented only while the gateway keeps it, as it
+    // declared: from when it had the answer (a message after the token
+    // server sent it), for the keep of the token's stated lifetime; an
+    // exchange that took it from the cache just before then sends its
+    // requests within its listing budget, and each reaches the upstream a
+    // message later. A cut or held link delivers late what left in time.
+    let answers: BTreeMap<&TokenRef, (u64, Option<u64>)> = e
+        .outcome
+        .token_requests
+        .values()
+        .flat_map(|log| &log.records)
+        .filter_map(|r| {
+            let (token, expires_in_s) = issued(r)?;
+            Some((token, (r.answered_ms?, expires_in_s)))
+        })
+        .collect();
+    for (upstream, log) in &e.outcome.mcp_requests {
+        let mut reported: BTreeSet<(String, TokenRef)> = BTreeSet::new();
+        for r in log.records.iter().filter(|r| r.http_method == "POST") {
+            let CredentialSeen::Issued { token } = &r.credential else {
+                continue;
+            };
+            let peer = r.peer.clone().unwrap_or_default();
+            let (Some((answered_ms, expires_in_s)), Some(declared)) =
+                (answers.get(token), e.declared(&peer))
+            else {
+                continue;
+            };
+            let kept = declared.token_reuse.kept_ms(*expires_in_s);
+            let kept_until = answered_ms + hop + kept;
+            let latest = kept_until + declared.listing_budget_ms + 2 * hop;
+            if r.received_ms <= latest
+                || e.faults
+                    .touched_between(upstream, kept_until, r.received_ms)
+                || e.faults.touched_between(&peer, kept_until, r.received_ms)
+            {
+                continue;
+            }
+            if reported.insert((peer.clone(), token.clone())) {
+                let stated = match expires_in_s {
+                    Some(s) => format!("its stated {s} s"),
+                    None => "no stated lifetime".to_string(),
+                };
+                findings.push(format!(
+                    "{peer}: presented to {upstream} at {} ms a token it had at {} ms, with {stated}, which it declared it keeps {kept} ms",
+                    r.received_ms,
+                    answered_ms + hop,
+                ));
+            }
+        }
+    }
+
+    // 5. The operator's own key never reaches an upstream.
     if let Some(key) = &e.scenario.operator.api_key {
         for (host, server) in &e.outcome.mcp_servers {
             if server.foreign_bearers().iter().any(|b| b == key) {
@@ -334,6 +390,22 @@ mod tests {
 
     /// The checker's findings on two tokens fetched as given, both used.
     fn judge(first: (u64, u64), second: u64, writes: Vec<WriteRecord>) -> Vec<String> {
+        judge_logs(
+            vec![fetched(1, first.0, first.1), fetched(2, second, second)],
+            vec![presented(1, first.1 + 5), presented(2, second + 5)],
+            TokenReuse::default(),
+            writes,
+        )
+    }
+
+    /// The checker's findings on these token requests and MCP requests, of
+    /// a gateway that keeps tokens as `reuse` says.
+    fn judge_logs(
+        tokens: Vec<TokenRequestRecord>,
+        mcp: Vec<McpRequestRecord>,
+        reuse: TokenReuse,
+        writes: Vec<WriteRecord>,
+    ) -> Vec<String> {
         let scenario = Scenario::builder("two tokens")
             .gateway(GatewayHost::new("gateway"))
             .token_server(TokenHost::new("auth"))
@@ -347,7 +419,7 @@ mod tests {
             recheck_interval_ms: Some(500),
             sync_interval_ms: None,
             store_budget_ms: None,
-            token_reuse: TokenReuse::default(),
+            token_reuse: reuse,
             durable: false,
             emits_events: false,
             write_budget_ms: None,
@@ -368,17 +440,8 @@ mod tests {
             token_servers: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
             stores: BTreeMap::new(),
-            token_requests: BTreeMap::from([(
-                "auth".to_string(),
-                log(vec![
-                    fetched(1, first.0, first.1),
-                    fetched(2, second, second),
-                ]),
-            )]),
-            mcp_requests: BTreeMap::from([(
-                "mcp".to_string(),
-                log(vec![presented(1, first.1 + 5), presented(2, second + 5)]),
-            )]),
+            token_requests: BTreeMap::from([("auth".to_string(), log(tokens))]),
+            mcp_requests: BTreeMap::from([("mcp".to_string(), log(mcp))]),
         };
         let seen = BTreeMap::new();
         let authorities = BTreeMap::new();
@@ -422,5 +485,61 @@ mod tests {
         let mut lost = update(20, 60);
         lost.answer = None;
         assert_eq!(judge((100, 110), 900, vec![lost]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_token_presented_past_the_keep_the_gateway_declared_is_a_finding() {
+        // The gateway keeps a token without a stated lifetime 2 s. It had
+        // token 1 at 105 ms (answered at 100, a message of 5 ms later), so
+        // it may present it until 2,105 ms, and an exchange that took it
+        // then sends within its 750 ms listing budget, arriving a message
+        // later: by 2,865 ms.
+        let reuse = TokenReuse {
+            unstated_lifetime_ms: 2_000,
+            ..TokenReuse::default()
+        };
+        let unstated = |serial| {
+            let mut r = fetched(serial, 100, 100);
+            r.outcome = TokenOutcome::Issued {
+                token: token(serial),
+                expires_in_s: None,
+            };
+            r
+        };
+        let in_time = vec![presented(1, 2_000), presented(1, 2_860)];
+        assert_eq!(
+            judge_logs(vec![unstated(1)], in_time, reuse, Vec::new()),
+            Vec::<String>::new()
+        );
+        let late = vec![presented(1, 3_000), presented(1, 3_500)];
+        let findings = judge_logs(vec![unstated(1)], late, reuse, Vec::new());
+        assert_eq!(findings.len(), 1, "one finding per token: {findings:?}");
+        assert!(
+            findings[0].contains("at 3000 ms a token it had at 105 ms")
+                && findings[0].contains("keeps 2000 ms"),
+            "{findings:?}"
+        );
+        // A stated 30 s, less the default minute's margin, is kept the
+        // ten seconds of the minimum: late after 10,865 ms.
+        let stated = || vec![fetched(1, 100, 100)];
+        let mut thirty = stated();
+        thirty[0].outcome = TokenOutcome::Issued {
+            token: token(1),
+            expires_in_s: Some(30),
+        };
+        let findings = judge_logs(
+            thirty.clone(),
+            vec![presented(1, 10_860)],
+            TokenReuse::default(),
+            Vec::new(),
+        );
+        assert_eq!(findings, Vec::<String>::new());
+        let findings = judge_logs(
+            thirty,
+            vec![presented(1, 11_000)],
+            TokenReuse::default(),
+            Vec::new(),
+        );
+        assert_eq!(findings.len(), 1, "{findings:?}");
     }
 }

@@ -282,19 +282,25 @@ impl Dialect for LiteLlm {
             .get("tools")
             .and_then(Value::as_array)
             .ok_or("the tool list has no tools array")?;
+        // Every name is `<alias>-<tool>`, however many servers there are:
+        // a client calls a tool by that name, so a name without the
+        // server's own prefix is not one it can keep.
         let prefix = format!("{}-", server.alias.as_deref().unwrap_or(&server.name));
-        let mut out: Vec<ToolView> = tools
+        let mut out = Vec::new();
+        for exposed in tools
             .iter()
             .filter_map(|t| t.get("name").and_then(Value::as_str))
-            .map(|exposed| ToolView {
-                upstream: exposed
-                    .strip_prefix(&prefix)
-                    .or_else(|| exposed.split_once('-').map(|(_, tool)| tool))
-                    .unwrap_or(exposed)
-                    .to_string(),
+        {
+            let Some(upstream) = exposed.strip_prefix(&prefix) else {
+                return Err(format!(
+                    "the tool list names {exposed:?}, without the server's prefix {prefix:?}"
+                ));
+            };
+            out.push(ToolView {
+                upstream: upstream.to_string(),
                 exposed: exposed.to_string(),
-            })
-            .collect();
+            });
+        }
         out.sort();
         Ok(out)
     }
@@ -841,6 +847,17 @@ mod tests {
             .unwrap();
         let upstream: Vec<&str> = tools.iter().map(|t| t.upstream.as_str()).collect();
         assert_eq!(upstream, ["read-page", "search"]);
+        // A bare name, or another server's prefix, is not this server's
+        // tool name.
+        for name in ["search", "wiki-search"] {
+            let body = json!({"tools": [{"name": "docs-read"}, {"name": name}]});
+            let answer = ApiAnswer {
+                status: 200,
+                body: &body,
+            };
+            let error = LiteLlm.read_tools(answer, &server).unwrap_err();
+            assert!(error.contains(name) && error.contains("docs-"), "{error}");
+        }
     }
 
     #[test]
