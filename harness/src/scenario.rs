@@ -162,7 +162,8 @@ pub struct Operator {
     pub api_key: Option<String>,
     /// After settling, call every listed tool of every healthy server once
     /// (LiteLLM: `POST /mcp-rest/tools/call`), with arguments its input
-    /// schema takes, as a client of the gateway would.
+    /// schema takes and the `MCP-Protocol-Version` of its own revision, as
+    /// a client of the gateway would.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub call_tools: bool,
     /// Keep polling at least until this simulated time, so what happens
