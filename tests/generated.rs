@@ -376,3 +376,42 @@ fn a_stateless_upstream_has_no_session_to_drop() {
     assert!(mcp.failures.is_empty());
     assert_eq!(report.mcp_servers["mcp"].sessions_opened, 0);
 }
+
+/// Tokens that state no lifetime live 3 s while the gateway is told to keep
+/// them 1 s: the operator polls past the first token's death, the gateway
+/// fetches new ones a second apart, and no token is refused.
+#[test]
+fn short_unstated_tokens_are_kept_as_long_as_the_gateway_is_told() {
+    let (target, mut plan) = quiet_plan(RegistrationPath::Rest, oauth(false));
+    plan.swarm.quirk = true;
+    plan.faults.quirk = Quirk::ShortUnstatedToken;
+    let (scenario, report) = run_plan(&target, &plan);
+    let tokens = &scenario.token_servers[0].config;
+    assert_eq!((tokens.expires_in_s, tokens.lifetime_s), (None, Some(3)));
+    assert_eq!(
+        scenario.gateways[0].settings["token_default_ttl_s"],
+        serde_json::json!(1)
+    );
+    assert!(scenario.operator.poll_until_ms >= 3_500);
+    assert!(report.token_servers["auth"].issued >= 3);
+    assert_eq!(report.mcp_servers["mcp"].unauthorized, 0);
+}
+
+/// Awkward tool names are the first tools of the upstream, and the
+/// reference lists and calls each as it is.
+#[test]
+fn awkward_tool_names_are_listed_and_called_as_they_are() {
+    let (target, mut plan) = quiet_plan(RegistrationPath::Config, AuthPlan::None);
+    plan.swarm.quirk = true;
+    plan.faults.quirk = Quirk::AwkwardNames;
+    plan.tool_count = 4;
+    let (scenario, report) = run_plan(&target, &plan);
+    let names: Vec<&str> = scenario.mcp_servers[0]
+        .config
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names, ["get-data", "pat.batch", "pat_batch", "tool_003"]);
+    assert_eq!(report.mcp_servers["mcp"].by_method["tools/call"], 4);
+}
