@@ -239,6 +239,11 @@ pub enum Quirk {
     OldRevision,
     /// A session DELETE that never answers.
     DeleteHangs,
+    /// An MCP server that trusts another signing key than the token
+    /// server's (a key rotation one side missed): every issued token is
+    /// refused with 401, whatever the gateway does. A gateway must end its
+    /// attempt unhealthy, after at most one fresh token, not retry on.
+    RejectsTokens,
 }
 
 /// A hostile answer to a listing.
@@ -347,6 +352,11 @@ pub struct Faults {
     pub rewrite_at_ms: u64,
     pub store_lag: StoreLag,
     pub horizon: Horizon,
+    /// A cut of the store begins just before the last write that follows
+    /// the first create (an update, a delete, a rotation) instead of after
+    /// the writes: that write meets a store the gateway cannot reach, and
+    /// must be refused and change nothing.
+    pub store_cut_on_writes: bool,
     /// The bad writes of `bad-input`: the first, or both.
     pub bad_inputs: [BadInput; 2],
     pub both_bad_inputs: bool,
@@ -488,8 +498,12 @@ pub struct Plan {
     pub path: RegistrationPath,
     pub auth: AuthPlan,
     pub latency_ms_max: u64,
-    /// Sleep of the MCP server before each `tools/list` answer.
+    /// Sleep of the MCP server before each `tools/list` answer, or before
+    /// each `initialize` answer when `slow_initialize`.
     pub list_latency_ms: u64,
+    /// The MCP server is slow to start a session rather than to list: a
+    /// budget running out falls in `initialize`.
+    pub slow_initialize: bool,
     pub tool_count: usize,
     pub page_size: Option<usize>,
     pub sse: bool,
@@ -626,6 +640,7 @@ fn quirk_strategy() -> impl Strategy<Value = Quirk> {
         Quirk::Stateless,
         Quirk::OldRevision,
         Quirk::DeleteHangs,
+        Quirk::RejectsTokens,
     ])
 }
 
@@ -730,6 +745,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             prop_oneof![Just(60u64), Just(180u64)],
             store_lag_strategy(),
             horizon_strategy(),
+            any::<bool>(),
         ),
         (
             [
@@ -747,7 +763,14 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
                 (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
-                (update_change, rewrite_change, rewrite_at_ms, store_lag, horizon),
+                (
+                    update_change,
+                    rewrite_change,
+                    rewrite_at_ms,
+                    store_lag,
+                    horizon,
+                    store_cut_on_writes,
+                ),
                 (bad_inputs, both_bad_inputs, unknown_field, update_on_control, same_id),
             )| Faults {
                 give_up_after_ms,
@@ -770,6 +793,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 rewrite_at_ms,
                 store_lag,
                 horizon,
+                store_cut_on_writes,
                 bad_inputs,
                 both_bad_inputs,
                 unknown_field,
@@ -814,6 +838,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         restart,
         swarm_strategy(),
         faults_strategy(),
+        proptest::bool::weighted(0.3),
     )
         .prop_map(
             |(
@@ -828,12 +853,14 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 restart,
                 swarm,
                 faults,
+                slow_initialize,
             )| Plan {
                 seed,
                 path,
                 auth,
                 latency_ms_max,
                 list_latency_ms,
+                slow_initialize,
                 tool_count,
                 page_size,
                 sse,
@@ -888,6 +915,8 @@ const MCP_URL: &str = "http://mcp/mcp";
 /// The scope a create that gets the scopes wrong leaves out.
 const GEN_SCOPE: &str = "mcp";
 const SIGNING_KEY: &str = "gen-signing-key-4711";
+/// The key of an MCP server that missed a rotation ([`Quirk::RejectsTokens`]).
+const OTHER_SIGNING_KEY: &str = "gen-signing-key-rotated-0815";
 const GEN_AUDIENCE: &str = "gen-api";
 const GEN_ISSUER: &str = "http://auth";
 const BEARER: &str = "gen-bearer-token-4711";
@@ -1097,6 +1126,25 @@ impl Plan {
         others + BAD_INPUTS_AFTER_MS
     }
 
+    /// When the last write after the first create is sent (an update, a
+    /// delete, a rotation), if the plan makes one; bad inputs aside.
+    fn last_later_write_ms(&self) -> Option<u64> {
+        let path = match self.path {
+            RegistrationPath::RestThenUpdate | RegistrationPath::DeleteThenCreate => Some(100),
+            _ => None,
+        };
+        path.max(self.rewrite().map(|(at_ms, _)| at_ms))
+    }
+
+    /// Whether a write may meet a store the gateway cannot reach: which
+    /// definition ends up in force is then not known in advance.
+    fn write_may_be_refused(&self) -> bool {
+        self.caps.store
+            && self.faults.store_cut_on_writes
+            && self.last_later_write_ms().is_some()
+            && self.cuts().iter().any(|(_, c)| c.link == Link::Store)
+    }
+
     /// When the operator's steps have all been sent and answered.
     fn steps_done_ms(&self) -> u64 {
         let last = match self.bad_input_count() {
@@ -1201,10 +1249,13 @@ impl Plan {
             if on && (cut.link != Link::Token || self.client_credentials()) {
                 let mut cut = cut;
                 if cut.link == Link::Store && self.caps.store {
-                    // Cut the store once the operator's writes are through:
-                    // a write during the cut is refused (503), by design, and
-                    // what matters is what the gateway does with what it knew.
-                    cut.at_ms += self.steps_done_ms();
+                    cut.at_ms = match self.last_later_write_ms() {
+                        // Just before that write leaves the operator.
+                        Some(at_ms) if self.faults.store_cut_on_writes => at_ms - 5,
+                        // Once the operator's writes are through: what
+                        // matters is what the gateway does with what it knew.
+                        _ => cut.at_ms + self.steps_done_ms(),
+                    };
                 }
                 cuts.push((verb, cut));
             }
@@ -1277,6 +1328,9 @@ impl Plan {
     /// Without a store, a restarted gateway forgets a REST registration by
     /// design, so no server is expected then either.
     fn expected_status(&self) -> Option<Status> {
+        if self.write_may_be_refused() {
+            return None;
+        }
         if self
             .restart
             .is_some_and(|(_, at_ms)| at_ms < self.steps_done_ms())
@@ -1304,6 +1358,14 @@ impl Plan {
                 return Some(Status::Unhealthy)
             }
             _ => {}
+        }
+        if self.quirk() == Some(Quirk::RejectsTokens) && self.client_credentials() {
+            // Every definition the case writes has the same credentials
+            // unless a write changes them.
+            return match self.update_change().is_none() && self.rewrite().is_none() {
+                true => Some(Status::Unhealthy),
+                false => None,
+            };
         }
         match self.crashed_upstream() {
             // Every check after the crash fails.
@@ -1377,9 +1439,18 @@ impl Plan {
         }
         // Each page and the session around it cost a few message latencies.
         let overhead = (worst + 6) * 3 * self.hop_ms();
-        if worst * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
+        // A slow start is paid once per session: once, or twice where the
+        // session may be dropped.
+        let (worst_slow, best_slow) = match self.slow_initialize {
+            true => (
+                1 + u64::from(self.session_drop()) + u64::from(self.swarm.horizon),
+                1,
+            ),
+            false => (worst, best),
+        };
+        if worst_slow * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
             Some(Status::Healthy)
-        } else if best * self.list_latency_ms > LIST_TIMEOUT_MS {
+        } else if best_slow * self.list_latency_ms > LIST_TIMEOUT_MS {
             Some(Status::Unhealthy)
         } else {
             None
@@ -1781,7 +1852,15 @@ impl Plan {
             } else {
                 ReplyMode::Json
             },
-            latency_ms: BTreeMap::from([("tools/list".to_string(), self.list_latency_ms)]),
+            latency_ms: BTreeMap::from([(
+                if self.slow_initialize {
+                    "initialize"
+                } else {
+                    "tools/list"
+                }
+                .to_string(),
+                self.list_latency_ms,
+            )]),
             session_ttl_ms: self.horizon().map(|h| h.session_ttl_ms),
             ..McpServerConfig::default()
         };
@@ -1864,7 +1943,10 @@ impl Plan {
                     // An issuer URL, so that the protected-resource metadata
                     // names a discoverable authorization server.
                     issuer: GEN_ISSUER.into(),
-                    signing_key: SIGNING_KEY.into(),
+                    signing_key: match self.quirk() {
+                        Some(Quirk::RejectsTokens) => OTHER_SIGNING_KEY.into(),
+                        _ => SIGNING_KEY.into(),
+                    },
                     required_scope: self.scope_required().then(|| GEN_SCOPE.into()),
                     revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
                     authorization_server: None,

@@ -323,6 +323,8 @@ mod tests {
                 status: 200,
                 accepted: true,
                 server_id: Some("docs-id".into()),
+                name: None,
+                url: None,
                 error: None,
             }),
             spec: None,
