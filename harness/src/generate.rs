@@ -331,6 +331,10 @@ pub struct Faults {
     /// How many `tools/list` requests pass before the cut or the 404.
     pub list_after: u32,
     pub revoke_at_ms: u64,
+    /// The revocation comes late instead: when the operator stops polling
+    /// and goes on to read and call tools, so that a call may be the first
+    /// to present a revoked token.
+    pub revoke_late: bool,
     pub token_flake: TokenFlake,
     pub token_failures: u32,
     pub check_interval_ms: u64,
@@ -732,6 +736,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 Just(TOKEN_TIMEOUT_MS - 60),
                 Just(TOKEN_TIMEOUT_MS + 60)
             ],
+            any::<bool>(),
         ),
         (
             quirk_strategy(),
@@ -761,7 +766,14 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
         .prop_map(
             |(
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
-                (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
+                (
+                    revoke_at_ms,
+                    token_flake,
+                    token_failures,
+                    check_interval_ms,
+                    token_latency_ms,
+                    revoke_late,
+                ),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
                 (
                     update_change,
@@ -778,6 +790,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 hold,
                 list_after,
                 revoke_at_ms,
+                revoke_late,
                 token_flake,
                 token_failures,
                 check_interval_ms,
@@ -1145,6 +1158,22 @@ impl Plan {
             && self.cuts().iter().any(|(_, c)| c.link == Link::Store)
     }
 
+    /// Until when the operator polls: past every transient fault, through
+    /// a long run, and past an update's sync on a split deployment.
+    fn poll_until_ms(&self) -> u64 {
+        let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        if let Some(horizon) = self.horizon() {
+            poll_until_ms = poll_until_ms.max(horizon.run_ms);
+        }
+        if self.path == RegistrationPath::RestThenUpdate && self.split() {
+            // The data plane learns of the update at its next sync, and
+            // checks the server again; the operator then polls until that
+            // check has settled.
+            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
+        }
+        poll_until_ms
+    }
+
     /// When the operator's steps have all been sent and answered.
     fn steps_done_ms(&self) -> u64 {
         let last = match self.bad_input_count() {
@@ -1276,7 +1305,7 @@ impl Plan {
         for (_, cut) in self.cuts() {
             timed.push(cut.at_ms + cut.for_ms);
         }
-        if self.swarm.revoke && self.client_credentials() {
+        if self.swarm.revoke && self.client_credentials() && !self.faults.revoke_late {
             timed.push(self.faults.revoke_at_ms);
         }
         if self.swarm.late_upstream {
@@ -1948,7 +1977,10 @@ impl Plan {
                         _ => SIGNING_KEY.into(),
                     },
                     required_scope: self.scope_required().then(|| GEN_SCOPE.into()),
-                    revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
+                    revoke_at_ms: self.swarm.revoke.then(|| match self.faults.revoke_late {
+                        true => self.poll_until_ms(),
+                        false => self.faults.revoke_at_ms,
+                    }),
                     authorization_server: None,
                 };
                 // The registration states the client authentication the
@@ -2047,16 +2079,7 @@ impl Plan {
                 faults.push(Fault::release(heal_at, asked, other));
             }
         }
-        let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
-        if let Some(horizon) = self.horizon() {
-            poll_until_ms = poll_until_ms.max(horizon.run_ms);
-        }
-        if self.path == RegistrationPath::RestThenUpdate && self.split() {
-            // The data plane learns of the update at its next sync, and
-            // checks the server again; the operator then polls until that
-            // check has settled.
-            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
-        }
+        let poll_until_ms = self.poll_until_ms();
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
         let description = format!(

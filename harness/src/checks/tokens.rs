@@ -4,7 +4,9 @@
 //! within the token's validity unless something asked for it (a 401 from
 //! that upstream since, a write that may have landed since, a restart);
 //! after an upstream refused a
-//! token with 401, the gateway never presents that token to it again; the
+//! token with 401, the gateway never presents that token to it again (a
+//! session begun with it before the refusal reached the gateway may go on
+//! with it until refused itself); the
 //! caller's own key never reaches an upstream.
 //!
 //! Outside-in: it reads the fakes' request logs (which issued token each
@@ -212,13 +214,33 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
     // after the refusal left it was sent after the refusal arrived.
     for (upstream, log) in &e.outcome.mcp_requests {
         let mut rejected: BTreeMap<(String, TokenRef), u64> = BTreeMap::new();
+        // Refusals within one session: (gateway, token, session) -> when.
+        let mut rejected_in: BTreeMap<(String, TokenRef, &str), u64> = BTreeMap::new();
         let mut reported: BTreeSet<(String, TokenRef)> = BTreeSet::new();
+        // When each session was opened (its initialize arrived).
+        let opened: BTreeMap<&str, u64> = log
+            .records
+            .iter()
+            .filter_map(|r| Some((r.assigned_session.as_deref()?, r.received_ms)))
+            .collect();
         for r in &log.records {
             let CredentialSeen::Issued { token } = &r.credential else {
                 continue;
             };
             let key = (r.peer.clone().unwrap_or_default(), token.clone());
-            if let Some(at) = rejected.get(&key) {
+            // A session begun with the token before a refusal reached the
+            // gateway may go on with it until it is refused itself.
+            let session = r
+                .session
+                .as_deref()
+                .and_then(|s| Some((s, *opened.get(s)?)));
+            let refused_at = match (rejected.get(&key), session) {
+                (Some(at), Some((s, opened_ms))) if opened_ms <= at + 2 * hop => {
+                    rejected_in.get(&(key.0.clone(), key.1.clone(), s)).copied()
+                }
+                (at, _) => at.copied(),
+            };
+            if let Some(at) = refused_at {
                 if r.http_method == "POST"
                     && r.received_ms > at + 4 * hop
                     && reported.insert(key.clone())
@@ -233,6 +255,11 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
             // a client may ignore; a 401 to a request is not.
             if let (Some(401), Some(at), "POST") = (r.status, r.answered_ms, r.http_method.as_str())
             {
+                if let Some((s, _)) = session {
+                    rejected_in
+                        .entry((key.0.clone(), key.1.clone(), s))
+                        .or_insert(at);
+                }
                 rejected.entry(key).or_insert(at);
             }
         }
@@ -336,6 +363,19 @@ mod tests {
 
     /// The checker's findings on two tokens fetched as given, both used.
     fn judge(first: (u64, u64), second: u64, writes: Vec<WriteRecord>) -> Vec<String> {
+        judge_logs(
+            vec![fetched(1, first.0, first.1), fetched(2, second, second)],
+            vec![presented(1, first.1 + 5), presented(2, second + 5)],
+            writes,
+        )
+    }
+
+    /// The checker's findings on these token requests and MCP requests.
+    fn judge_logs(
+        tokens: Vec<TokenRequestRecord>,
+        presents: Vec<McpRequestRecord>,
+        writes: Vec<WriteRecord>,
+    ) -> Vec<String> {
         let scenario = Scenario::builder("two tokens")
             .gateway(GatewayHost::new("gateway"))
             .token_server(TokenHost::new("auth"))
@@ -370,17 +410,8 @@ mod tests {
             token_servers: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
             stores: BTreeMap::new(),
-            token_requests: BTreeMap::from([(
-                "auth".to_string(),
-                log(vec![
-                    fetched(1, first.0, first.1),
-                    fetched(2, second, second),
-                ]),
-            )]),
-            mcp_requests: BTreeMap::from([(
-                "mcp".to_string(),
-                log(vec![presented(1, first.1 + 5), presented(2, second + 5)]),
-            )]),
+            token_requests: BTreeMap::from([("auth".to_string(), log(tokens))]),
+            mcp_requests: BTreeMap::from([("mcp".to_string(), log(presents))]),
         };
         let seen = BTreeMap::new();
         let authorities = BTreeMap::new();
@@ -424,5 +455,57 @@ mod tests {
         let mut lost = update(20, 60);
         lost.answer = None;
         assert_eq!(judge((100, 110), 900, vec![lost]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_refused_token_is_never_presented_again_except_in_a_session_begun_before() {
+        // Token 1 is refused at 205 ms; a session opened at 150 ms goes on
+        // with it until its own refusal at 420 ms.
+        let in_session = |received_ms: u64, session: &str, status: u16| McpRequestRecord {
+            session: Some(session.into()),
+            status: Some(status),
+            ..presented(1, received_ms)
+        };
+        let opening = |received_ms: u64, session: &str| McpRequestRecord {
+            assigned_session: Some(session.into()),
+            rpc_method: Some("initialize".into()),
+            ..presented(1, received_ms)
+        };
+        let refused = McpRequestRecord {
+            status: Some(401),
+            ..presented(1, 205)
+        };
+        let base = vec![opening(150, "s-early"), refused];
+        let tokens = || vec![fetched(1, 100, 110)];
+        let going_on = [base.clone(), vec![in_session(400, "s-early", 200)]].concat();
+        assert_eq!(
+            judge_logs(tokens(), going_on, Vec::new()),
+            Vec::<String>::new()
+        );
+        let after_its_own = [
+            base.clone(),
+            vec![
+                in_session(420, "s-early", 401),
+                in_session(600, "s-early", 200),
+            ],
+        ]
+        .concat();
+        let found = judge_logs(tokens(), after_its_own, Vec::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("with the token it rejected at 420 ms"),
+            "{found:?}"
+        );
+        let new_session = [
+            base,
+            vec![opening(500, "s-late"), in_session(510, "s-late", 200)],
+        ]
+        .concat();
+        let found = judge_logs(tokens(), new_session, Vec::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("asked mcp again at 500 ms with the token it rejected at 205 ms"),
+            "{found:?}"
+        );
     }
 }
