@@ -385,6 +385,9 @@ impl Operator<'_> {
                 body,
             })
         });
+        // 504: the gateway could not tell whether its write was done (its
+        // store did not answer): as unknown an outcome as no answer at all.
+        let unknown = answer.as_ref().is_some_and(|a| a.status == 504);
         let text = match &answer {
             Some(a) => match &a.error {
                 Some(error) => format!("{label} -> {}: {error}", a.status),
@@ -393,6 +396,7 @@ impl Operator<'_> {
             None if step.give_up_after_ms.is_some() => format!("{label} -> gave up"),
             None => format!("{label} -> no answer"),
         };
+        let answer = answer.filter(|_| !unknown);
         let server_id = match kind {
             WriteKind::Create => match &answer {
                 Some(a) => a.server_id.clone(),
