@@ -1221,10 +1221,15 @@ impl Plan {
         // messages later again.
         let gateways = 1 + u64::from(self.split());
         let round_ms = POLL_INTERVAL_MS + (2 * gateways * 4 + 4) * self.hop_ms();
+        // A cut that meets the writes delays the operator's polls by as
+        // long as the writes wait on the store.
+        let after_writes =
+            !(self.faults.store_cut_on_writes && self.last_later_write_ms().is_some());
         self.caps.store
             && long
             && !released
             && holds_it
+            && after_writes
             && self.restart.is_none()
             && round_ms < SYNC_INTERVAL_MS
     }
