@@ -155,7 +155,9 @@ fn last_defined_ms(e: &Evidence<'_>, gateway: &str, id: &str, before_ms: u64) ->
             w.kind != WriteKind::Delete
                 && sharing.contains(&w.gateway)
                 && w.server_id.as_deref() == Some(id)
-                && w.maybe_applied()
+                // Taken: one the operator got no answer to (or a 504) the
+                // gateway may never have applied.
+                && w.answer.as_ref().is_some_and(|a| a.accepted)
         })
         .filter(|w| {
             if w.gateway == gateway {

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcpsim_fakes::{CredentialSeen, TokenOutcome, TokenRef, TokenRequestRecord};
+use mcpsim_fakes::{CredentialSeen, McpOutcome, TokenOutcome, TokenRef, TokenRequestRecord};
 
 use super::{check, Check, Evidence};
 use crate::observe;
@@ -252,8 +252,10 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                 }
             }
             // A 401 to a session's closing DELETE is cleanup whose answer
-            // a client may ignore; a 401 to a request is not.
-            if let (Some(401), Some(at), "POST") = (r.status, r.answered_ms, r.http_method.as_str())
+            // a client may ignore; a 401 to a request is not, once the
+            // gateway got it (not after it had given up on the request).
+            if let (Some(401), Some(at), "POST", McpOutcome::Answered) =
+                (r.status, r.answered_ms, r.http_method.as_str(), &r.outcome)
             {
                 if let Some((s, _)) = session {
                     rejected_in
