@@ -1258,6 +1258,51 @@ fn a_create_listed_late_fails_the_api_contract() {
 }
 
 #[test]
+fn an_update_answered_with_the_row_before_it_fails_the_api_contract() {
+    let scenario = Scenario::builder("an update's answer shows the updated server")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .mcp_server(McpHost::new("docs2").tools(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .step(Step::update("docs", ServerDef::http("docs", "http://docs2/mcp")).at_ms(200))
+        .poll_until_ms(700)
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::AnswersStaleRow,
+        &scenario,
+        "api_contract",
+        "its answer shows its url as docs/mcp instead of docs2/mcp",
+    );
+}
+
+#[test]
+fn a_refusal_quoting_a_pasted_secret_fails_no_secrets() {
+    let scenario = Scenario::builder("a client secret pasted as credentials is refused unquoted")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .step(
+            Step::create_native(json!({"server_name": "pasted", "transport": "http",
+                "url": "http://docs/mcp", "credentials": "pasted-s3cret-0-q8Zr"}))
+            .at_ms(100)
+            .bad_input(),
+        )
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::QuotesBadValues,
+        &scenario,
+        "no_secrets",
+        "appears in the responses",
+    );
+}
+
+#[test]
 fn bad_inputs_applied_half_way_fail_the_api_contract() {
     let scenario = Scenario::builder("a bad create and a bad update change nothing")
         .deadline_ms(3_000)
@@ -1436,6 +1481,54 @@ fn an_error_that_names_the_wrong_stage_fails_the_health_record() {
         "health_record",
         "its error names the list stage, but the attempts that could have ended it",
     );
+}
+
+#[test]
+fn a_slow_initialize_blamed_on_the_connection_fails_the_health_record() {
+    let slow = McpServerConfig {
+        tool_count: Some(1),
+        latency_ms: std::collections::BTreeMap::from([("initialize".to_string(), 1_500)]),
+        ..McpServerConfig::default()
+    };
+    let scenario = Scenario::builder("a timeout in initialize is the initialize stage")
+        .deadline_ms(4_000)
+        .gateway(gateway().settings(json!({"list_timeout_ms": 1_000})))
+        .mcp_server(McpHost::new("docs").config(slow))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .expect("docs", Expectation::status(Status::Unhealthy))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::TimeoutBlamesConnect,
+        &scenario,
+        "health_record",
+        "its error names the connect stage, but the attempts that could have ended it",
+    );
+}
+
+#[test]
+fn a_tool_call_that_leaves_its_session_open_fails_session_hygiene() {
+    // The calls come last in a run: the run goes on until the session the
+    // call opened is closed or its bound has passed.
+    let scenario = Scenario::builder("every tool call closes the session it opened")
+        .deadline_ms(4_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .call_tools()
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    let report = caught(
+        Flaw::CallKeepsSession,
+        &scenario,
+        "session_hygiene",
+        "never closed",
+    );
+    assert!(report
+        .checks
+        .iter()
+        .all(|c| c.passed || c.name == "session_hygiene"));
 }
 
 #[test]

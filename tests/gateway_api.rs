@@ -192,6 +192,52 @@ impl Store for DownStore {
     }
 }
 
+/// A store whose answers never come back.
+struct SilentStore;
+
+impl Store for SilentStore {
+    fn put(
+        &self,
+        _: &str,
+        _: Value,
+        _: bool,
+        _: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Err(StoreError::NoAnswer("connection broke".into())) })
+    }
+    fn delete(&self, _: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Err(StoreError::NoAnswer("connection broke".into())) })
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
+        Box::pin(async { Err(StoreError::NoAnswer("connection broke".into())) })
+    }
+}
+
+#[tokio::test]
+async fn a_write_the_store_never_answered_is_a_504_that_says_it_may_have_happened() {
+    let deps = Deps {
+        http: Arc::new(Unreachable),
+        clock: Arc::new(SystemClock),
+        events: Arc::new(MemorySink::default()),
+        store: Some(Arc::new(SilentStore)),
+    };
+    let router = Gateway::new(
+        GatewaySettings::default(),
+        deps,
+        &ConfigFile::default(),
+        &BTreeMap::new(),
+    )
+    .unwrap()
+    .router();
+    let body = json!({"server_name": "db", "transport": "http", "url": "http://db/mcp"});
+    let (status, answer) = call(&router, "POST", "/v1/mcp/server", &body.to_string()).await;
+    assert_eq!(status, 504, "{answer}");
+    let error = answer["detail"]["error"].as_str().unwrap();
+    assert!(error.contains("may or may not"), "{error}");
+    let (_, rows) = call(&router, "GET", "/v1/mcp/server", "").await;
+    assert_eq!(rows, json!([]));
+}
+
 #[tokio::test]
 async fn a_write_the_store_did_not_acknowledge_is_refused_with_503_and_changes_nothing() {
     let deps = Deps {

@@ -41,8 +41,11 @@ pub struct Snapshot {
 /// Why the store did not do what was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreError {
-    /// Not reachable, or it failed: the write may not have happened.
+    /// Not reachable, or it refused the write: it did not happen.
     Unavailable(String),
+    /// Sent, but no answer came (in time, or at all): the store may have
+    /// done the write or not.
+    NoAnswer(String),
     /// `if_absent` and the id exists.
     Conflict,
     /// Another row holds the unique key (the alias) this write claims.
@@ -56,6 +59,7 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
+            StoreError::NoAnswer(why) => write!(f, "store did not answer: {why}"),
             StoreError::Conflict => write!(f, "store: the id already exists"),
             StoreError::Taken => write!(f, "store: another row holds this alias"),
             StoreError::NotFound => write!(f, "store: no such row"),
@@ -155,7 +159,13 @@ impl HttpStore {
             .http
             .send(request)
             .await
-            .map_err(|e: HttpError| StoreError::Unavailable(e.to_string()))?;
+            .map_err(|e: HttpError| match e {
+                HttpError::Connect(_) | HttpError::Request(_) => {
+                    StoreError::Unavailable(e.to_string())
+                }
+                // The request may have reached the store.
+                HttpError::Io(_) => StoreError::NoAnswer(e.to_string()),
+            })?;
         match response.status().as_u16() {
             200 => serde_json::from_slice(response.body())
                 .map_err(|_| StoreError::Malformed("body is not JSON".into())),

@@ -3,7 +3,11 @@
 //! malformed bytes, a body that is no JSON object, a field of the wrong
 //! JSON type, a value no field takes (empty, huge, non-ASCII where only
 //! ASCII is allowed, unknown words), or fields that contradict or leave out
-//! what another one requires. Some also carry an unknown field, which a
+//! what another one requires. Two flaws put a secret where an object
+//! belongs (a client secret pasted as `credentials`, a header line as
+//! `static_headers`), as operators do: the refusal must say what is wrong
+//! without quoting it (`no_secrets` counts whatever stands in those fields
+//! as a secret). Some also carry an unknown field, which a
 //! gateway of LiteLLM's dialect ignores, so that it is never the reason for
 //! a refusal.
 //!
@@ -40,10 +44,15 @@ pub enum Flaw {
     UrlArray,
     TransportBool,
     AuthTypeNumber,
+    /// A client secret pasted where the credentials object belongs: the
+    /// refusal must not quote it.
     CredentialsString,
     TokenUrlNumber,
     FlowObject,
     HeadersArray,
+    /// A header line (`name: value`, the value an API key) where the map
+    /// of headers belongs: the refusal must not quote it.
+    HeadersString,
     ExtraHeadersString,
     AliasNumber,
     ServerIdNumber,
@@ -83,7 +92,7 @@ pub enum Flaw {
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 40] = [
+    pub const ALL: [Flaw; 41] = [
         Flaw::TruncatedJson,
         Flaw::NotJson,
         Flaw::EmptyBody,
@@ -98,6 +107,7 @@ impl Flaw {
         Flaw::TokenUrlNumber,
         Flaw::FlowObject,
         Flaw::HeadersArray,
+        Flaw::HeadersString,
         Flaw::ExtraHeadersString,
         Flaw::AliasNumber,
         Flaw::ServerIdNumber,
@@ -212,10 +222,14 @@ pub fn body(input: BadInput, k: usize, base: &Value) -> BadBody {
         Flaw::UrlArray => set("url", json!(["http://mcp/mcp"])),
         Flaw::TransportBool => set("transport", json!(true)),
         Flaw::AuthTypeNumber => set("auth_type", json!(7)),
-        Flaw::CredentialsString => set("credentials", json!("not-an-object")),
+        Flaw::CredentialsString => set("credentials", json!(format!("pasted-s3cret-{k}-q8Zr"))),
         Flaw::TokenUrlNumber => set("token_url", json!(5)),
         Flaw::FlowObject => set("oauth2_flow", json!({})),
         Flaw::HeadersArray => set("static_headers", json!(["x-mcpsim"])),
+        Flaw::HeadersString => set(
+            "static_headers",
+            json!(format!("X-Api-Key: hdr-k3y-{k}-Wq7")),
+        ),
         Flaw::ExtraHeadersString => set("extra_headers", json!("x-mcpsim")),
         Flaw::AliasNumber => set("alias", json!(3)),
         Flaw::ServerIdNumber => set("server_id", json!(12)),

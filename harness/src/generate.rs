@@ -246,6 +246,11 @@ pub enum Quirk {
     /// must keep apart: a `-` inside a name (`get-data`), and two names
     /// that differ only in `.` and `_` (`pat.batch`, `pat_batch`).
     AwkwardNames,
+    /// An MCP server that trusts another signing key than the token
+    /// server's (a key rotation one side missed): every issued token is
+    /// refused with 401, whatever the gateway does. A gateway must end its
+    /// attempt unhealthy, after at most one fresh token, not retry on.
+    RejectsTokens,
 }
 
 /// A hostile answer to a listing.
@@ -333,6 +338,10 @@ pub struct Faults {
     /// How many `tools/list` requests pass before the cut or the 404.
     pub list_after: u32,
     pub revoke_at_ms: u64,
+    /// The revocation comes late instead: when the operator stops polling
+    /// and goes on to read and call tools, so that a call may be the first
+    /// to present a revoked token.
+    pub revoke_late: bool,
     pub token_flake: TokenFlake,
     pub token_failures: u32,
     pub check_interval_ms: u64,
@@ -354,6 +363,11 @@ pub struct Faults {
     pub rewrite_at_ms: u64,
     pub store_lag: StoreLag,
     pub horizon: Horizon,
+    /// A cut of the store begins just before the last write that follows
+    /// the first create (an update, a delete, a rotation) instead of after
+    /// the writes: that write meets a store the gateway cannot reach, and
+    /// must be refused and change nothing.
+    pub store_cut_on_writes: bool,
     /// The bad writes of `bad-input`: the first, or both.
     pub bad_inputs: [BadInput; 2],
     pub both_bad_inputs: bool,
@@ -495,8 +509,12 @@ pub struct Plan {
     pub path: RegistrationPath,
     pub auth: AuthPlan,
     pub latency_ms_max: u64,
-    /// Sleep of the MCP server before each `tools/list` answer.
+    /// Sleep of the MCP server before each `tools/list` answer, or before
+    /// each `initialize` answer when `slow_initialize`.
     pub list_latency_ms: u64,
+    /// The MCP server is slow to start a session rather than to list: a
+    /// budget running out falls in `initialize`.
+    pub slow_initialize: bool,
     pub tool_count: usize,
     pub page_size: Option<usize>,
     pub sse: bool,
@@ -643,6 +661,7 @@ fn quirk_strategy() -> impl Strategy<Value = Quirk> {
         Quirk::OldRevision,
         Quirk::DeleteHangs,
         Quirk::AwkwardNames,
+        Quirk::RejectsTokens,
     ])
 }
 
@@ -734,6 +753,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 Just(TOKEN_TIMEOUT_MS - 60),
                 Just(TOKEN_TIMEOUT_MS + 60)
             ],
+            any::<bool>(),
         ),
         (
             quirk_strategy(),
@@ -747,6 +767,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             prop_oneof![Just(60u64), Just(180u64)],
             store_lag_strategy(),
             horizon_strategy(),
+            any::<bool>(),
         ),
         (
             [
@@ -762,9 +783,23 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
         .prop_map(
             |(
                 (give_up_after_ms, partition, hold, list_after, crash_upstream, listen_after_ms),
-                (revoke_at_ms, token_flake, token_failures, check_interval_ms, token_latency_ms),
+                (
+                    revoke_at_ms,
+                    token_flake,
+                    token_failures,
+                    check_interval_ms,
+                    token_latency_ms,
+                    revoke_late,
+                ),
                 (quirk, hostile, session_max_requests, tools_change_at_ms),
-                (update_change, rewrite_change, rewrite_at_ms, store_lag, horizon),
+                (
+                    update_change,
+                    rewrite_change,
+                    rewrite_at_ms,
+                    store_lag,
+                    horizon,
+                    store_cut_on_writes,
+                ),
                 (bad_inputs, both_bad_inputs, unknown_field, update_on_control, same_id),
             )| Faults {
                 give_up_after_ms,
@@ -772,6 +807,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 hold,
                 list_after,
                 revoke_at_ms,
+                revoke_late,
                 token_flake,
                 token_failures,
                 check_interval_ms,
@@ -787,6 +823,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 rewrite_at_ms,
                 store_lag,
                 horizon,
+                store_cut_on_writes,
                 bad_inputs,
                 both_bad_inputs,
                 unknown_field,
@@ -831,6 +868,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         restart,
         swarm_strategy(),
         faults_strategy(),
+        proptest::bool::weighted(0.3),
     )
         .prop_map(
             |(
@@ -845,12 +883,14 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 restart,
                 swarm,
                 faults,
+                slow_initialize,
             )| Plan {
                 seed,
                 path,
                 auth,
                 latency_ms_max,
                 list_latency_ms,
+                slow_initialize,
                 tool_count,
                 page_size,
                 sse,
@@ -912,6 +952,8 @@ const MCP_URL: &str = "http://mcp/mcp";
 /// The scope a create that gets the scopes wrong leaves out.
 const GEN_SCOPE: &str = "mcp";
 const SIGNING_KEY: &str = "gen-signing-key-4711";
+/// The key of an MCP server that missed a rotation ([`Quirk::RejectsTokens`]).
+const OTHER_SIGNING_KEY: &str = "gen-signing-key-rotated-0815";
 const GEN_AUDIENCE: &str = "gen-api";
 const GEN_ISSUER: &str = "http://auth";
 const BEARER: &str = "gen-bearer-token-4711";
@@ -1130,6 +1172,44 @@ impl Plan {
         others + BAD_INPUTS_AFTER_MS
     }
 
+    /// When the last write after the first create is sent (an update, a
+    /// delete, a rotation), if the plan makes one; bad inputs aside.
+    fn last_later_write_ms(&self) -> Option<u64> {
+        let path = match self.path {
+            RegistrationPath::RestThenUpdate | RegistrationPath::DeleteThenCreate => Some(100),
+            _ => None,
+        };
+        path.max(self.rewrite().map(|(at_ms, _)| at_ms))
+    }
+
+    /// Whether a write may meet a store the gateway cannot reach: which
+    /// definition ends up in force is then not known in advance.
+    fn write_may_be_refused(&self) -> bool {
+        self.caps.store
+            && self.faults.store_cut_on_writes
+            && self.last_later_write_ms().is_some()
+            && self.cuts().iter().any(|(_, c)| c.link == Link::Store)
+    }
+
+    /// Until when the operator polls: past every transient fault, through
+    /// a long run, and past an update's sync on a split deployment.
+    fn poll_until_ms(&self) -> u64 {
+        let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
+        if let Some(horizon) = self.horizon() {
+            poll_until_ms = poll_until_ms.max(horizon.run_ms);
+        }
+        if self.quirk() == Some(Quirk::ShortUnstatedToken) && self.client_credentials() {
+            poll_until_ms = poll_until_ms.max(SHORT_TOKEN_RUN_MS);
+        }
+        if self.path == RegistrationPath::RestThenUpdate && self.split() {
+            // The data plane learns of the update at its next sync, and
+            // checks the server again; the operator then polls until that
+            // check has settled.
+            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
+        }
+        poll_until_ms
+    }
+
     /// When the operator's steps have all been sent and answered.
     fn steps_done_ms(&self) -> u64 {
         let last = match self.bad_input_count() {
@@ -1177,10 +1257,15 @@ impl Plan {
         // messages later again.
         let gateways = 1 + u64::from(self.split());
         let round_ms = POLL_INTERVAL_MS + (2 * gateways * 4 + 4) * self.hop_ms();
+        // A cut that meets the writes delays the operator's polls by as
+        // long as the writes wait on the store.
+        let after_writes =
+            !(self.faults.store_cut_on_writes && self.last_later_write_ms().is_some());
         self.caps.store
             && long
             && !released
             && holds_it
+            && after_writes
             && self.restart.is_none()
             && round_ms < SYNC_INTERVAL_MS
     }
@@ -1234,10 +1319,13 @@ impl Plan {
             if on && (cut.link != Link::Token || self.client_credentials()) {
                 let mut cut = cut;
                 if cut.link == Link::Store && self.caps.store {
-                    // Cut the store once the operator's writes are through:
-                    // a write during the cut is refused (503), by design, and
-                    // what matters is what the gateway does with what it knew.
-                    cut.at_ms += self.steps_done_ms();
+                    cut.at_ms = match self.last_later_write_ms() {
+                        // Just before that write leaves the operator.
+                        Some(at_ms) if self.faults.store_cut_on_writes => at_ms - 5,
+                        // Once the operator's writes are through: what
+                        // matters is what the gateway does with what it knew.
+                        _ => cut.at_ms + self.steps_done_ms(),
+                    };
                 }
                 cuts.push((verb, cut));
             }
@@ -1258,7 +1346,7 @@ impl Plan {
         for (_, cut) in self.cuts() {
             timed.push(cut.at_ms + cut.for_ms);
         }
-        if self.swarm.revoke && self.client_credentials() {
+        if self.swarm.revoke && self.client_credentials() && !self.faults.revoke_late {
             timed.push(self.faults.revoke_at_ms);
         }
         if self.swarm.late_upstream {
@@ -1310,6 +1398,9 @@ impl Plan {
     /// Without a store, a restarted gateway forgets a REST registration by
     /// design, so no server is expected then either.
     fn expected_status(&self) -> Option<Status> {
+        if self.write_may_be_refused() {
+            return None;
+        }
         if self
             .restart
             .is_some_and(|(_, at_ms)| at_ms < self.steps_done_ms())
@@ -1337,6 +1428,14 @@ impl Plan {
                 return Some(Status::Unhealthy)
             }
             _ => {}
+        }
+        if self.quirk() == Some(Quirk::RejectsTokens) && self.client_credentials() {
+            // Every definition the case writes has the same credentials
+            // unless a write changes them.
+            return match self.update_change().is_none() && self.rewrite().is_none() {
+                true => Some(Status::Unhealthy),
+                false => None,
+            };
         }
         match self.crashed_upstream() {
             // Every check after the crash fails.
@@ -1410,9 +1509,18 @@ impl Plan {
         }
         // Each page and the session around it cost a few message latencies.
         let overhead = (worst + 6) * 3 * self.hop_ms();
-        if worst * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
+        // A slow start is paid once per session: once, or twice where the
+        // session may be dropped.
+        let (worst_slow, best_slow) = match self.slow_initialize {
+            true => (
+                1 + u64::from(self.session_drop()) + u64::from(self.swarm.horizon),
+                1,
+            ),
+            false => (worst, best),
+        };
+        if worst_slow * self.list_latency_ms + overhead + 50 < LIST_TIMEOUT_MS {
             Some(Status::Healthy)
-        } else if best * self.list_latency_ms > LIST_TIMEOUT_MS {
+        } else if best_slow * self.list_latency_ms > LIST_TIMEOUT_MS {
             Some(Status::Unhealthy)
         } else {
             None
@@ -1814,7 +1922,15 @@ impl Plan {
             } else {
                 ReplyMode::Json
             },
-            latency_ms: BTreeMap::from([("tools/list".to_string(), self.list_latency_ms)]),
+            latency_ms: BTreeMap::from([(
+                if self.slow_initialize {
+                    "initialize"
+                } else {
+                    "tools/list"
+                }
+                .to_string(),
+                self.list_latency_ms,
+            )]),
             session_ttl_ms: self.horizon().map(|h| h.session_ttl_ms),
             ..McpServerConfig::default()
         };
@@ -1897,9 +2013,15 @@ impl Plan {
                     // An issuer URL, so that the protected-resource metadata
                     // names a discoverable authorization server.
                     issuer: GEN_ISSUER.into(),
-                    signing_key: SIGNING_KEY.into(),
+                    signing_key: match self.quirk() {
+                        Some(Quirk::RejectsTokens) => OTHER_SIGNING_KEY.into(),
+                        _ => SIGNING_KEY.into(),
+                    },
                     required_scope: self.scope_required().then(|| GEN_SCOPE.into()),
-                    revoke_at_ms: self.swarm.revoke.then_some(self.faults.revoke_at_ms),
+                    revoke_at_ms: self.swarm.revoke.then(|| match self.faults.revoke_late {
+                        true => self.poll_until_ms(),
+                        false => self.faults.revoke_at_ms,
+                    }),
                     authorization_server: None,
                 };
                 // The registration states the client authentication the
@@ -1998,19 +2120,7 @@ impl Plan {
                 faults.push(Fault::release(heal_at, asked, other));
             }
         }
-        let mut poll_until_ms = self.disturbed_until_ms().map_or(0, |until| until + 500);
-        if let Some(horizon) = self.horizon() {
-            poll_until_ms = poll_until_ms.max(horizon.run_ms);
-        }
-        if self.quirk() == Some(Quirk::ShortUnstatedToken) && self.client_credentials() {
-            poll_until_ms = poll_until_ms.max(SHORT_TOKEN_RUN_MS);
-        }
-        if self.path == RegistrationPath::RestThenUpdate && self.split() {
-            // The data plane learns of the update at its next sync, and
-            // checks the server again; the operator then polls until that
-            // check has settled.
-            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
-        }
+        let poll_until_ms = self.poll_until_ms();
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
         let description = format!(

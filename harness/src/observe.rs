@@ -139,11 +139,15 @@ pub(crate) fn listing_duties(
             continue;
         };
         let Some(answer) = &w.answer else {
-            // Unanswered, a delete may have landed all the same (its
-            // gateway restarted after the store had it): the server is owed
-            // no listing any more, nor promised gone.
-            if w.kind == WriteKind::Delete {
-                listed.retain(|(_, e)| e != id);
+            // Unanswered (or answered 504), a delete may have landed all
+            // the same (its gateway restarted after the store had it, or the
+            // store took it after the gateway gave up): the server is owed
+            // no listing any more; a create likewise may have brought the
+            // server back, which is then promised gone no more.
+            match w.kind {
+                WriteKind::Delete => listed.retain(|(_, e)| e != id),
+                WriteKind::Create => gone.retain(|(_, e)| e != id),
+                WriteKind::Update => {}
             }
             continue;
         };

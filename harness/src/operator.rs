@@ -181,6 +181,7 @@ pub(crate) async fn operate(
     trace: &Trace,
     records: &Mutex<Records>,
     http: Arc<dyn HttpClient>,
+    open_sessions: OpenSessions<'_>,
 ) {
     let op = Operator {
         http: TracingClient {
@@ -199,8 +200,13 @@ pub(crate) async fn operate(
     op.poll_until_settled(trace).await;
     op.read_tools().await;
     op.read_again().await;
+    op.linger(open_sessions).await;
     op.records().end_ms = trace.now_ms();
 }
+
+/// Until when upstream sessions a gateway has in use must be watched (see
+/// [`crate::checks::open_until`]), asked at the given instant.
+pub(crate) type OpenSessions<'a> = &'a dyn Fn(u64) -> Option<u64>;
 
 impl Operator<'_> {
     fn now_ms(&self) -> u64 {
@@ -395,6 +401,9 @@ impl Operator<'_> {
                 body,
             })
         });
+        // 504: the gateway could not tell whether its write was done (its
+        // store did not answer): as unknown an outcome as no answer at all.
+        let unknown = answer.as_ref().is_some_and(|a| a.status == 504);
         let text = match &answer {
             Some(a) => match &a.error {
                 Some(error) => format!("{label} -> {}: {error}", a.status),
@@ -403,6 +412,7 @@ impl Operator<'_> {
             None if step.give_up_after_ms.is_some() => format!("{label} -> gave up"),
             None => format!("{label} -> no answer"),
         };
+        let answer = answer.filter(|_| !unknown);
         let server_id = match kind {
             WriteKind::Create => match &answer {
                 Some(a) => a.server_id.clone(),
@@ -640,6 +650,26 @@ impl Operator<'_> {
             .find(|spec| spec.name == tool.upstream)
             .map(|spec| &spec.input_schema);
         schema.map_or_else(|| json!({}), satisfying)
+    }
+
+    /// Before the run ends: waits, in steps of a few messages and never
+    /// past the deadline, while a session a gateway opened upstream is in
+    /// use and not yet closed, until its bound has passed: a gateway that
+    /// closes its sessions (a tool call's at the end of the run, say) ends
+    /// the wait within a few messages; one that leaves one open is judged.
+    async fn linger(&self, open_sessions: OpenSessions<'_>) {
+        let step_ms = 4 * self.scenario.network.hop_ms();
+        loop {
+            let now = self.now_ms();
+            let Some(until) = open_sessions(now) else {
+                return;
+            };
+            let until = until.min(self.scenario.deadline_ms);
+            if now >= until {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis((until - now).min(step_ms).max(1))).await;
+        }
     }
 
     /// One more read of every gateway's list.

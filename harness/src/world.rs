@@ -238,11 +238,31 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
     {
         let (scenario, records, trace) = (scenario.clone(), records.clone(), trace.clone());
         let (sut, hosts) = (sut.clone(), hosts.clone());
+        let upstreams: Vec<McpServer> = mcp_servers.values().cloned().collect();
         sim.client("operator", async move {
             let (client, driver) = SimHttpClient::local();
             tokio::task::spawn_local(driver.run());
             let http: Arc<dyn mcpsim_sut::HttpClient> = Arc::new(client);
-            operate(&scenario, sut.dialect(), &hosts, &trace, &records, http).await;
+            let hop_ms = scenario.network.hop_ms();
+            let open_sessions = |now_ms: u64| {
+                let logs: Vec<_> = upstreams.iter().map(McpServer::requests).collect();
+                crate::checks::open_until(
+                    logs.iter().map(|l| l.records.as_slice()),
+                    &hosts,
+                    hop_ms,
+                    now_ms,
+                )
+            };
+            operate(
+                &scenario,
+                sut.dialect(),
+                &hosts,
+                &trace,
+                &records,
+                http,
+                &open_sessions,
+            )
+            .await;
             Ok(())
         });
     }

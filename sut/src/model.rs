@@ -240,6 +240,10 @@ pub struct WriteAnswer {
     pub accepted: bool,
     /// The server's id, when the answer names it.
     pub server_id: Option<String>,
+    /// The server's name and URL as a taken write's answer shows them,
+    /// when it shows the server (a row).
+    pub name: Option<String>,
+    pub url: Option<String>,
     /// The gateway's error message, when it refused.
     pub error: Option<String>,
 }

@@ -57,6 +57,15 @@ pub enum Flaw {
     /// A server created again under the id of a deleted one is never
     /// checked: the id stays on a list of deleted ids.
     ForgetsRecreated,
+    /// An update is answered with the row as it was before the update.
+    AnswersStaleRow,
+    /// A refusal quotes the value it could not take.
+    QuotesBadValues,
+    /// A listing that runs out of time is blamed on the connection,
+    /// whatever step it was in.
+    TimeoutBlamesConnect,
+    /// A tool call's session is never closed.
+    CallKeepsSession,
 }
 
 #[derive(Clone, Debug)]
@@ -239,9 +248,13 @@ impl App {
         {
             return;
         }
+        // The step the listing is in, for the error if time runs out.
+        let step = Mutex::new("token");
         let work = async {
             let token = self.token(&server, false).await?;
+            *step.lock().unwrap() = "initialize";
             let mut session = self.open(&server, token).await?;
+            *step.lock().unwrap() = "list";
             let mut tools = Vec::new();
             let mut first_page = None;
             let mut cursor: Option<String> = None;
@@ -269,7 +282,10 @@ impl App {
         };
         let result = match tokio::time::timeout(Duration::from_millis(BUDGET_MS), work).await {
             Ok(result) => result,
-            Err(_) => Err(self.error("list", "timed out")),
+            Err(_) => Err(match self.flaw {
+                Flaw::TimeoutBlamesConnect => "connect: timed out".to_string(),
+                _ => self.error(*step.lock().unwrap(), "timed out"),
+            }),
         };
         self.write(id, result);
     }
@@ -432,6 +448,13 @@ async fn create(State(app): Shared, body: Bytes) -> Answer {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "malformed JSON");
     };
+    if let Some(credentials) = body.get("credentials").filter(|c| !c.is_object()) {
+        let message = match app.flaw {
+            Flaw::QuotesBadValues => format!("credentials: invalid value {credentials}"),
+            _ => "credentials must be an object".to_string(),
+        };
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, &message);
+    }
     let transport_ok = body
         .get("transport")
         .is_none_or(|t| matches!(t.as_str(), Some("http") | Some("sse")));
@@ -484,6 +507,7 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
         .get("transport")
         .is_none_or(|t| matches!(t.as_str(), Some("http") | Some("sse")));
     let url = text(&body, "url");
+    let before = app.lock().get(&id).map(Server::row).unwrap_or(Value::Null);
     {
         let mut servers = app.lock();
         let Some(server) = servers.get_mut(&id) else {
@@ -509,10 +533,14 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
         }
         server.status = "unknown";
         server.error = None;
+        server.last_check = None;
         server.tools = Vec::new();
         server.first_page = 0;
     }
-    let row = app.lock().get(&id).map(Server::row).unwrap_or(Value::Null);
+    let row = match app.flaw {
+        Flaw::AnswersStaleRow => before,
+        _ => app.lock().get(&id).map(Server::row).unwrap_or(Value::Null),
+    };
     let worker = app.clone();
     tokio::spawn(async move { worker.discover(&id).await });
     (StatusCode::ACCEPTED, Json(row))
@@ -591,7 +619,9 @@ async fn call_tool(State(app): Shared, Json(body): Json<Value>) -> Answer {
                 json!({"name": tool, "arguments": arguments}),
             )
             .await?;
-        session.close(&app).await;
+        if app.flaw != Flaw::CallKeepsSession {
+            session.close(&app).await;
+        }
         Ok::<Value, String>(result)
     };
     match tokio::time::timeout(Duration::from_millis(BUDGET_MS), work).await {

@@ -308,7 +308,7 @@ impl Registry {
         let budget = Duration::from_millis(self.settings.store_timeout_ms);
         match tokio::time::timeout(budget, call).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Err(_) => Err(StoreError::NoAnswer(format!(
                 "no answer within {} ms",
                 budget.as_millis()
             ))),

@@ -98,11 +98,20 @@ impl Registry {
             .map_err(|error| ApiError::new(StatusCode::BAD_GATEWAY, error.to_string()))
     }
 
+    /// A write the store did not take: 503 when it did not happen; 504 when
+    /// the store did not answer, so that the write may yet have happened
+    /// (a later sync shows which). Nothing changes here either way.
     fn store_unavailable(error: StoreError) -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{error}; nothing was changed"),
-        )
+        match error {
+            StoreError::NoAnswer(_) => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{error}; it may or may not have made the change"),
+            ),
+            error => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{error}; nothing was changed"),
+            ),
+        }
     }
 
     pub async fn create(self: &Arc<Self>, body: &[u8]) -> Result<Value, ApiError> {

@@ -6,6 +6,9 @@
 //!   no fault touched the gateway or its store);
 //! - **a refusal says why**: every write a gateway refused carries a
 //!   non-empty error, as the dialect reads it;
+//! - **the answer shows the write**: a taken create or update in mcpsim's
+//!   words whose answer shows the server (a row) shows the name and URL
+//!   that write gave it, not those it had before;
 //! - **read your writes**: after a gateway took a write, the first list it
 //!   answers that was sent after the answer shows it: a created server is
 //!   listed, an updated one shows the URL it was given, a deleted one is
@@ -47,6 +50,7 @@ pub(crate) fn check_api_contract(e: &Evidence<'_>) -> Check {
     for w in writes {
         refusal(e, w, &mut findings);
         if w.answer.as_ref().is_some_and(|a| a.accepted) {
+            answer_shows_the_write(w, &mut findings);
             read_your_write(e, w, &mut findings);
         }
         if w.refused() && w.kind == WriteKind::Create {
@@ -107,6 +111,35 @@ fn refusal(e: &Evidence<'_>, w: &WriteRecord, findings: &mut Vec<String>) {
                 w.gateway, w.sent_ms, a.status
             ));
         }
+    }
+}
+
+fn answer_shows_the_write(w: &WriteRecord, findings: &mut Vec<String>) {
+    let (Some(answer), Some(spec)) = (&w.answer, &w.spec) else {
+        return;
+    };
+    if w.kind == WriteKind::Delete || w.extra_fields {
+        return;
+    }
+    let label = w.text.split(" -> ").next().unwrap_or(&w.text);
+    let mut wrong = Vec::new();
+    if let Some(name) = answer.name.as_deref().filter(|n| *n != spec.name) {
+        wrong.push(format!("its name as {name} instead of {}", spec.name));
+    }
+    if let Some(url) = answer.url.as_deref().filter(|u| *u != spec.url) {
+        wrong.push(format!(
+            "its url as {} instead of {}",
+            shown(url),
+            shown(&spec.url)
+        ));
+    }
+    if !wrong.is_empty() {
+        findings.push(format!(
+            "{}: {label} at {} ms was taken, but its answer shows {}",
+            w.gateway,
+            w.sent_ms,
+            wrong.join(" and ")
+        ));
     }
 }
 

@@ -15,16 +15,20 @@
 //!   that gateway, sent since the server's latest create or update that
 //!   gateway must know of (its own, or another's a sync bound old);
 //! - **the stage named is the stage that failed**: an `unhealthy` error
-//!   whose leading label names a stage (`token: ...`, `initialize: ...`,
-//!   `list: ...`, or `tools/list: ...`) is judged when it first shows: some
+//!   whose leading label names a stage (`token: ...`, `connect: ...`,
+//!   `initialize: ...`, `list: ...`, or `tools/list: ...`) is judged when
+//!   it first shows: some
 //!   attempt that could have produced it (its last request ended after the
 //!   previous poll, less the declared token and listing budgets) ended on a
 //!   request of that stage, as the upstreams' logs show; unless a declared
 //!   budget, counted from one of its requests, ran out just after an
-//!   answer, when the next request may have been lost on its way.
+//!   answer, when the next request may have been lost on its way. No
+//!   request is of the `connect` stage: such an error says the MCP server
+//!   was never reached, which is wrong when it was reachable all the while
+//!   and attempts' requests (`initialize`, `tools/list`) reached it.
 //!
-//! What it does not judge: errors whose label is no stage word (`connect:`,
-//! LiteLLM's "Health check was cancelled"): the dialect cannot tell their
+//! What it does not judge: errors whose label is no stage word (LiteLLM's
+//! "Health check was cancelled"): the dialect cannot tell their
 //! stage, so neither can mcpsim; the stage of any error of a gateway that
 //! words its errors its own way (a live gateway of another kind:
 //! `Evidence::error_words` is false), whose `list:` need not name a stage
@@ -151,7 +155,9 @@ fn last_defined_ms(e: &Evidence<'_>, gateway: &str, id: &str, before_ms: u64) ->
             w.kind != WriteKind::Delete
                 && sharing.contains(&w.gateway)
                 && w.server_id.as_deref() == Some(id)
-                && w.maybe_applied()
+                // Taken: one the operator got no answer to (or a 504) the
+                // gateway may never have applied.
+                && w.answer.as_ref().is_some_and(|a| a.accepted)
         })
         .filter(|w| {
             if w.gateway == gateway {
@@ -352,6 +358,14 @@ fn stage_named(
         // try) leaves nothing to judge; a write in the window may have
         // changed what attempts could do.
         if ended.is_empty() || disturbed(e, gateway, id, from_ms, to_ms) {
+            continue;
+        }
+        // `connect` says the MCP server was never reached: wrong only when
+        // it was reachable all along and an attempt's request reached it.
+        let reached = ended
+            .iter()
+            .any(|s| matches!(s.stage, Stage::Initialize | Stage::List));
+        if stage == Stage::Connect && !reached {
             continue;
         }
         if cut_short || ended.iter().any(|s| s.stage == stage) || !judged.insert(error) {

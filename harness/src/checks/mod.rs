@@ -132,6 +132,8 @@ mod paths;
 mod registrations;
 mod secrets;
 mod sessions;
+
+pub(crate) use sessions::open_until;
 mod storm;
 mod tokens;
 mod tool_calls;

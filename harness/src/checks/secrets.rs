@@ -5,7 +5,9 @@
 //! access token a fake issued. A secret is the value of a secret field
 //! (client secrets, static and bearer tokens, signing keys, the operator's
 //! key), every static header value (an API key often travels in one), and
-//! the environment value a secret field names with `os.environ/NAME`. Only
+//! the environment value a secret field names with `os.environ/NAME`, and
+//! a string given where a field that holds secrets (`credentials`,
+//! `static_headers`) expects an object. Only
 //! those: a client id or a URL is shown in rows, as it should be, wherever
 //! it comes from. A finding names a secret by its index and length, never
 //! by its value.
@@ -30,6 +32,11 @@ const SECRET_FIELDS: [&str; 6] = [
 /// Fields whose every value is a secret.
 const SECRET_MAPS: [&str; 1] = ["static_headers"];
 
+/// Fields that hold secrets: a string standing where their object belongs
+/// (a client secret pasted as `credentials`, a header line as
+/// `static_headers`) is a secret too.
+const SECRET_HOLDERS: [&str; 2] = ["credentials", "static_headers"];
+
 /// Collects every secret value of a scenario, and the environment variables
 /// that secret fields name.
 fn walk(value: &Value, out: &mut Vec<String>, env_names: &mut BTreeSet<String>) {
@@ -45,7 +52,10 @@ fn walk(value: &Value, out: &mut Vec<String>, env_names: &mut BTreeSet<String>) 
         Value::Object(map) => {
             for (key, v) in map {
                 match v {
-                    Value::String(s) if SECRET_FIELDS.contains(&key.as_str()) => {
+                    Value::String(s)
+                        if SECRET_FIELDS.contains(&key.as_str())
+                            || SECRET_HOLDERS.contains(&key.as_str()) =>
+                    {
                         take(s, out, env_names)
                     }
                     Value::Object(values) if SECRET_MAPS.contains(&key.as_str()) => {
@@ -160,6 +170,27 @@ mod tests {
     fn secrets_are_secret_fields_header_values_and_the_env_values_they_name() {
         let secrets = scenario_secrets(&scenario());
         assert_eq!(secrets, ["docs-s3cret-from-env", "hdr-k3y-never-shown"]);
+    }
+
+    #[test]
+    fn a_string_where_credentials_or_headers_belong_is_a_secret() {
+        use crate::builder::Step;
+        let scenario = Scenario::builder("a secret pasted in the wrong place")
+            .gateway(GatewayHost::new("gateway"))
+            .step(Step::create_native(json!({
+                "server_name": "a", "url": "http://a/mcp",
+                "credentials": "pasted-s3cret-0", "static_headers": "X-Api-Key: k3y-0",
+            })))
+            .step(Step::create_native(json!({
+                "server_name": "b", "url": "http://b/mcp", "transport": "http",
+                "credentials": {"client_id": "shown-id", "client_secret": "s3cret-b"},
+            })))
+            .build()
+            .unwrap();
+        assert_eq!(
+            scenario_secrets(&scenario),
+            ["X-Api-Key: k3y-0", "pasted-s3cret-0", "s3cret-b"]
+        );
     }
 
     #[test]

@@ -45,6 +45,53 @@ use mcpsim_fakes::{McpOutcome, McpRequestRecord};
 use super::{check, registrations, Check, Evidence};
 use crate::operator::WriteKind;
 
+/// Until when the run must go on for every session a gateway has in use
+/// and not yet closed to be judged: the latest bound (last answer plus the
+/// gateway's listing budget and 4 hops) of such a session, if any is
+/// bound in the future of `now_ms`. A session ended for one of the stated
+/// reasons (refused, or a request in it not answered normally, or still
+/// unanswered, such as a GET stream) owes nothing. The operator waits for
+/// this before it ends the run, so that a session left open after its
+/// last exchange (a tool call's, at the end of a run) is judged.
+pub(crate) fn open_until<'r>(
+    logs: impl IntoIterator<Item = &'r [McpRequestRecord]>,
+    hosts: &BTreeMap<String, mcpsim_sut::Declared>,
+    hop_ms: u64,
+    now_ms: u64,
+) -> Option<u64> {
+    let mut until = None;
+    for records in logs {
+        let mut sessions: BTreeMap<(&str, &str), Vec<&McpRequestRecord>> = BTreeMap::new();
+        for r in records {
+            if let (Some(peer), Some(session)) = (&r.peer, &r.session) {
+                sessions.entry((peer, session)).or_default().push(r);
+            }
+        }
+        for ((peer, _), requests) in sessions {
+            let Some(declared) = hosts.get(peer) else {
+                continue;
+            };
+            let closed = requests.iter().any(|r| r.http_method == "DELETE");
+            let ended = requests.iter().any(|r| {
+                matches!(r.status, Some(401 | 403 | 404)) || r.outcome != McpOutcome::Answered
+            });
+            if closed || ended {
+                continue;
+            }
+            let last_ms = requests
+                .iter()
+                .map(|r| r.answered_ms.unwrap_or(r.received_ms))
+                .max()
+                .unwrap_or(0);
+            let bound_ms = last_ms + declared.listing_budget_ms + 4 * hop_ms;
+            if bound_ms > now_ms {
+                until = until.max(Some(bound_ms));
+            }
+        }
+    }
+    until
+}
+
 /// A session found open at its bound, for the finding.
 struct Left {
     session: String,

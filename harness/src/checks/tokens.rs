@@ -4,7 +4,9 @@
 //! within the token's validity unless something asked for it (a 401 from
 //! that upstream since, a write that may have landed since, a restart);
 //! after an upstream refused a
-//! token with 401, the gateway never presents that token to it again; a
+//! token with 401, the gateway never presents that token to it again (a
+//! session begun with it before the refusal reached the gateway may go on
+//! with it until refused itself); a
 //! gateway never presents a token longer than it declared it keeps one (a
 //! token's stated lifetime less its margin, or the lifetime it assumes
 //! when none is stated), counted from when it had the token, and one
@@ -18,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcpsim_fakes::{CredentialSeen, TokenOutcome, TokenRef, TokenRequestRecord};
+use mcpsim_fakes::{CredentialSeen, McpOutcome, TokenOutcome, TokenRef, TokenRequestRecord};
 
 use super::{check, Check, Evidence};
 use crate::observe;
@@ -216,13 +218,33 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
     // after the refusal left it was sent after the refusal arrived.
     for (upstream, log) in &e.outcome.mcp_requests {
         let mut rejected: BTreeMap<(String, TokenRef), u64> = BTreeMap::new();
+        // Refusals within one session: (gateway, token, session) -> when.
+        let mut rejected_in: BTreeMap<(String, TokenRef, &str), u64> = BTreeMap::new();
         let mut reported: BTreeSet<(String, TokenRef)> = BTreeSet::new();
+        // When each session was opened (its initialize arrived).
+        let opened: BTreeMap<&str, u64> = log
+            .records
+            .iter()
+            .filter_map(|r| Some((r.assigned_session.as_deref()?, r.received_ms)))
+            .collect();
         for r in &log.records {
             let CredentialSeen::Issued { token } = &r.credential else {
                 continue;
             };
             let key = (r.peer.clone().unwrap_or_default(), token.clone());
-            if let Some(at) = rejected.get(&key) {
+            // A session begun with the token before a refusal reached the
+            // gateway may go on with it until it is refused itself.
+            let session = r
+                .session
+                .as_deref()
+                .and_then(|s| Some((s, *opened.get(s)?)));
+            let refused_at = match (rejected.get(&key), session) {
+                (Some(at), Some((s, opened_ms))) if opened_ms <= at + 2 * hop => {
+                    rejected_in.get(&(key.0.clone(), key.1.clone(), s)).copied()
+                }
+                (at, _) => at.copied(),
+            };
+            if let Some(at) = refused_at {
                 if r.http_method == "POST"
                     && r.received_ms > at + 4 * hop
                     && reported.insert(key.clone())
@@ -234,9 +256,16 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
                 }
             }
             // A 401 to a session's closing DELETE is cleanup whose answer
-            // a client may ignore; a 401 to a request is not.
-            if let (Some(401), Some(at), "POST") = (r.status, r.answered_ms, r.http_method.as_str())
+            // a client may ignore; a 401 to a request is not, once the
+            // gateway got it (not after it had given up on the request).
+            if let (Some(401), Some(at), "POST", McpOutcome::Answered) =
+                (r.status, r.answered_ms, r.http_method.as_str(), &r.outcome)
             {
+                if let Some((s, _)) = session {
+                    rejected_in
+                        .entry((key.0.clone(), key.1.clone(), s))
+                        .or_insert(at);
+                }
                 rejected.entry(key).or_insert(at);
             }
         }
@@ -379,6 +408,8 @@ mod tests {
                 status: 200,
                 accepted: true,
                 server_id: Some("docs-id".into()),
+                name: None,
+                url: None,
                 error: None,
             }),
             spec: None,
@@ -541,5 +572,57 @@ mod tests {
             Vec::new(),
         );
         assert_eq!(findings.len(), 1, "{findings:?}");
+    }
+
+    #[test]
+    fn a_refused_token_is_never_presented_again_except_in_a_session_begun_before() {
+        // Token 1 is refused at 205 ms; a session opened at 150 ms goes on
+        // with it until its own refusal at 420 ms.
+        let in_session = |received_ms: u64, session: &str, status: u16| McpRequestRecord {
+            session: Some(session.into()),
+            status: Some(status),
+            ..presented(1, received_ms)
+        };
+        let opening = |received_ms: u64, session: &str| McpRequestRecord {
+            assigned_session: Some(session.into()),
+            rpc_method: Some("initialize".into()),
+            ..presented(1, received_ms)
+        };
+        let refused = McpRequestRecord {
+            status: Some(401),
+            ..presented(1, 205)
+        };
+        let base = vec![opening(150, "s-early"), refused];
+        let tokens = || vec![fetched(1, 100, 110)];
+        let going_on = [base.clone(), vec![in_session(400, "s-early", 200)]].concat();
+        assert_eq!(
+            judge_logs(tokens(), going_on, TokenReuse::default(), Vec::new()),
+            Vec::<String>::new()
+        );
+        let after_its_own = [
+            base.clone(),
+            vec![
+                in_session(420, "s-early", 401),
+                in_session(600, "s-early", 200),
+            ],
+        ]
+        .concat();
+        let found = judge_logs(tokens(), after_its_own, TokenReuse::default(), Vec::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("with the token it rejected at 420 ms"),
+            "{found:?}"
+        );
+        let new_session = [
+            base,
+            vec![opening(500, "s-late"), in_session(510, "s-late", 200)],
+        ]
+        .concat();
+        let found = judge_logs(tokens(), new_session, TokenReuse::default(), Vec::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("asked mcp again at 500 ms with the token it rejected at 205 ms"),
+            "{found:?}"
+        );
     }
 }

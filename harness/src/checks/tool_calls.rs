@@ -21,7 +21,9 @@
 //!
 //! What it does not judge: calls a fault may have broken (a fault during
 //! the call, an upstream crashed and not back, a cut link not healed), or
-//! that an upstream's configured failures or session limits may have hit;
+//! that an upstream's configured failures or session limits may have hit,
+//! or that an upstream slow to start a session or to answer a call (half
+//! the gateway's listing budget) may have run out of time;
 //! credentials of servers any write in the gateway's own shape may have
 //! defined, or whose static bearer differs from what their MCP server
 //! takes, or whose MCP server another server of the gateway shares; image,
@@ -265,9 +267,17 @@ fn excused(e: &Evidence<'_>, gateway: &str, mcp: Option<&str>, call: &ToolCall) 
             }
         });
     let fake = e.scenario.mcp_servers.iter().find(|m| m.host == mcp);
+    let budget_ms = e.declared(gateway).map_or(0, |d| d.listing_budget_ms);
     let configured = fake.is_some_and(|m| {
         let c = &m.config;
-        !m.listening
+        // A call starts a session and calls: an upstream that takes half
+        // the gateway's budget for those may take more than all of it.
+        let slow_ms: u64 = ["*", "initialize", "notifications/initialized", "tools/call"]
+            .iter()
+            .filter_map(|method| c.latency_ms.get(*method))
+            .sum();
+        2 * slow_ms >= budget_ms
+            || !m.listening
             || c.session_ttl_ms.is_some()
             || c.session_max_requests.is_some_and(|n| n < 3)
             || c.failures.iter().any(|r| {

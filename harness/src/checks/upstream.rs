@@ -24,6 +24,9 @@ use super::Evidence;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Stage {
     Token,
+    /// Reaching the MCP server: an error named so says no request of the
+    /// attempt reached it. No request is of this stage.
+    Connect,
     /// `initialize` and `notifications/initialized`.
     Initialize,
     /// `tools/list`.
@@ -39,6 +42,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Token => "token",
+            Stage::Connect => "connect",
             Stage::Initialize => "initialize",
             Stage::List => "list",
             Stage::Call => "call",
@@ -52,12 +56,14 @@ impl Stage {
     }
 
     /// The stage an error message names, from its leading label
-    /// (`token: ...`, `initialize: ...`, `tools/list: ...`); none when the
+    /// (`token: ...`, `connect: ...`, `initialize: ...`, `tools/list:
+    /// ...`); none when the
     /// label is no stage word.
     pub fn named_by(error: &str) -> Option<Stage> {
         let label = error.split(':').next()?.trim().to_ascii_lowercase();
         match label.as_str() {
             "token" => Some(Stage::Token),
+            "connect" => Some(Stage::Connect),
             "initialize" | "initialized" | "notifications/initialized" => Some(Stage::Initialize),
             "list" | "tools/list" => Some(Stage::List),
             _ => None,

@@ -710,6 +710,17 @@ impl LiveWorld<'_> {
         };
         {
             let http: Arc<dyn mcpsim_sut::HttpClient> = Arc::new(Loopback::new(operator_names));
+            let hop_ms = as_run.network.hop_ms();
+            let declared = self.declared;
+            let open_sessions = |now_ms: u64| {
+                let logs: Vec<_> = mcp_servers.values().map(McpServer::requests).collect();
+                crate::checks::open_until(
+                    logs.iter().map(|l| l.records.as_slice()),
+                    declared,
+                    hop_ms,
+                    now_ms,
+                )
+            };
             let operator = operate(
                 &as_run,
                 self.gateway.dialect(),
@@ -717,6 +728,7 @@ impl LiveWorld<'_> {
                 &trace,
                 &records,
                 http,
+                &open_sessions,
             );
             let timed = world.timed(&as_run);
             let faults = world.apply_all(timed);

@@ -226,7 +226,7 @@ impl Dialect for ContextForge {
     }
 
     fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer {
-        super::write_answer(answer, "id", error_of)
+        super::write_answer(answer, "id", "name", error_of)
     }
 
     fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String> {

@@ -251,7 +251,7 @@ impl Dialect for LiteLlm {
     }
 
     fn read_write(&self, answer: ApiAnswer<'_>) -> WriteAnswer {
-        super::write_answer(answer, "server_id", error_of)
+        super::write_answer(answer, "server_id", "server_name", error_of)
     }
 
     fn read_list(&self, answers: &[ApiAnswer<'_>]) -> Result<Vec<ServerView>, String> {

@@ -76,17 +76,28 @@ fn expect(
     })
 }
 
-/// A write's answer: taken when 2xx, with the id under `id_key`; refused
-/// otherwise, with the gateway's message.
-fn write_answer(answer: ApiAnswer<'_>, id_key: &str, error_of: ErrorOf) -> WriteAnswer {
+/// A write's answer: taken when 2xx, with the id under `id_key` and the
+/// server's name under `name_key` and URL under `url` when the answer shows
+/// them; refused otherwise, with the gateway's message.
+fn write_answer(
+    answer: ApiAnswer<'_>,
+    id_key: &str,
+    name_key: &str,
+    error_of: ErrorOf,
+) -> WriteAnswer {
     let accepted = (200..300).contains(&answer.status);
+    let shown = |key: &str| {
+        accepted
+            .then(|| answer.body.get(key).and_then(Value::as_str))
+            .flatten()
+            .map(str::to_string)
+    };
     WriteAnswer {
         status: answer.status,
         accepted,
-        server_id: accepted
-            .then(|| answer.body.get(id_key).and_then(Value::as_str))
-            .flatten()
-            .map(str::to_string),
+        server_id: shown(id_key),
+        name: shown(name_key),
+        url: shown("url"),
         error: if accepted {
             None
         } else {
