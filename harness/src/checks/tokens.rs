@@ -261,6 +261,24 @@ pub(crate) fn check_tokens(e: &Evidence<'_>) -> Check {
             if let (Some(401), Some(at), "POST", McpOutcome::Answered) =
                 (r.status, r.answered_ms, r.http_method.as_str(), &r.outcome)
             {
+                // An answer that came as the gateway's listing budget, from
+                // the exchange's initialize, ran out may have found it gone.
+                let started = log
+                    .records
+                    .iter()
+                    .filter(|o| {
+                        o.peer == r.peer
+                            && o.rpc_method.as_deref() == Some("initialize")
+                            && o.received_ms <= r.received_ms
+                    })
+                    .map(|o| o.received_ms)
+                    .max();
+                let budget = e.declared(&key.0).map(|d| d.listing_budget_ms);
+                if let (Some(started), Some(budget)) = (started, budget) {
+                    if at + 2 * hop >= started + budget {
+                        continue;
+                    }
+                }
                 if let Some((s, _)) = session {
                     rejected_in
                         .entry((key.0.clone(), key.1.clone(), s))
