@@ -31,6 +31,23 @@ pub struct Mcp {
     pub forget_once: bool,
     /// `Authorization` values accepted; `None` accepts anything.
     pub accept: Option<BTreeSet<String>>,
+    /// Statuses answered to the next `tools/list` requests, one each.
+    pub list_errors: Vec<u16>,
+    /// The next `tools/list` requests break mid-answer (`HttpError::Io`).
+    pub cut_lists: u32,
+    /// `initialize` opens no session.
+    pub stateless: bool,
+    /// The status a `DELETE` gets.
+    pub delete_status: u16,
+    /// Replies as SSE: a priming event (an id, an empty `data:`), then a
+    /// notification when `sse_notice`, then the response; CRLF when `crlf`.
+    pub sse: bool,
+    pub sse_notice: bool,
+    pub crlf: bool,
+    /// The only revision spoken, strictly: any other version header is 400.
+    pub only_version: Option<&'static str>,
+    /// Every page names the same `nextCursor`.
+    pub stuck_cursor: bool,
 }
 
 impl Default for Mcp {
@@ -42,6 +59,15 @@ impl Default for Mcp {
             status: None,
             forget_once: false,
             accept: None,
+            list_errors: Vec::new(),
+            cut_lists: 0,
+            stateless: false,
+            delete_status: 200,
+            sse: false,
+            sse_notice: false,
+            crlf: false,
+            only_version: None,
+            stuck_cursor: false,
         }
     }
 }
@@ -53,6 +79,8 @@ pub struct World {
     pub token_calls: AtomicU64,
     /// `(host, Authorization)` of every MCP POST.
     pub seen: Mutex<Vec<(String, Option<String>)>>,
+    /// `(host, JSON-RPC method or DELETE)` of every MCP request.
+    pub methods: Mutex<Vec<(String, String)>>,
     sessions: AtomicU64,
 }
 
@@ -81,6 +109,15 @@ impl World {
             .collect()
     }
 
+    /// How many requests of this JSON-RPC method (or `DELETE`) `host` got.
+    pub fn count(&self, host: &str, method: &str) -> usize {
+        let methods = self.methods.lock().unwrap();
+        methods
+            .iter()
+            .filter(|(h, m)| h == host && m == method)
+            .count()
+    }
+
     fn token(&self) -> http::Response<Vec<u8>> {
         let n = self.token_calls.fetch_add(1, Ordering::SeqCst);
         let body =
@@ -98,7 +135,7 @@ impl World {
             .get(http::header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap().to_string());
         if request.method() == http::Method::DELETE {
-            return json_response(200, &json!({}));
+            return json_response(mcp.delete_status, &json!({}));
         }
         self.seen
             .lock()
@@ -114,19 +151,49 @@ impl World {
         }
         let message: Value = serde_json::from_slice(request.body()).unwrap();
         let id = message["id"].clone();
+        let method = message["method"].as_str().unwrap();
+        let version = request.headers().get("mcp-protocol-version");
+        if let (Some(only), true) = (mcp.only_version, method != "initialize") {
+            let sent = version.map(|v| v.to_str().unwrap());
+            if sent.is_some_and(|v| v != only) || (sent.is_none() && only != "2025-03-26") {
+                return json_response(400, &json!({}));
+            }
+        }
+        if method == "tools/list" && !mcp.list_errors.is_empty() {
+            return json_response(mcp.list_errors.remove(0), &json!({}));
+        }
+        let (sse, notice, crlf) = (mcp.sse, mcp.sse_notice, mcp.crlf);
         let reply = |result: Value| {
-            json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": result}))
+            let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+            if !sse {
+                return json_response(200, &body);
+            }
+            let mut text = "id: 0\ndata:\n\n".to_string();
+            if notice {
+                text.push_str("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n");
+            }
+            text.push_str(&format!("event: message\nid: 1\ndata: {body}\n\n"));
+            if crlf {
+                text = text.replace('\n', "\r\n");
+            }
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(text.into_bytes())
+                .unwrap()
         };
-        match message["method"].as_str().unwrap() {
+        match method {
             "initialize" => {
                 let n = self.sessions.fetch_add(1, Ordering::SeqCst);
                 let mut response = reply(
-                    json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                    json!({"protocolVersion": mcp.only_version.unwrap_or("2025-06-18"), "capabilities": {"tools": {}},
                     "serverInfo": {"name": "mock", "version": "1"}}),
                 );
-                response
-                    .headers_mut()
-                    .insert("mcp-session-id", format!("s{n}").parse().unwrap());
+                if !mcp.stateless {
+                    response
+                        .headers_mut()
+                        .insert("mcp-session-id", format!("s{n}").parse().unwrap());
+                }
                 response
             }
             "notifications/initialized" => json_response(202, &json!({})),
@@ -146,6 +213,9 @@ impl World {
                 let mut result = json!({"tools": tools});
                 if end < mcp.tools {
                     result["nextCursor"] = json!(end.to_string());
+                }
+                if mcp.stuck_cursor {
+                    result["nextCursor"] = json!("0");
                 }
                 reply(result)
             }
@@ -185,6 +255,14 @@ impl HttpClient for World {
                     Ok(self.token())
                 }
                 _ => {
+                    let method = serde_json::from_slice::<Value>(request.body())
+                        .ok()
+                        .and_then(|m| m["method"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| request.method().to_string());
+                    self.methods
+                        .lock()
+                        .unwrap()
+                        .push((host.clone(), method.clone()));
                     let delay = self
                         .mcp
                         .lock()
@@ -192,6 +270,14 @@ impl HttpClient for World {
                         .get(&host)
                         .map_or(0, |m| m.delay_ms);
                     tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if method == "tools/list" {
+                        if let Some(mcp) = self.mcp.lock().unwrap().get_mut(&host) {
+                            if mcp.cut_lists > 0 {
+                                mcp.cut_lists -= 1;
+                                return Err(HttpError::Io("connection reset mid-body".into()));
+                            }
+                        }
+                    }
                     Ok(self.mcp(&host, &request))
                 }
             }
