@@ -574,7 +574,7 @@ fn a_storm_in_an_attempt_the_operator_waited_on_fails_upstream_load() {
     let report = mcpsim_harness::run(&broken(Misdeed::ListsTwentyTimes), &scenario).unwrap();
     let found = findings_of(&report, "upstream_load");
     assert!(
-        found.len() == 1 && found[0].contains("23 requests in the attempt from 1 ms"),
+        found.len() == 1 && found[0].contains("23 requests in the attempt from 2 ms"),
         "{found:?}\n{}",
         report.timeline()
     );
