@@ -554,6 +554,33 @@ fn a_gateway_that_sends_each_listing_twenty_times_fails_upstream_load() {
 }
 
 #[test]
+fn a_storm_in_an_attempt_the_operator_waited_on_fails_upstream_load() {
+    // Checked once, at start-up, while the operator's first poll waits on
+    // the gateway: the spacing rule leaves that attempt to the operator,
+    // the bound on its requests does not.
+    let scenario = Scenario::builder("a config server, checked once, each page asked twenty times")
+        .gateway(
+            GatewayHost::new("gateway")
+                .settings(json!({"list_timeout_ms": 750, "id_seed": 1}))
+                .server(ServerDef::http("docs", UPSTREAM)),
+        )
+        .mcp_server(McpHost::new("mcp").tools(2))
+        .poll_until_ms(1_000)
+        .deadline_ms(3_000)
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    passes_on_the_reference(&scenario);
+    let report = mcpsim_harness::run(&broken(Misdeed::ListsTwentyTimes), &scenario).unwrap();
+    let found = findings_of(&report, "upstream_load");
+    assert!(
+        found.len() == 1 && found[0].contains("23 requests in the attempt from 2 ms"),
+        "{found:?}\n{}",
+        report.timeline()
+    );
+}
+
+#[test]
 fn a_gateway_that_keeps_polling_a_deleted_server_fails_upstream_load() {
     let scenario = deleted_server("a server deleted at 1 s, and its upstream");
     passes_on_the_reference(&scenario);
@@ -1443,6 +1470,34 @@ fn a_check_time_stamped_once_fails_the_health_record() {
         &scenario,
         "health_record",
         "last_health_check is 2026-01-01T00:00:00",
+    );
+}
+
+#[test]
+fn an_error_status_sat_on_until_the_budget_fails_the_health_record() {
+    // The first listing is answered 503 (an injected answer, over when it
+    // is answered): the check it ended must show at once, not when the
+    // gateway's own budget runs out.
+    let mut docs = docs(1);
+    docs.config.failures.push(McpFailureRule {
+        method: "tools/list".into(),
+        kind: McpFailure::Http { status: 503 },
+        after: 0,
+        count: Some(1),
+    });
+    let scenario = Scenario::builder("an error status ends the attempt")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs)
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .poll_until_ms(1_500)
+        .build()
+        .unwrap();
+    caught(
+        Flaw::SitsOnErrors,
+        &scenario,
+        "health_record",
+        "an attempt ended",
     );
 }
 

@@ -6,8 +6,8 @@ use mcpsim_fakes::AuthMethod;
 use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::plan_tree;
 use mcpsim_harness::generate::{
-    plan_strategy, AuthPlan, Cut, Horizon, Link, Plan, Quirk, RegistrationPath, StoreLag, Swarm,
-    Target, UpdateChange, HORIZON_TICK_MS,
+    plan_strategy, AuthPlan, Cut, Horizon, Link, Plan, Quirk, RegistrationPath, SessionLimit,
+    StoreLag, Swarm, Target, UpdateChange, HORIZON_TICK_MS,
 };
 use mcpsim_harness::scenario::Action;
 use mcpsim_harness::{Evidence, Scenario, Status};
@@ -414,4 +414,46 @@ fn awkward_tool_names_are_listed_and_called_as_they_are() {
         .collect();
     assert_eq!(names, ["get-data", "pat.batch", "pat_batch", "tool_003"]);
     assert_eq!(report.mcp_servers["mcp"].by_method["tools/call"], 4);
+}
+
+/// A session limit of exactly one listing's requests: every listing
+/// succeeds, and its closing `DELETE` meets a session the server already
+/// ended (404), which a gateway must shrug off.
+#[test]
+fn a_session_limit_of_one_listing_lets_the_listing_through_and_ends_the_session() {
+    let (target, mut plan) = quiet_plan(RegistrationPath::Rest, AuthPlan::None);
+    plan.swarm.quirk = true;
+    plan.faults.quirk = Quirk::SessionExpiry;
+    plan.faults.session_limit = SessionLimit::Listing;
+    let (scenario, report) = run_plan(&target, &plan);
+    // Three tools on pages of two: initialized and two pages.
+    assert_eq!(scenario.mcp_servers[0].config.session_max_requests, Some(3));
+    assert_eq!(scenario.expect["srv"].status, Some(Status::Healthy));
+    let log = &report.mcp_requests["mcp"].records;
+    assert!(log
+        .iter()
+        .any(|r| r.http_method == "DELETE" && r.status == Some(404)));
+}
+
+/// `mcp-flaky`: the MCP server fails its first listings with an error
+/// status, then recovers; the case polls until a re-check after the last
+/// failure, and the server ends healthy.
+#[test]
+fn an_mcp_server_that_fails_then_recovers_ends_healthy() {
+    for (status, failures) in [(500, 1), (503, 2), (403, 2)] {
+        let (target, mut plan) = quiet_plan(RegistrationPath::Rest, AuthPlan::None);
+        plan.swarm.mcp_flaky = true;
+        plan.faults.mcp_flake_status = status;
+        plan.faults.mcp_failures = failures;
+        let (scenario, report) = run_plan(&target, &plan);
+        let rule = &scenario.mcp_servers[0].config.failures[0];
+        assert_eq!(rule.count, Some(failures));
+        assert_eq!(scenario.expect["srv"].status, Some(Status::Healthy));
+        let refused = report.mcp_requests["mcp"]
+            .records
+            .iter()
+            .filter(|r| r.rpc_method.as_deref() == Some("tools/list") && r.status == Some(status))
+            .count();
+        assert_eq!(refused, failures as usize);
+    }
 }

@@ -106,6 +106,63 @@ defects! {
         "tool names are sanitized to [A-Za-z0-9_-] and duplicates dropped, so two upstream \
          tools that differ only in '.' and '_' become one, the first listed winning",
         "craft-agents-oss issue 1002";
+    ErrorListedAsHealthy, "error-listed-as-healthy",
+        "a failed listing becomes an empty tool list, and an empty list is reported healthy",
+        "LiteLLM issue 18134";
+    ShortHealthTimeout, "short-health-timeout",
+        "the health check gets a quarter of the listing timeout, so an upstream slower than \
+         that is reported unhealthy while its tools still work",
+        "ContextForge issue 4785, PR 4862";
+    NeverRestoredAfterRecovery, "never-restored-after-recovery",
+        "after an unhealthy result the server is never checked again, so an upstream that \
+         recovers stays unhealthy until something rewrites it",
+        "ContextForge PR 4499";
+    StaleToolsKept, "stale-tools-kept",
+        "a server whose check fails keeps listing the tools of its last good listing",
+        "Kuadrant/mcp-gateway issue 665";
+    StatelessUpstreamRefused, "stateless-upstream-refused",
+        "an initialize answer without Mcp-Session-Id is refused, so a stateless upstream is \
+         never listed",
+        "ContextForge issue 5484";
+    Delete404FailsSession, "delete-404-fails-session",
+        "the session's closing DELETE is part of the exchange, and its 404 (the upstream had \
+         already ended the session) fails a listing that succeeded",
+        "typescript-sdk PR 2466";
+    InitializeTwicePerExchange, "initialize-twice-per-exchange",
+        "every exchange opens a throwaway session before the real one: two initializes per \
+         listing or call",
+        "FastMCP issues 2019, 3466";
+    EmptySseDataParsed, "empty-sse-data-parsed",
+        "an SSE event's empty data field (a priming event) is parsed as JSON, and the error \
+         fails the exchange",
+        "agentgateway PR 681";
+    FirstSseEventOnly, "first-sse-event-only",
+        "only the first SSE event is read, so a notification before the response fails the \
+         exchange",
+        "envoy ai-gateway issue 2219";
+    CrlfSseNotSplit, "crlf-sse-not-split",
+        "SSE lines are split on LF alone, so a CRLF stream is one event and several messages \
+         in it are never told apart",
+        "envoy ai-gateway issue 1398";
+    CutStreamHangs, "cut-stream-hangs",
+        "a reply stream that breaks before the response raises nothing: the exchange waits \
+         until its timeout",
+        "python-sdk issue 1577, PR 3052";
+    HttpErrorAfterInitializeHangs, "http-error-after-initialize-hangs",
+        "an error status after initialize is swallowed: the exchange waits until its timeout \
+         and the status is lost",
+        "python-sdk issue 2110, PR 2047";
+    ProtocolVersionHardCoded, "protocol-version-hard-coded",
+        "the MCP-Protocol-Version header names the client's own latest revision, not the one \
+         the server chose",
+        "envoy ai-gateway issue 2542";
+    NoStuckCursorGuard, "no-stuck-cursor-guard",
+        "a nextCursor that repeats is followed again and again until the listing times out",
+        "codebase-memory-mcp issue 1247 (the guard is in ContextForge get_list_paginated)";
+    NoPeriodicRediscovery, "no-periodic-rediscovery",
+        "after a healthy listing the server is never checked again: only writes start \
+         attempts, so a changed tool set stays stale",
+        "ContextForge issue 3745";
 }
 
 impl Defect {

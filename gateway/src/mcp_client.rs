@@ -170,6 +170,28 @@ pub struct ClientQuirks {
     pub no_reinitialize_on_404: bool,
     /// Keep only the first `tools/list` page.
     pub first_page_only: bool,
+    /// Refuse an `initialize` answer that opens no session.
+    pub session_id_required: bool,
+    /// Send the closing `DELETE` inside the exchange and fail it on a 404.
+    pub delete_in_exchange: bool,
+    /// Open a throwaway session before the one that does the work.
+    pub throwaway_session: bool,
+    /// Parse an SSE event's empty `data:` as JSON, and fail on any event
+    /// whose data is not JSON.
+    pub parse_empty_sse_data: bool,
+    /// Read only the first SSE event that carries data.
+    pub first_sse_event_only: bool,
+    /// Split SSE lines on LF alone, leaving a CR in the line.
+    pub sse_lf_only: bool,
+    /// Wait forever for a response whose stream broke.
+    pub hang_on_cut_stream: bool,
+    /// Wait forever after an error status to a request after `initialize`.
+    pub hang_on_error_status: bool,
+    /// Send our own latest revision in `MCP-Protocol-Version`, whatever the
+    /// server chose.
+    pub hard_coded_version: bool,
+    /// Follow a `nextCursor` that was handed out before.
+    pub no_cursor_guard: bool,
 }
 
 /// What a listing needs.
@@ -263,11 +285,16 @@ impl<'a> Session<'a> {
         let request = self
             .build(http::Method::POST, Some(&message))
             .map_err(PostError::Other)?;
-        let response = self
-            .http
-            .send(request)
-            .await
-            .map_err(|e| PostError::Other(Failure::Transport(e)))?;
+        let response = match self.http.send(request).await {
+            Ok(response) => response,
+            // Defect cut-stream-hangs: the reader task of MCP SDK 1.x ends
+            // with the stream, and nothing wakes the request waiting for its
+            // response (python-sdk issue 1577).
+            Err(HttpError::Io(_)) if self.request.quirks.hang_on_cut_stream => {
+                return std::future::pending().await
+            }
+            Err(e) => return Err(PostError::Other(Failure::Transport(e))),
+        };
         let status = response.status();
         if status == http::StatusCode::NOT_FOUND && self.id.is_some() {
             return Err(PostError::SessionGone);
@@ -277,6 +304,15 @@ impl<'a> Session<'a> {
                 "HTTP {} redirect, not followed: a gateway calls only the URL it was given",
                 status.as_u16()
             ))));
+        }
+        // Defect http-error-after-initialize-hangs: after initialize the
+        // error status goes to a reader task that drops it, and the request
+        // waits for a response that never comes (python-sdk issue 2110).
+        if !status.is_success()
+            && method != "initialize"
+            && self.request.quirks.hang_on_error_status
+        {
+            return std::future::pending().await;
         }
         if !status.is_success() {
             return Err(PostError::Other(Failure::Status {
@@ -300,7 +336,14 @@ impl<'a> Session<'a> {
             .to_ascii_lowercase();
         let body = response.into_body();
         let reply = if content_type.starts_with("text/event-stream") {
-            find_in_sse(&body, id)?
+            match find_in_sse(&body, id, &self.request.quirks) {
+                // Defect cut-stream-hangs: a stream that ended without the
+                // response is waited on all the same.
+                Err(SseError::Ended) if self.request.quirks.hang_on_cut_stream => {
+                    return std::future::pending().await
+                }
+                other => other.map_err(SseError::into_post)?,
+            }
         } else if content_type.starts_with("application/json") {
             let reply = serde_json::from_slice::<Value>(&body).map_err(|_| {
                 PostError::Other(Failure::Protocol("reply is not valid JSON".to_string()))
@@ -361,14 +404,30 @@ impl<'a> Session<'a> {
                 )),
             });
         }
-        // 2025-03-26 has no protocol-version header.
-        if version != "2025-03-26" {
+        // Defect protocol-version-hard-coded: the header names the revision
+        // the client proposed, not the one the server chose (envoy
+        // ai-gateway issue 2542).
+        if self.request.quirks.hard_coded_version {
+            self.version = Some(HeaderValue::from_static(SUPPORTED_VERSIONS[0]));
+        } else if version != "2025-03-26" {
+            // 2025-03-26 has no protocol-version header.
             self.version = Some(HeaderValue::from_static(match version {
                 "2025-11-25" => "2025-11-25",
                 _ => "2025-06-18",
             }));
         }
         self.id = headers.get(SESSION_HEADER).cloned();
+        // Defect stateless-upstream-refused: a session id is demanded of
+        // every upstream, though a server may be stateless (ContextForge
+        // issue 5484).
+        if self.id.is_none() && self.request.quirks.session_id_required {
+            return Err(McpError {
+                stage: Stage::Initialize,
+                failure: Failure::Protocol(
+                    "the server opened no session (no Mcp-Session-Id)".to_string(),
+                ),
+            });
+        }
         self.post("notifications/initialized", Value::Null, true)
             .await
             .map_err(|e| at(Stage::Initialize, e))?;
@@ -402,7 +461,10 @@ impl<'a> Session<'a> {
             tools.extend(page);
             match result.get("nextCursor").and_then(Value::as_str) {
                 Some(next) if !self.request.quirks.first_page_only => {
-                    if !seen.insert(next.to_string()) {
+                    // Defect no-stuck-cursor-guard: a repeated cursor is
+                    // followed as if it were new (codebase-memory-mcp issue
+                    // 1247), until the listing's timeout.
+                    if !seen.insert(next.to_string()) && !self.request.quirks.no_cursor_guard {
                         return Err(PostError::Other(Failure::Protocol(format!(
                             "tools/list handed out a cursor it had handed out before, after {} tools; stopped rather than loop",
                             tools.len()
@@ -429,6 +491,42 @@ impl<'a> Session<'a> {
         self.id = None;
         Closing(request)
     }
+
+    /// Ends an exchange that succeeded: hands its `DELETE` to the caller,
+    /// or, with the `delete-404-fails-session` defect, sends it here.
+    async fn finish<T>(&mut self, output: T, stage: Stage) -> (Result<T, McpError>, Closing) {
+        let closing = self.closing();
+        // Defect delete-404-fails-session: the closing DELETE is awaited in
+        // the exchange, and a 404 to it (the server had already ended the
+        // session) is an error (typescript-sdk PR 2466).
+        if !self.request.quirks.delete_in_exchange {
+            return (Ok(output), closing);
+        }
+        if let Some(request) = closing.request() {
+            if let Ok(response) = self.http.send(request).await {
+                if response.status() == http::StatusCode::NOT_FOUND {
+                    let error = McpError {
+                        stage,
+                        failure: Failure::Status { status: 404 },
+                    };
+                    return (Err(error), Closing::default());
+                }
+            }
+        }
+        (Ok(output), Closing::default())
+    }
+
+    /// Opens the session that does the work; with the
+    /// `initialize-twice-per-exchange` defect, one to throw away first.
+    async fn open(&mut self, stage: &StageCell) -> Result<(), McpError> {
+        // Defect initialize-twice-per-exchange: a client per request that
+        // connects (initialize) and is then replaced by the one that does the
+        // work, without ending the first session (FastMCP issues 2019, 3466).
+        if self.request.quirks.throwaway_session {
+            self.initialize(stage).await?;
+        }
+        self.initialize(stage).await
+    }
 }
 
 fn at(stage: Stage, error: PostError) -> McpError {
@@ -443,37 +541,83 @@ fn at(stage: Stage, error: PostError) -> McpError {
     McpError { stage, failure }
 }
 
+/// Why an SSE body gave no response.
+enum SseError {
+    /// The stream ended without it.
+    Ended,
+    Other(String),
+}
+
+impl SseError {
+    fn into_post(self) -> PostError {
+        PostError::Other(Failure::Protocol(match self {
+            SseError::Ended => "SSE stream ended without the response".to_string(),
+            SseError::Other(why) => why,
+        }))
+    }
+}
+
 /// Finds the JSON-RPC response with this id among the events of an SSE body.
-fn find_in_sse(body: &[u8], id: u64) -> Result<Value, PostError> {
+/// An event without data (a priming event, whose `data:` is empty) is not
+/// dispatched, and an event whose data is not JSON is passed over, as the
+/// SSE spec has it.
+fn find_in_sse(body: &[u8], id: u64, quirks: &ClientQuirks) -> Result<Value, SseError> {
     let text = String::from_utf8_lossy(body);
-    let mut data = String::new();
-    let check = |data: &mut String| -> Option<Value> {
-        if data.is_empty() {
-            return None;
+    let mut data: Option<String> = None;
+    let mut dispatched = 0;
+    let mut dispatch = |data: &mut Option<String>| -> Result<Option<Value>, SseError> {
+        let Some(data) = data.take() else {
+            return Ok(None);
+        };
+        // Defect empty-sse-data-parsed: every data field is parsed as JSON,
+        // an empty one included, and a parse error ends the exchange
+        // (agentgateway PR 681: "EOF while parsing").
+        if quirks.parse_empty_sse_data {
+            if let Err(e) = serde_json::from_str::<Value>(&data) {
+                return Err(SseError::Other(format!("SSE event data is not JSON: {e}")));
+            }
         }
-        let parsed = serde_json::from_str::<Value>(data).ok();
-        data.clear();
-        parsed.filter(|v| v.get("id").and_then(Value::as_u64) == Some(id))
+        if data.is_empty() {
+            return Ok(None);
+        }
+        dispatched += 1;
+        let found = serde_json::from_str::<Value>(&data)
+            .ok()
+            .filter(|v| v.get("id").and_then(Value::as_u64) == Some(id));
+        // Defect first-sse-event-only: the first event is taken for the
+        // response (envoy ai-gateway issue 2219).
+        if found.is_none() && quirks.first_sse_event_only && dispatched == 1 {
+            return Err(SseError::Other(
+                "the first SSE event is not the response".to_string(),
+            ));
+        }
+        Ok(found)
     };
     for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        // Defect crlf-sse-not-split: lines end at LF alone, so a CRLF
+        // stream's blank lines keep their CR and never end an event (envoy
+        // ai-gateway issue 1398).
+        let line = if quirks.sse_lf_only {
+            line
+        } else {
+            line.strip_suffix('\r').unwrap_or(line)
+        };
         if line.is_empty() {
-            if let Some(found) = check(&mut data) {
+            if let Some(found) = dispatch(&mut data)? {
                 return Ok(found);
             }
         } else if let Some(rest) = line.strip_prefix("data:") {
+            let data = data.get_or_insert_with(String::new);
             if !data.is_empty() {
                 data.push('\n');
             }
             data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
         }
     }
-    if let Some(found) = check(&mut data) {
+    if let Some(found) = dispatch(&mut data)? {
         return Ok(found);
     }
-    Err(PostError::Other(Failure::Protocol(
-        "SSE stream ended without the response".to_string(),
-    )))
+    Err(SseError::Ended)
 }
 
 /// Lists every tool of one server in a fresh session; gives the result and
@@ -486,11 +630,11 @@ pub async fn list_tools(
     let mut session = Session::new(http, request);
     let mut fresh_sessions_left = session.fresh_sessions_allowed();
     loop {
-        if let Err(error) = session.initialize(stage).await {
+        if let Err(error) = session.open(stage).await {
             return (Err(error), Closing::default());
         }
         match session.list_all(stage).await {
-            Ok(tools) => return (Ok(tools), session.closing()),
+            Ok(tools) => return session.finish(tools, Stage::List).await,
             Err(PostError::SessionGone) if fresh_sessions_left > 0 => {
                 // The server forgot the session: start again, without DELETE.
                 fresh_sessions_left -= 1;
@@ -525,12 +669,12 @@ pub async fn call_tool(
     let mut fresh_sessions_left = session.fresh_sessions_allowed();
     let params = json!({"name": name, "arguments": arguments});
     loop {
-        if let Err(error) = session.initialize(stage).await {
+        if let Err(error) = session.open(stage).await {
             return (Err(error), Closing::default());
         }
         stage.set(Stage::Call);
         match session.post("tools/call", params.clone(), false).await {
-            Ok((result, _)) => return (Ok(result), session.closing()),
+            Ok((result, _)) => return session.finish(result, Stage::Call).await,
             Err(PostError::SessionGone) if fresh_sessions_left > 0 => {
                 // The server forgot the session before the call reached a
                 // tool: start again, without DELETE.
@@ -701,9 +845,10 @@ mod tests {
     #[test]
     fn sse_bodies_yield_the_matching_response() {
         let body = b"id: 0\ndata:\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\nevent: message\nid: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"ok\":true}}\n\n";
-        let found = find_in_sse(body, 3).ok().unwrap();
+        let quirks = ClientQuirks::default();
+        let found = find_in_sse(body, 3, &quirks).ok().unwrap();
         assert_eq!(found["result"]["ok"], true);
-        assert!(find_in_sse(body, 4).is_err());
+        assert!(find_in_sse(body, 4, &quirks).is_err());
     }
 
     #[test]

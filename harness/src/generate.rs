@@ -200,6 +200,10 @@ pub struct Swarm {
     /// an unknown field in the registration itself; for targets whose
     /// dialect is LiteLLM's.
     pub bad_input: bool,
+    /// The MCP server answers its first `tools/list` requests with an
+    /// error status (500, 503 or 403), then recovers: the mirror of
+    /// `token-flaky`.
+    pub mcp_flaky: bool,
 }
 
 /// A behaviour of real upstreams that a gateway must cope with.
@@ -324,6 +328,7 @@ impl Swarm {
             (self.rewrite, "rewrite"),
             (self.slow_store, "slow-store"),
             (self.bad_input, "bad-input"),
+            (self.mcp_flaky, "mcp-flaky"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
@@ -353,7 +358,7 @@ pub struct Faults {
     pub quirk: Quirk,
     pub hostile: Hostile,
     /// Requests a session takes before the server ends it (`SessionExpiry`).
-    pub session_max_requests: u32,
+    pub session_limit: SessionLimit,
     /// When the tool set grows (`ToolsChange`).
     pub tools_change_at_ms: u64,
     /// What the create of `rest-then-update` gets wrong.
@@ -377,6 +382,22 @@ pub struct Faults {
     pub update_on_control: bool,
     /// `delete-then-create` creates the server again under the same id.
     pub same_id: bool,
+    /// The status `mcp-flaky` answers, and to how many `tools/list`
+    /// requests.
+    pub mcp_flake_status: u16,
+    pub mcp_failures: u32,
+}
+
+/// How many requests a session takes before the server ends it
+/// (`SessionExpiry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionLimit {
+    /// This many: fewer than a listing needs, or plenty.
+    Requests(u32),
+    /// Exactly the requests of the longest listing
+    /// (`notifications/initialized` and every page): the listing succeeds
+    /// and the session's closing `DELETE` finds it ended.
+    Listing,
 }
 
 /// A field of a registered server that an update changes: the one the
@@ -602,12 +623,14 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
         (on(), on(), on(), on(), on(), on()),
+        on(),
     )
         .prop_map(
             |(
                 (restart, give_up, partition, hold, stream_cut, revoke),
                 (token_flaky, session_drop, twin_create, recheck_race, slow_token, late_upstream),
                 (quirk, hostile, horizon, rewrite, slow_store, bad_input),
+                mcp_flaky,
             )| Swarm {
                 restart,
                 give_up,
@@ -627,6 +650,7 @@ fn swarm_strategy() -> impl Strategy<Value = Swarm> {
                 rewrite,
                 slow_store,
                 bad_input,
+                mcp_flaky,
             },
         )
 }
@@ -758,7 +782,11 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
         (
             quirk_strategy(),
             hostile_strategy(),
-            prop_oneof![Just(2u32), Just(8u32)],
+            prop_oneof![
+                Just(SessionLimit::Requests(2)),
+                Just(SessionLimit::Listing),
+                Just(SessionLimit::Requests(8)),
+            ],
             prop_oneof![Just(300u64), Just(900u64)],
         ),
         (
@@ -779,6 +807,10 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
             any::<bool>(),
             any::<bool>(),
         ),
+        (
+            prop_oneof![Just(500u16), Just(503u16), Just(403u16)],
+            1u32..=2,
+        ),
     )
         .prop_map(
             |(
@@ -791,7 +823,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                     token_latency_ms,
                     revoke_late,
                 ),
-                (quirk, hostile, session_max_requests, tools_change_at_ms),
+                (quirk, hostile, session_limit, tools_change_at_ms),
                 (
                     update_change,
                     rewrite_change,
@@ -801,6 +833,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                     store_cut_on_writes,
                 ),
                 (bad_inputs, both_bad_inputs, unknown_field, update_on_control, same_id),
+                (mcp_flake_status, mcp_failures),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -816,7 +849,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 listen_after_ms,
                 quirk,
                 hostile,
-                session_max_requests,
+                session_limit,
                 tools_change_at_ms,
                 update_change,
                 rewrite_change,
@@ -829,6 +862,8 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 unknown_field,
                 update_on_control,
                 same_id,
+                mcp_flake_status,
+                mcp_failures,
             },
         )
 }
@@ -1289,6 +1324,20 @@ impl Plan {
         pages + u64::from(self.quirk() == Some(Quirk::EmptyFirstPage))
     }
 
+    /// The requests of the longest listing in one session:
+    /// `notifications/initialized` and every page.
+    fn listing_requests(&self) -> u64 {
+        self.pages() + 1
+    }
+
+    /// How many requests the server lets a session take (`SessionExpiry`).
+    fn session_max_requests(&self) -> u32 {
+        match self.faults.session_limit {
+            SessionLimit::Requests(n) => n,
+            SessionLimit::Listing => u32::try_from(self.listing_requests()).unwrap_or(u32::MAX),
+        }
+    }
+
     fn client_credentials(&self) -> bool {
         matches!(self.auth, AuthPlan::ClientCredentials { .. })
     }
@@ -1367,6 +1416,9 @@ impl Plan {
         if self.swarm.token_flaky && self.client_credentials() {
             counted += u64::from(self.faults.token_failures);
         }
+        if self.swarm.mcp_flaky {
+            counted += u64::from(self.faults.mcp_failures);
+        }
         if timed.is_empty() && counted == 0 {
             return None;
         }
@@ -1419,11 +1471,10 @@ impl Plan {
             return None;
         }
         // Upstreams no listing can succeed against.
-        let listing_requests = self.pages() + 1;
         match self.quirk() {
             Some(Quirk::StuckCursor) => return Some(Status::Unhealthy),
             Some(Quirk::SessionExpiry)
-                if listing_requests > u64::from(self.faults.session_max_requests) =>
+                if self.listing_requests() > u64::from(self.session_max_requests()) =>
             {
                 return Some(Status::Unhealthy)
             }
@@ -1960,6 +2011,16 @@ impl Plan {
                 count: Some(1),
             });
         }
+        if self.swarm.mcp_flaky {
+            mcp.failures.push(McpFailureRule {
+                method: "tools/list".into(),
+                kind: McpFailure::Http {
+                    status: self.faults.mcp_flake_status,
+                },
+                after: 0,
+                count: Some(self.faults.mcp_failures),
+            });
+        }
         match self.quirk() {
             Some(Quirk::ChattySse) => {
                 mcp.reply = ReplyMode::Sse;
@@ -1978,7 +2039,7 @@ impl Plan {
                 tool_count: Some(self.final_tool_count()),
             }),
             Some(Quirk::SessionExpiry) => {
-                mcp.session_max_requests = Some(self.faults.session_max_requests)
+                mcp.session_max_requests = Some(self.session_max_requests())
             }
             Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
             Some(Quirk::Lenient) => {

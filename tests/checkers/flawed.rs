@@ -66,6 +66,9 @@ pub enum Flaw {
     TimeoutBlamesConnect,
     /// A tool call's session is never closed.
     CallKeepsSession,
+    /// An error status to a request after `initialize` is never seen: the
+    /// listing waits until its budget runs out.
+    SitsOnErrors,
 }
 
 #[derive(Clone, Debug)]
@@ -397,6 +400,12 @@ impl Session {
             json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params}),
         )?;
         let response = app.http.send(request).await.map_err(|e| e.to_string())?;
+        if !response.status().is_success()
+            && method != "initialize"
+            && app.flaw == Flaw::SitsOnErrors
+        {
+            return std::future::pending().await;
+        }
         if !response.status().is_success() {
             return Err(format!("status {}", response.status().as_u16()));
         }

@@ -109,7 +109,19 @@ impl Registry {
                 reason,
             });
             let outcome = self.attempt(&spec, attempt).await;
+            let healthy = matches!(outcome, Outcome::Healthy(_));
             if !self.finish(&spec, generation, attempt, outcome) {
+                return;
+            }
+            // Defect never-restored-after-recovery: an unhealthy server is
+            // taken out of the re-check rotation for good (ContextForge PR
+            // 4499).
+            if !healthy && self.has(Defect::NeverRestoredAfterRecovery) {
+                return;
+            }
+            // Defect no-periodic-rediscovery: the periodic re-check never
+            // runs; only a write starts an attempt (ContextForge issue 3745).
+            if healthy && self.has(Defect::NoPeriodicRediscovery) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(self.settings.check_interval_ms)).await;
@@ -206,6 +218,12 @@ impl Registry {
                     if entry.in_flight == Some(attempt) {
                         entry.in_flight = None;
                     }
+                    // Defect stale-tools-kept: a failed check changes the
+                    // status and keeps the tools of the last good listing
+                    // (Kuadrant/mcp-gateway issue 665).
+                    if status == Status::Unhealthy && self.has(Defect::StaleToolsKept) {
+                        health.tools = std::mem::take(&mut entry.health.tools);
+                    }
                     entry.health = health;
                     events.push(GatewayEvent::DiscoveryFinished {
                         server_id: id.to_string(),
@@ -244,6 +262,10 @@ impl Registry {
         match self.exchange(spec, exchange, &List).await {
             Ok(tools) => Outcome::Healthy(tools),
             Err(UpstreamError::Swallowed) => Outcome::Swallowed,
+            // Defect error-listed-as-healthy: the listing's exception becomes
+            // `[]`, and the health check takes `[]` for a healthy answer
+            // (LiteLLM issue 18134).
+            Err(_) if self.has(Defect::ErrorListedAsHealthy) => Outcome::Healthy(Vec::new()),
             Err(error) => Outcome::Unhealthy(error.to_string()),
         }
     }

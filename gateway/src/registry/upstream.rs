@@ -145,7 +145,14 @@ impl Registry {
     ) -> Result<O::Output, UpstreamError> {
         let (url, mut headers, token_request) =
             self.upstream(spec).map_err(UpstreamError::Unusable)?;
-        let budget = Duration::from_millis(self.settings.list_timeout_ms);
+        // Defect short-health-timeout: the health check's own timeout is a
+        // fraction of the listing timeout, while tool calls keep all of it
+        // (ContextForge issue 4785, PR 4862).
+        let budget = if exchange.attempt.is_some() && self.has(Defect::ShortHealthTimeout) {
+            Duration::from_millis(self.settings.list_timeout_ms / 4)
+        } else {
+            Duration::from_millis(self.settings.list_timeout_ms)
+        };
         // Defect shared-timeout-budget: one `wait_for` around the token fetch
         // and the listing together (LiteLLM issue 20715): a slow token
         // server eats the listing's time.
@@ -331,6 +338,25 @@ impl Registry {
             no_reinitialize_on_404: self.has(Defect::NoReinitializeOn404),
             // Defect first-page-only: `nextCursor` is ignored.
             first_page_only: self.has(Defect::FirstPageOnly),
+            // Defect stateless-upstream-refused: see `Session::initialize`.
+            session_id_required: self.has(Defect::StatelessUpstreamRefused),
+            // Defect delete-404-fails-session: see `Session::finish`.
+            delete_in_exchange: self.has(Defect::Delete404FailsSession),
+            // Defect initialize-twice-per-exchange: see `Session::open`.
+            throwaway_session: self.has(Defect::InitializeTwicePerExchange),
+            // Defects empty-sse-data-parsed, first-sse-event-only and
+            // crlf-sse-not-split: see `find_in_sse`.
+            parse_empty_sse_data: self.has(Defect::EmptySseDataParsed),
+            first_sse_event_only: self.has(Defect::FirstSseEventOnly),
+            sse_lf_only: self.has(Defect::CrlfSseNotSplit),
+            // Defects cut-stream-hangs and http-error-after-initialize-hangs:
+            // see `Session::post`.
+            hang_on_cut_stream: self.has(Defect::CutStreamHangs),
+            hang_on_error_status: self.has(Defect::HttpErrorAfterInitializeHangs),
+            // Defect protocol-version-hard-coded: see `Session::initialize`.
+            hard_coded_version: self.has(Defect::ProtocolVersionHardCoded),
+            // Defect no-stuck-cursor-guard: see `Session::list_all`.
+            no_cursor_guard: self.has(Defect::NoStuckCursorGuard),
         }
     }
 

@@ -413,6 +413,351 @@ async fn superseded_result_wins_cannot_resurrect_a_deleted_server() {
     rig.gateway.shutdown();
 }
 
+/// A gateway with one unauthenticated server `d1` at host `db`, created
+/// over REST and re-checked every half second.
+async fn checked(on: bool, defect: Defect, mcp: Mcp) -> (std::sync::Arc<World>, Rig) {
+    let world = World::with(&[("db", mcp)]);
+    let settings = GatewaySettings {
+        list_timeout_ms: 2_000,
+        check_interval_ms: 500,
+        ..settings(&switched(on, defect))
+    };
+    let rig = rig(settings, &world, json!({}), None);
+    let body = json!({"server_id": "d1", "server_name": "d1", "transport": "http",
+        "url": "http://db/mcp"});
+    let (status, row) = rig.call("POST", "/v1/mcp/server", body).await;
+    assert_eq!(status, 201, "{row}");
+    (world, rig)
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_listed_as_healthy() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            status: Some(500),
+            ..Mcp::default()
+        };
+        let (_, rig) = checked(on, Defect::ErrorListedAsHealthy, mcp).await;
+        pass(300).await;
+        let row = rig.row("d1").await;
+        assert_eq!(rig.tool_count("d1").await, 0);
+        if on {
+            assert_eq!(row["status"], "healthy", "{row}");
+            assert_eq!(row["health_check_error"], Value::Null);
+        } else {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert!(row["health_check_error"]
+                .as_str()
+                .unwrap()
+                .contains("HTTP 500"));
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn short_health_timeout() {
+    for on in [false, true] {
+        // Three requests of 300 ms: within 2 s, not within a quarter of it.
+        let mcp = Mcp {
+            delay_ms: 300,
+            ..Mcp::default()
+        };
+        let (_, rig) = checked(on, Defect::ShortHealthTimeout, mcp).await;
+        pass(1_200).await;
+        let row = rig.row("d1").await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert!(row["health_check_error"]
+                .as_str()
+                .unwrap()
+                .contains("timed out after 500 ms"));
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+        // A tool call keeps the whole budget: the tool works while its
+        // server is reported unhealthy.
+        let (status, text) = rig
+            .call_text(
+                "POST",
+                "/mcp-rest/tools/call",
+                json!({"name": "d1-tool0", "arguments": {}}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_restored_after_recovery() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            list_errors: vec![503],
+            ..Mcp::default()
+        };
+        let (world, rig) = checked(on, Defect::NeverRestoredAfterRecovery, mcp).await;
+        pass(300).await;
+        assert_eq!(rig.row("d1").await["status"], "unhealthy");
+        pass(2_000).await;
+        let row = rig.row("d1").await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert_eq!(world.count("db", "tools/list"), 1);
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+            assert_eq!(rig.tool_count("d1").await, 3);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_tools_kept() {
+    for on in [false, true] {
+        let (world, rig) = checked(on, Defect::StaleToolsKept, Mcp::default()).await;
+        pass(300).await;
+        assert_eq!(rig.tool_count("d1").await, 3);
+        world.set("db", |m| m.status = Some(503));
+        pass(1_000).await;
+        let row = rig.row("d1").await;
+        assert_eq!(row["status"], "unhealthy", "{row}");
+        assert_eq!(rig.tool_count("d1").await, if on { 3 } else { 0 });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stateless_upstream_refused() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            stateless: true,
+            ..Mcp::default()
+        };
+        let (_, rig) = checked(on, Defect::StatelessUpstreamRefused, mcp).await;
+        pass(300).await;
+        let row = rig.row("d1").await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert!(row["health_check_error"]
+                .as_str()
+                .unwrap()
+                .contains("no Mcp-Session-Id"));
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_404_fails_session() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            delete_status: 404,
+            ..Mcp::default()
+        };
+        let (world, rig) = checked(on, Defect::Delete404FailsSession, mcp).await;
+        pass(300).await;
+        let row = rig.row("d1").await;
+        // The DELETE goes out either way; only the defect fails on it.
+        assert_eq!(world.count("db", "DELETE"), 1);
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            assert!(row["health_check_error"]
+                .as_str()
+                .unwrap()
+                .contains("HTTP 404"));
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn initialize_twice_per_exchange() {
+    for on in [false, true] {
+        let (world, rig) = checked(on, Defect::InitializeTwicePerExchange, Mcp::default()).await;
+        pass(300).await;
+        assert_eq!(rig.row("d1").await["status"], "healthy");
+        assert_eq!(world.count("db", "tools/list"), 1);
+        assert_eq!(world.count("db", "initialize"), if on { 2 } else { 1 });
+        // The session thrown away is never ended.
+        assert_eq!(world.count("db", "DELETE"), 1);
+    }
+}
+
+/// The row of `d1` after its first check against an SSE upstream.
+async fn sse_row(on: bool, defect: Defect, mcp: Mcp) -> Value {
+    let (_, rig) = checked(on, defect, Mcp { sse: true, ..mcp }).await;
+    pass(300).await;
+    rig.row("d1").await
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_sse_data_parsed() {
+    for on in [false, true] {
+        let row = sse_row(on, Defect::EmptySseDataParsed, Mcp::default()).await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("EOF while parsing"), "{error}");
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_sse_event_only() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            sse_notice: true,
+            ..Mcp::default()
+        };
+        let row = sse_row(on, Defect::FirstSseEventOnly, mcp.clone()).await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("first SSE event"), "{error}");
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+        // Without an event before the response, the defect does not show.
+        let row = sse_row(on, Defect::FirstSseEventOnly, Mcp::default()).await;
+        assert_eq!(row["status"], "healthy", "{row}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn crlf_sse_not_split() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            sse_notice: true,
+            crlf: true,
+            ..Mcp::default()
+        };
+        let row = sse_row(on, Defect::CrlfSseNotSplit, mcp).await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("ended without the response"), "{error}");
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+        // LF framing is read either way.
+        let mcp = Mcp {
+            sse_notice: true,
+            ..Mcp::default()
+        };
+        let row = sse_row(on, Defect::CrlfSseNotSplit, mcp).await;
+        assert_eq!(row["status"], "healthy", "{row}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cut_stream_hangs() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            cut_lists: 1,
+            ..Mcp::default()
+        };
+        let (_, rig) = checked(on, Defect::CutStreamHangs, mcp).await;
+        pass(300).await;
+        let row = rig.row("d1").await;
+        if on {
+            // Still waiting on the broken stream.
+            assert_eq!(row["status"], "unknown", "{row}");
+            pass(2_000).await;
+            let row = rig.row("d1").await;
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("list: timed out after 2000 ms"), "{error}");
+        } else {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("connection broke"), "{error}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn http_error_after_initialize_hangs() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            list_errors: vec![503],
+            ..Mcp::default()
+        };
+        let (_, rig) = checked(on, Defect::HttpErrorAfterInitializeHangs, mcp).await;
+        pass(300).await;
+        let row = rig.row("d1").await;
+        if on {
+            assert_eq!(row["status"], "unknown", "{row}");
+            pass(2_000).await;
+            let row = rig.row("d1").await;
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("list: timed out after 2000 ms"), "{error}");
+        } else {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("HTTP 503"), "{error}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn protocol_version_hard_coded() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            only_version: Some("2025-03-26"),
+            ..Mcp::default()
+        };
+        let (_, rig) = checked(on, Defect::ProtocolVersionHardCoded, mcp).await;
+        pass(300).await;
+        let row = rig.row("d1").await;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(error.contains("HTTP 400"), "{error}");
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_stuck_cursor_guard() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            page_size: 2,
+            stuck_cursor: true,
+            delay_ms: 10,
+            ..Mcp::default()
+        };
+        let (world, rig) = checked(on, Defect::NoStuckCursorGuard, mcp).await;
+        pass(2_300).await;
+        let row = rig.row("d1").await;
+        assert_eq!(row["status"], "unhealthy", "{row}");
+        let error = row["health_check_error"].as_str().unwrap();
+        let lists = world.count("db", "tools/list");
+        if on {
+            assert!(error.contains("list: timed out"), "{error}");
+            assert!(lists > 100, "{lists}");
+        } else {
+            assert!(error.contains("cursor it had handed out before"), "{error}");
+            assert!(lists < 20, "{lists}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_periodic_rediscovery() {
+    for on in [false, true] {
+        let (world, rig) = checked(on, Defect::NoPeriodicRediscovery, Mcp::default()).await;
+        pass(300).await;
+        assert_eq!(rig.tool_count("d1").await, 3);
+        world.set("db", |m| m.tools = 5);
+        pass(1_000).await;
+        assert_eq!(rig.row("d1").await["status"], "healthy");
+        assert_eq!(rig.tool_count("d1").await, if on { 3 } else { 5 });
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn missing_credentials_fail_open() {
     for on in [false, true] {

@@ -33,6 +33,23 @@ pub struct Mcp {
     pub accept: Option<BTreeSet<String>>,
     /// The tools' names; `tool0`, `tool1`, ... (`tools` of them) when empty.
     pub names: Vec<String>,
+    /// Statuses answered to the next `tools/list` requests, one each.
+    pub list_errors: Vec<u16>,
+    /// The next `tools/list` requests break mid-answer (`HttpError::Io`).
+    pub cut_lists: u32,
+    /// `initialize` opens no session.
+    pub stateless: bool,
+    /// The status a `DELETE` gets.
+    pub delete_status: u16,
+    /// Replies as SSE: a priming event (an id, an empty `data:`), then a
+    /// notification when `sse_notice`, then the response; CRLF when `crlf`.
+    pub sse: bool,
+    pub sse_notice: bool,
+    pub crlf: bool,
+    /// The only revision spoken, strictly: any other version header is 400.
+    pub only_version: Option<&'static str>,
+    /// Every page names the same `nextCursor`.
+    pub stuck_cursor: bool,
 }
 
 impl Default for Mcp {
@@ -45,6 +62,15 @@ impl Default for Mcp {
             forget_once: false,
             accept: None,
             names: Vec::new(),
+            list_errors: Vec::new(),
+            cut_lists: 0,
+            stateless: false,
+            delete_status: 200,
+            sse: false,
+            sse_notice: false,
+            crlf: false,
+            only_version: None,
+            stuck_cursor: false,
         }
     }
 }
@@ -71,6 +97,8 @@ pub struct World {
     /// `(host, JSON-RPC method, MCP-Protocol-Version)` of every MCP POST
     /// (the first value of the header, as a server reads it).
     pub versions: Mutex<Vec<(String, String, Option<String>)>>,
+    /// `(host, JSON-RPC method or DELETE)` of every MCP request.
+    pub methods: Mutex<Vec<(String, String)>>,
     sessions: AtomicU64,
 }
 
@@ -99,6 +127,15 @@ impl World {
             .collect()
     }
 
+    /// How many requests of this JSON-RPC method (or `DELETE`) `host` got.
+    pub fn count(&self, host: &str, method: &str) -> usize {
+        let methods = self.methods.lock().unwrap();
+        methods
+            .iter()
+            .filter(|(h, m)| h == host && m == method)
+            .count()
+    }
+
     fn token(&self) -> http::Response<Vec<u8>> {
         let n = self.token_calls.fetch_add(1, Ordering::SeqCst);
         let mut body = json!({"access_token": format!("tok{n}"), "token_type": "Bearer"});
@@ -120,7 +157,7 @@ impl World {
             .get(http::header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap().to_string());
         if request.method() == http::Method::DELETE {
-            return json_response(200, &json!({}));
+            return json_response(mcp.delete_status, &json!({}));
         }
         self.seen
             .lock()
@@ -144,19 +181,49 @@ impl World {
                 .map(|v| v.to_str().unwrap().to_string()),
         ));
         let id = message["id"].clone();
+        let method = message["method"].as_str().unwrap();
+        let version = request.headers().get("mcp-protocol-version");
+        if let (Some(only), true) = (mcp.only_version, method != "initialize") {
+            let sent = version.map(|v| v.to_str().unwrap());
+            if sent.is_some_and(|v| v != only) || (sent.is_none() && only != "2025-03-26") {
+                return json_response(400, &json!({}));
+            }
+        }
+        if method == "tools/list" && !mcp.list_errors.is_empty() {
+            return json_response(mcp.list_errors.remove(0), &json!({}));
+        }
+        let (sse, notice, crlf) = (mcp.sse, mcp.sse_notice, mcp.crlf);
         let reply = |result: Value| {
-            json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": result}))
+            let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+            if !sse {
+                return json_response(200, &body);
+            }
+            let mut text = "id: 0\ndata:\n\n".to_string();
+            if notice {
+                text.push_str("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n");
+            }
+            text.push_str(&format!("event: message\nid: 1\ndata: {body}\n\n"));
+            if crlf {
+                text = text.replace('\n', "\r\n");
+            }
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(text.into_bytes())
+                .unwrap()
         };
-        match message["method"].as_str().unwrap() {
+        match method {
             "initialize" => {
                 let n = self.sessions.fetch_add(1, Ordering::SeqCst);
                 let mut response = reply(
-                    json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                    json!({"protocolVersion": mcp.only_version.unwrap_or("2025-06-18"), "capabilities": {"tools": {}},
                     "serverInfo": {"name": "mock", "version": "1"}}),
                 );
-                response
-                    .headers_mut()
-                    .insert("mcp-session-id", format!("s{n}").parse().unwrap());
+                if !mcp.stateless {
+                    response
+                        .headers_mut()
+                        .insert("mcp-session-id", format!("s{n}").parse().unwrap());
+                }
                 response
             }
             "notifications/initialized" => json_response(202, &json!({})),
@@ -185,6 +252,9 @@ impl World {
                 let mut result = json!({"tools": tools});
                 if end < count {
                     result["nextCursor"] = json!(end.to_string());
+                }
+                if mcp.stuck_cursor {
+                    result["nextCursor"] = json!("0");
                 }
                 reply(result)
             }
@@ -224,6 +294,14 @@ impl HttpClient for World {
                     Ok(self.token())
                 }
                 _ => {
+                    let method = serde_json::from_slice::<Value>(request.body())
+                        .ok()
+                        .and_then(|m| m["method"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| request.method().to_string());
+                    self.methods
+                        .lock()
+                        .unwrap()
+                        .push((host.clone(), method.clone()));
                     let delay = self
                         .mcp
                         .lock()
@@ -231,6 +309,14 @@ impl HttpClient for World {
                         .get(&host)
                         .map_or(0, |m| m.delay_ms);
                     tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if method == "tools/list" {
+                        if let Some(mcp) = self.mcp.lock().unwrap().get_mut(&host) {
+                            if mcp.cut_lists > 0 {
+                                mcp.cut_lists -= 1;
+                                return Err(HttpError::Io("connection reset mid-body".into()));
+                            }
+                        }
+                    }
                     Ok(self.mcp(&host, &request))
                 }
             }

@@ -7,8 +7,9 @@
 //!   request answered, and the session's `DELETE` too when one followed),
 //!   the first poll sent two message times later shows a newer
 //!   `last_health_check` than the last poll answered before that last
-//!   request arrived. An attempt ends on an MCP request answered as asked
-//!   or cut off, or on a token request the token server refused;
+//!   request arrived. An attempt ends on an MCP request answered as asked,
+//!   cut off, or answered an injected error status (a short body, over when
+//!   answered), or on a token request the token server refused;
 //! - **healthy only after a listing**: a poll that first shows a server
 //!   `healthy` (after anything else) comes after its MCP server answered
 //!   the last page of a `tools/list` (a page without a next cursor) from
@@ -447,10 +448,10 @@ fn moves_forward(
                 continue;
             }
             // An injected answer may go on after its record says answered
-            // (an endless or huge body): when it ended, only the gateway knows.
-            if t.mcp
-                .is_some_and(|r| !matches!(r.outcome, McpOutcome::Answered | McpOutcome::Cut))
-            {
+            // (an endless or huge body): when it ended, only the gateway
+            // knows. An injected error status is a short body, over when
+            // answered, and judged.
+            if t.mcp.is_some_and(|r| !ends_when_answered(r)) {
                 continue;
             }
             let failure_of_token = t.stage == Stage::Token
@@ -510,6 +511,18 @@ fn moves_forward(
                 return;
             }
         }
+    }
+}
+
+/// Whether an MCP request's answer was over when its record says it was
+/// answered: one answered as asked or cut off, or an injected answer with a
+/// status other than 200 (a short error body); not an injected 200, whose
+/// body may go on (endless, huge).
+fn ends_when_answered(r: &mcpsim_fakes::McpRequestRecord) -> bool {
+    match r.outcome {
+        McpOutcome::Answered | McpOutcome::Cut => true,
+        McpOutcome::Injected => r.status.is_some_and(|s| s != 200),
+        McpOutcome::Pending | McpOutcome::Abandoned => false,
     }
 }
 

@@ -18,7 +18,10 @@
 //! and 6 hops (at most one per attempt). An attempt that begins while the
 //! operator waits on `G` (a poll, a tools read or a tool call; one left
 //! unanswered keeps its window open a token and a listing budget longer)
-//! is the operator's load, and left out.
+//! is the operator's load, and left out of the spacing rule; of the
+//! requests per attempt only where requests without a session must be told
+//! apart by their order (whatever started it, a session holds one
+//! listing).
 //!
 //! **Spacing.** Two consecutive attempts must start at least the declared
 //! `recheck_interval_ms` less 4 hops apart (a gateway that declares no
@@ -326,18 +329,23 @@ impl Pair<'_> {
                 refused_401: 0,
             });
         }
-        let attempts: Vec<Attempt> = chains
-            .into_iter()
-            .filter(|a| !waited_on(records[a.inits[0]].received_ms))
-            .collect();
-
-        self.judge_spacing(stints, &attempts, findings);
-
-        // Requests per attempt. A session kept open across re-checks may
-        // carry one listing per interval.
+        // Requests per attempt, for every attempt: whatever started it (an
+        // operator's wait included), one session holds one listing. A
+        // session kept open across re-checks may carry one listing per
+        // interval. Requests without a session are told apart only by
+        // their order, and the operator's tool calls interleave with them:
+        // an attempt the operator waited on is judged only where its
+        // sessions say which request is whose.
         let per_session = self.pages() + 7;
         let mut storms = Vec::new();
-        for attempt in &attempts {
+        for attempt in &chains {
+            let by_session = attempt
+                .inits
+                .iter()
+                .all(|&i| records[i].assigned_session.is_some());
+            if waited_on(records[attempt.inits[0]].received_ms) && !by_session {
+                continue;
+            }
             let requests: Vec<usize> = attempt.inits.iter().flat_map(|&i| exchange(i)).collect();
             let sent = requests.len();
             let start_ms = records[attempt.inits[0]].received_ms;
@@ -360,6 +368,13 @@ impl Pair<'_> {
                 ));
             }
         }
+
+        let attempts: Vec<Attempt> = chains
+            .into_iter()
+            .filter(|a| !waited_on(records[a.inits[0]].received_ms))
+            .collect();
+        self.judge_spacing(stints, &attempts, findings);
+
         if !storms.is_empty() {
             findings.push(format!(
                 "{} stormed {} within single discovery attempts: {}{}; an attempt's session holds at most initialize, initialized, {} tools/list, DELETE, GET and two more",
