@@ -171,7 +171,11 @@ fn defects_are_listed_and_a_defect_hunt_exits_1_with_a_replayable_reproducer() {
     let list = mcpsim(&["defects"]);
     let stdout = String::from_utf8_lossy(&list.stdout);
     assert_eq!(list.status.code(), Some(0));
-    assert_eq!(stdout.matches("seen in:").count(), 13, "{stdout}");
+    assert_eq!(
+        stdout.matches("seen in:").count(),
+        mcpsim_gateway::Defect::ALL.len(),
+        "{stdout}"
+    );
     assert!(stdout.contains("rest-drops-oauth2-flow"), "{stdout}");
 
     let out_dir = std::env::temp_dir().join(format!("mcpsim-cli-hunt-{}", std::process::id()));

@@ -241,6 +241,20 @@ pub enum Quirk {
     DeleteHangs,
 }
 
+impl Quirk {
+    /// Whether this is a behaviour of the token endpoint (it takes effect
+    /// only where the gateway fetches tokens).
+    pub fn of_token_endpoint(self) -> bool {
+        matches!(
+            self,
+            Quirk::ShortUnstatedToken
+                | Quirk::BasicOnlyToken
+                | Quirk::FormOnlyToken
+                | Quirk::TokenNeedsParams
+        )
+    }
+}
+
 /// A hostile answer to a listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hostile {
@@ -545,19 +559,23 @@ fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
         Just(AuthPlan::None),
         Just(AuthPlan::Bearer),
-        (
-            any::<bool>(),
-            any::<bool>(),
-            prop_oneof![Just(30u64), Just(3_600u64)]
-        )
-            .prop_map(
-                |(with_flow, basic, expires_in_s)| AuthPlan::ClientCredentials {
-                    with_flow,
-                    basic,
-                    expires_in_s,
-                }
-            ),
+        client_credentials_strategy(),
     ]
+}
+
+fn client_credentials_strategy() -> impl Strategy<Value = AuthPlan> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![Just(30u64), Just(3_600u64)],
+    )
+        .prop_map(
+            |(with_flow, basic, expires_in_s)| AuthPlan::ClientCredentials {
+                with_flow,
+                basic,
+                expires_in_s,
+            },
+        )
 }
 
 fn swarm_strategy() -> impl Strategy<Value = Swarm> {
@@ -805,7 +823,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
     (
         any::<u64>(),
         proptest::sample::select(RegistrationPath::ALL.to_vec()),
-        auth_strategy(),
+        (auth_strategy(), client_credentials_strategy()),
         1u64..=20,
         latency,
         1usize..=7,
@@ -819,7 +837,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
             |(
                 seed,
                 path,
-                auth,
+                (auth, client_credentials),
                 latency_ms_max,
                 list_latency_ms,
                 tool_count,
@@ -831,7 +849,17 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
             )| Plan {
                 seed,
                 path,
-                auth,
+                // A quirk of the token endpoint takes effect only with a
+                // token to fetch: such a case draws client credentials,
+                // so the quirk is not spent on a case without them.
+                auth: if swarm.quirk
+                    && faults.quirk.of_token_endpoint()
+                    && !matches!(auth, AuthPlan::ClientCredentials { .. })
+                {
+                    client_credentials
+                } else {
+                    auth
+                },
                 latency_ms_max,
                 list_latency_ms,
                 tool_count,

@@ -36,7 +36,7 @@ use crate::defects::Defect;
 use crate::mcp_client::Tool;
 use crate::spec::{ServerSpec, Source, SpecError};
 use crate::store::StoreError;
-use crate::token::{TokenCache, TokenPolicy};
+use crate::token::{TokenCache, TokenPolicy, TokenQuirks};
 use crate::{AttemptReason, CancelReason, Deps, GatewayEvent, GatewaySettings, Status};
 
 /// An API refusal: status and a secret-free message.
@@ -109,6 +109,10 @@ struct State {
     /// Tasks of superseded attempts that were not cancelled (the
     /// `superseded-result-wins` defect); aborted at shutdown only.
     orphans: Vec<AbortHandle>,
+    /// Servers whose upstream client an error left broken, with that error
+    /// (the `client-broken-after-error` defect); an update or a delete
+    /// mends it.
+    broken: BTreeMap<String, String>,
 }
 
 pub(crate) struct Registry {
@@ -125,6 +129,14 @@ impl Registry {
             ttl_floor: Duration::from_secs(settings.token_ttl_floor_s),
             default_ttl: Duration::from_secs(settings.token_default_ttl_s),
             client_auth: settings.token_client_auth,
+            quirks: TokenQuirks {
+                keyed_by_server_only: settings.defects.has(Defect::TokenCacheSurvivesUpdate),
+                drops_audience: settings.defects.has(Defect::AudienceNotSent),
+                drops_resource: settings.defects.has(Defect::ResourceNotSent),
+                drops_scopes: settings.defects.has(Defect::ScopesNotSent),
+                fixed_client_auth: settings.defects.has(Defect::ClientAuthMethodFixed),
+                never_refreshes: settings.defects.has(Defect::NoRefreshOnExpiry),
+            },
         };
         Registry {
             tokens: TokenCache::new(deps.http.clone(), deps.clock.clone(), policy),
@@ -145,6 +157,7 @@ impl Registry {
                 sync_task: None,
                 loaded: false,
                 orphans: Vec::new(),
+                broken: BTreeMap::new(),
             }),
             settings,
             deps,
@@ -368,6 +381,7 @@ impl Registry {
                 ));
             };
             events.extend(self.cancel(&mut state.orphans, entry, CancelReason::Superseded));
+            state.broken.remove(&id);
             let from = entry.health.status();
             entry.spec = Arc::new(spec);
             entry.rest_body = Some(merged);
@@ -386,7 +400,11 @@ impl Registry {
                 });
             }
         }
-        self.tokens.invalidate(&id);
+        // Defect token-cache-survives-update: LiteLLM's update path leaves
+        // the token cache alone (PR 32259); see also `TokenCache::get`.
+        if !self.has(Defect::TokenCacheSurvivesUpdate) {
+            self.tokens.invalidate(&id);
+        }
         for event in events {
             self.emit(event);
         }
@@ -404,6 +422,7 @@ impl Registry {
             let Some(mut entry) = state.servers.remove(id) else {
                 return;
             };
+            state.broken.remove(id);
             self.cancel(&mut state.orphans, &mut entry, CancelReason::Deleted)
         };
         self.tokens.invalidate(id);
