@@ -2000,8 +2000,14 @@ impl Plan {
         if self.path == RegistrationPath::RestThenUpdate && self.split() {
             // The data plane learns of the update at its next sync, and
             // checks the server again; the operator then polls until that
-            // check has settled.
-            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
+            // check has settled. With a slow store the update lands a
+            // write's latency late, a read whose snapshot was taken just
+            // before it may still be in flight, and the next read takes as
+            // long again.
+            let slow_store_ms = self.store_lag().map_or(0, |lag| {
+                lag.latency_ms + 2 * (lag.latency_ms + lag.snapshot_delay_ms)
+            });
+            poll_until_ms = poll_until_ms.max(100 + slow_store_ms + SYNC_INTERVAL_MS + 200);
         }
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
