@@ -236,14 +236,26 @@ fn explore_pointed_at_the_simple_gateway_fails_with_a_replayable_reproducer() {
     args.extend(replay.split(' '));
     let replayed = mcpsim(&args);
     assert_eq!(replayed.status.code(), Some(1));
-    // The replay fails the checkers the exploration named.
-    let named = stdout
+    // The replay fails the checkers the shrunk reproducer failed, each one
+    // the first failure failed too (shrinking keeps to those).
+    let named: Vec<&str> = stdout
         .lines()
         .find_map(|l| l.strip_prefix("first failure at case "))
         .and_then(|l| l.split("): ").nth(1))
-        .expect("the first failure names its checkers");
+        .expect("the first failure names its checkers")
+        .split(", ")
+        .collect();
+    let shrunk: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("shrunk in "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("timeline:"))
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(": ").map(|(c, _)| c))
+        .collect();
+    assert!(!shrunk.is_empty(), "{stdout}");
     let replayed = String::from_utf8_lossy(&replayed.stdout);
-    for checker in named.split(", ") {
+    for checker in shrunk {
+        assert!(named.contains(&checker), "{checker} not in {named:?}");
         assert!(
             replayed.contains(&format!("FAIL {checker}")),
             "{checker}: {replayed}"

@@ -377,6 +377,28 @@ fn a_stateless_upstream_has_no_session_to_drop() {
     assert_eq!(report.mcp_servers["mcp"].sessions_opened, 0);
 }
 
+/// A quirk of the token endpoint is never spent on a case without a token
+/// to fetch: such a case draws client credentials; other quirks keep every
+/// auth.
+#[test]
+fn a_token_endpoint_quirk_draws_client_credentials() {
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[5; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let (mut token_quirks, mut other_without) = (0, 0);
+    for _ in 0..2_000 {
+        let plan = plan_strategy().new_tree(&mut runner).unwrap().current();
+        let cc = matches!(plan.auth, AuthPlan::ClientCredentials { .. });
+        if plan.swarm.quirk && plan.faults.quirk.of_token_endpoint() {
+            token_quirks += 1;
+            assert!(cc, "{plan:?}");
+        } else if plan.swarm.quirk && !cc {
+            other_without += 1;
+        }
+    }
+    assert!(token_quirks > 20, "{token_quirks}");
+    assert!(other_without > 20, "{other_without}");
+}
+
 /// Tokens that state no lifetime live 3 s while the gateway is told to keep
 /// them 1 s: the operator polls past the first token's death, the gateway
 /// fetches new ones a second apart, and no token is refused.

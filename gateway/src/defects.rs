@@ -163,6 +163,47 @@ defects! {
         "after a healthy listing the server is never checked again: only writes start \
          attempts, so a changed tool set stays stale",
         "ContextForge issue 3745";
+    NestedCredentialsIgnored, "nested-credentials-ignored",
+        "the runtime token request reads client_id and client_secret from top-level keys a \
+         REST registration does not have, so the nested credentials never reach the token endpoint",
+        "LiteLLM issue 37222";
+    ExplicitFlowHasNoColumn, "explicit-flow-has-no-column",
+        "a REST create or update that states oauth2_flow fails with 500: the database has no \
+         column to store the flow in",
+        "LiteLLM PR 29690";
+    ClientCredentialsAsPerUser, "client-credentials-as-per-user",
+        "a client-credentials server is treated as needing a per-user token: a tool call gets \
+         401 with an OAuth challenge and never reaches the upstream",
+        "LiteLLM PRs 33582, 33586";
+    TokenCacheSurvivesUpdate, "token-cache-survives-update",
+        "the token cache is keyed by server only and not invalidated on update, so a token \
+         fetched with the old credentials or scopes is sent until its TTL ends",
+        "LiteLLM PR 32259";
+    AudienceNotSent, "audience-not-sent",
+        "the configured audience is not sent with the client-credentials grant",
+        "LiteLLM PR 32259";
+    ResourceNotSent, "resource-not-sent",
+        "no RFC 8707 resource parameter is sent with the client-credentials grant",
+        "LiteLLM PR 34265; ContextForge 1.0.7 (oauth_manager.py)";
+    ClientAuthMethodFixed, "client-auth-method-fixed",
+        "the client authentication method is fixed: an endpoint that refuses it as \
+         invalid_client is never asked the other way",
+        "LiteLLM PR 31635; rmcp PR 648; archestra issue 7977";
+    ScopesNotSent, "scopes-not-sent",
+        "the configured scopes never reach the token request",
+        "MCP python-sdk 1.29 (ClientCredentialsOAuthProvider)";
+    NoRefreshOnExpiry, "no-refresh-on-expiry",
+        "one token per server definition, never fetched again: not when it expires, not after \
+         the upstream refused it",
+        "ContextForge issue 1023; LiteLLM issue 33072; MetaMCP issue 142";
+    ClientBrokenAfterError, "client-broken-after-error",
+        "one 401 or 5xx from the upstream leaves the server's client broken: every later \
+         exchange fails with the stored error, without contacting the upstream, until an update",
+        "FastMCP issue 4825";
+    CredentialsUnmaskedInRow, "credentials-unmasked-in-row",
+        "the single-server row (GET one, and the answer to a create or an update) shows the \
+         credentials unmasked",
+        "ContextForge issue 601";
 }
 
 impl Defect {

@@ -11,6 +11,11 @@
 //! MCP server invalidates it. An entry also remembers which credentials it
 //! was fetched with, so an update of the server never reuses an old token.
 //!
+//! Known defects of token handling live here too, as [`TokenQuirks`] in the
+//! policy (this module cannot see the gateway's defects; the registry
+//! builds the quirks from them). With the default quirks, none of those
+//! branches is taken.
+//!
 //! Invariant: no error message carries the token, the secret or the body of
 //! the token server's answer (it may echo either).
 
@@ -36,7 +41,8 @@ pub enum ClientAuthMethod {
     Basic,
 }
 
-/// TTL rules for cached tokens.
+/// TTL rules for cached tokens, and how the token client departs from the
+/// reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenPolicy {
     pub expiry_skew: Duration,
@@ -47,14 +53,30 @@ pub struct TokenPolicy {
     pub quirks: TokenQuirks,
 }
 
-/// The token cache's switchable known defects, set by the registry from
-/// [`crate::Defects`]; [`TokenQuirks::default`] is the reference.
+/// Known defects of the token client ([`crate::Defect`]), one field each;
+/// all off by default ([`TokenQuirks::default`] is the reference), set by
+/// the registry from [`crate::Defects`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokenQuirks {
-    /// A token without `expires_in` is kept an hour, whatever
-    /// [`TokenPolicy::default_ttl`] says.
+    /// `token-cache-survives-update`: an entry is found by server alone,
+    /// whatever credentials it was fetched with.
+    pub keyed_by_server_only: bool,
+    /// `audience-not-sent`.
+    pub drops_audience: bool,
+    /// `resource-not-sent`.
+    pub drops_resource: bool,
+    /// `scopes-not-sent`.
+    pub drops_scopes: bool,
+    /// `client-auth-method-fixed`: no second try the other way.
+    pub fixed_client_auth: bool,
+    /// `no-refresh-on-expiry`: an entry never expires and a 401 does not
+    /// forget it.
+    pub never_refreshes: bool,
+    /// `unstated-expiry-kept-an-hour`: a token without `expires_in` is kept
+    /// an hour, whatever [`TokenPolicy::default_ttl`] says.
     pub unstated_kept_an_hour: bool,
-    /// A cached token's expiry is counted from its last use.
+    /// `expiry-kept-relative`: a cached token's expiry is counted from its
+    /// last use.
     pub expiry_from_last_use: bool,
 }
 
@@ -189,12 +211,21 @@ impl TokenCache {
     pub async fn get(&self, request: &TokenRequest) -> Result<Token, TokenError> {
         let fingerprint = request.fingerprint();
         let now = self.clock.now_unix();
+        let quirks = self.policy.quirks;
         if let Some(cached) = self.lock().get_mut(&request.server_id) {
-            if cached.fingerprint == fingerprint && now < cached.expires_at {
+            // Defect token-cache-survives-update: LiteLLM keys its token
+            // cache by server id alone, so new credentials, scopes or an
+            // audience still get the old token (PR 32259).
+            let same = cached.fingerprint == fingerprint || quirks.keyed_by_server_only;
+            // Defect no-refresh-on-expiry: the token fetched when the
+            // server was set up is kept for good, expired or not
+            // (ContextForge issue 1023, MetaMCP issue 142).
+            let live = now < cached.expires_at || quirks.never_refreshes;
+            if same && live {
                 // Defect expiry-kept-relative: the expiry is kept as a
                 // lifetime counted from the last use, so a token in steady
                 // use never expires here (mcp2cli PR 51, mcp-mux PR 33).
-                if self.policy.quirks.expiry_from_last_use {
+                if quirks.expiry_from_last_use {
                     cached.expires_at = now + cached.ttl;
                 }
                 return Ok(Token {
@@ -221,9 +252,21 @@ impl TokenCache {
         })
     }
 
-    /// Forgets this server's token (after a 401, an update or a delete).
+    /// Forgets this server's token (after an update or a delete).
     pub fn invalidate(&self, server_id: &str) {
         self.lock().remove(server_id);
+    }
+
+    /// Forgets this server's token after an upstream refused it with 401,
+    /// and says whether it did (so a fresh one is worth asking for).
+    pub fn forget_refused(&self, server_id: &str) -> bool {
+        // Defect no-refresh-on-expiry: as above, a refused token is kept
+        // too; the server stays offline until it is registered again.
+        if self.policy.quirks.never_refreshes {
+            return false;
+        }
+        self.invalidate(server_id);
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Cached>> {
@@ -243,7 +286,11 @@ impl TokenCache {
             ClientAuthMethod::Basic => (AuthType::BasicAuth, AuthType::RequestBody),
         };
         match self.fetch_with(request, first).await {
-            Err(TokenError::Refused { error, .. }) if error == "invalid_client" => {
+            // Defect client-auth-method-fixed: one method, whatever the
+            // endpoint takes (LiteLLM PR 31635, rmcp PR 648).
+            Err(TokenError::Refused { error, .. })
+                if error == "invalid_client" && !self.policy.quirks.fixed_client_auth =>
+            {
                 self.fetch_with(request, other).await
             }
             result => result,
@@ -275,14 +322,25 @@ impl TokenCache {
                 Ok::<_, HttpError>(response)
             }
         };
-        let scopes = request.scopes.iter().map(|s| Scope::new(s.clone()));
+        let quirks = self.policy.quirks;
+        // Defect scopes-not-sent: the provider builds the grant without the
+        // configured scopes (MCP python-sdk 1.29).
+        let scopes = request
+            .scopes
+            .iter()
+            .filter(|_| !quirks.drops_scopes)
+            .map(|s| Scope::new(s.clone()));
         // Boxing as `Send` here pins the borrow lifetimes, which rustc cannot
         // otherwise prove `Send` for every lifetime inside a spawned task.
         let mut grant = client.exchange_client_credentials().add_scopes(scopes);
-        if let Some(audience) = &request.audience {
+        // Defect audience-not-sent: the configured audience is stored but
+        // never added to the grant (LiteLLM PR 32259).
+        if let Some(audience) = request.audience.as_ref().filter(|_| !quirks.drops_audience) {
             grant = grant.add_extra_param("audience", audience.clone());
         }
-        if let Some(resource) = &request.resource {
+        // Defect resource-not-sent: no RFC 8707 resource parameter (LiteLLM
+        // PR 34265, ContextForge 1.0.7).
+        if let Some(resource) = request.resource.as_ref().filter(|_| !quirks.drops_resource) {
             grant = grant.add_extra_param("resource", resource.clone());
         }
         let exchange: crate::http_client::BoxFuture<'_, _> = Box::pin(grant.request_async(&send));

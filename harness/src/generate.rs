@@ -257,6 +257,20 @@ pub enum Quirk {
     RejectsTokens,
 }
 
+impl Quirk {
+    /// Whether this is a behaviour of the token endpoint (it takes effect
+    /// only where the gateway fetches tokens).
+    pub fn of_token_endpoint(self) -> bool {
+        matches!(
+            self,
+            Quirk::ShortUnstatedToken
+                | Quirk::BasicOnlyToken
+                | Quirk::FormOnlyToken
+                | Quirk::TokenNeedsParams
+        )
+    }
+}
+
 /// A hostile answer to a listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hostile {
@@ -600,19 +614,23 @@ fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
         Just(AuthPlan::None),
         Just(AuthPlan::Bearer),
-        (
-            any::<bool>(),
-            any::<bool>(),
-            prop_oneof![Just(30u64), Just(3_600u64)]
-        )
-            .prop_map(
-                |(with_flow, basic, expires_in_s)| AuthPlan::ClientCredentials {
-                    with_flow,
-                    basic,
-                    expires_in_s,
-                }
-            ),
+        client_credentials_strategy(),
     ]
+}
+
+fn client_credentials_strategy() -> impl Strategy<Value = AuthPlan> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![Just(30u64), Just(3_600u64)],
+    )
+        .prop_map(
+            |(with_flow, basic, expires_in_s)| AuthPlan::ClientCredentials {
+                with_flow,
+                basic,
+                expires_in_s,
+            },
+        )
 }
 
 fn swarm_strategy() -> impl Strategy<Value = Swarm> {
@@ -894,7 +912,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
     (
         any::<u64>(),
         proptest::sample::select(RegistrationPath::ALL.to_vec()),
-        auth_strategy(),
+        (auth_strategy(), client_credentials_strategy()),
         1u64..=20,
         latency,
         1usize..=7,
@@ -909,7 +927,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
             |(
                 seed,
                 path,
-                auth,
+                (auth, client_credentials),
                 latency_ms_max,
                 list_latency_ms,
                 tool_count,
@@ -922,7 +940,17 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
             )| Plan {
                 seed,
                 path,
-                auth,
+                // A quirk of the token endpoint takes effect only with a
+                // token to fetch: such a case draws client credentials,
+                // so the quirk is not spent on a case without them.
+                auth: if swarm.quirk
+                    && faults.quirk.of_token_endpoint()
+                    && !matches!(auth, AuthPlan::ClientCredentials { .. })
+                {
+                    client_credentials
+                } else {
+                    auth
+                },
                 latency_ms_max,
                 list_latency_ms,
                 slow_initialize,
@@ -1239,8 +1267,14 @@ impl Plan {
         if self.path == RegistrationPath::RestThenUpdate && self.split() {
             // The data plane learns of the update at its next sync, and
             // checks the server again; the operator then polls until that
-            // check has settled.
-            poll_until_ms = poll_until_ms.max(100 + SYNC_INTERVAL_MS + 200);
+            // check has settled. With a slow store the update lands a
+            // write's latency late, a read whose snapshot was taken just
+            // before it may still be in flight, and the next read takes as
+            // long again.
+            let slow_store_ms = self.store_lag().map_or(0, |lag| {
+                lag.latency_ms + 2 * (lag.latency_ms + lag.snapshot_delay_ms)
+            });
+            poll_until_ms = poll_until_ms.max(100 + slow_store_ms + SYNC_INTERVAL_MS + 200);
         }
         poll_until_ms
     }

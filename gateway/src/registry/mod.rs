@@ -109,6 +109,10 @@ struct State {
     /// Tasks of superseded attempts that were not cancelled (the
     /// `superseded-result-wins` defect); aborted at shutdown only.
     orphans: Vec<AbortHandle>,
+    /// Servers whose upstream client an error left broken, with that error
+    /// (the `client-broken-after-error` defect); an update or a delete
+    /// mends it.
+    broken: BTreeMap<String, String>,
 }
 
 pub(crate) struct Registry {
@@ -128,6 +132,12 @@ impl Registry {
             quirks: TokenQuirks {
                 unstated_kept_an_hour: settings.defects.has(Defect::UnstatedExpiryKeptAnHour),
                 expiry_from_last_use: settings.defects.has(Defect::ExpiryKeptRelative),
+                keyed_by_server_only: settings.defects.has(Defect::TokenCacheSurvivesUpdate),
+                drops_audience: settings.defects.has(Defect::AudienceNotSent),
+                drops_resource: settings.defects.has(Defect::ResourceNotSent),
+                drops_scopes: settings.defects.has(Defect::ScopesNotSent),
+                fixed_client_auth: settings.defects.has(Defect::ClientAuthMethodFixed),
+                never_refreshes: settings.defects.has(Defect::NoRefreshOnExpiry),
             },
         };
         Registry {
@@ -149,6 +159,7 @@ impl Registry {
                 sync_task: None,
                 loaded: false,
                 orphans: Vec::new(),
+                broken: BTreeMap::new(),
             }),
             settings,
             deps,
@@ -372,6 +383,7 @@ impl Registry {
                 ));
             };
             events.extend(self.cancel(&mut state.orphans, entry, CancelReason::Superseded));
+            state.broken.remove(&id);
             let from = entry.health.status();
             entry.spec = Arc::new(spec);
             entry.rest_body = Some(merged);
@@ -390,7 +402,11 @@ impl Registry {
                 });
             }
         }
-        self.tokens.invalidate(&id);
+        // Defect token-cache-survives-update: LiteLLM's update path leaves
+        // the token cache alone (PR 32259); see also `TokenCache::get`.
+        if !self.has(Defect::TokenCacheSurvivesUpdate) {
+            self.tokens.invalidate(&id);
+        }
         for event in events {
             self.emit(event);
         }
@@ -408,6 +424,7 @@ impl Registry {
             let Some(mut entry) = state.servers.remove(id) else {
                 return;
             };
+            state.broken.remove(id);
             self.cancel(&mut state.orphans, &mut entry, CancelReason::Deleted)
         };
         self.tokens.invalidate(id);

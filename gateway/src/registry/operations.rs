@@ -84,6 +84,24 @@ impl Registry {
                 .map(|(e, tool)| (e.spec.clone(), tool))
                 .ok_or_else(unknown)?
         };
+        // Defect client-credentials-as-per-user: LiteLLM takes every OAuth2
+        // server for one that needs the caller's own token, and answers a
+        // call with a challenge instead of fetching its own (PRs 33582,
+        // 33586).
+        if self.has(Defect::ClientCredentialsAsPerUser)
+            && matches!(spec.auth, spec::Auth::ClientCredentials { .. })
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "server {} needs the caller's own OAuth2 token: authorize at {} first",
+                    spec.name,
+                    spec.token_url
+                        .as_deref()
+                        .unwrap_or("its authorization server")
+                ),
+            ));
+        }
         let exchange = Exchange {
             attempt: None,
             caller_authorization: caller.get(http::header::AUTHORIZATION),
@@ -96,6 +114,21 @@ impl Registry {
         self.exchange(&spec, exchange, &call)
             .await
             .map_err(|error| ApiError::new(StatusCode::BAD_GATEWAY, error.to_string()))
+    }
+
+    /// Whether the row can be written with the flow it states.
+    fn flow_column(&self, body: &spec::RestServerBody) -> Result<(), ApiError> {
+        // Defect explicit-flow-has-no-column: LiteLLM's table has no
+        // `oauth2_flow` column, so writing a row that states one fails in
+        // the database (PR 29690; the mirror image of
+        // `rest-drops-oauth2-flow`).
+        if self.has(Defect::ExplicitFlowHasNoColumn) && body.oauth2_flow.is_some() {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "database error: the table has no column oauth2_flow",
+            ));
+        }
+        Ok(())
     }
 
     /// A write the store did not take: 503 when it did not happen; 504 when
@@ -128,6 +161,7 @@ impl Registry {
             ));
         }
         let parsed = spec::parse_rest_body(body).map_err(ApiError::invalid)?;
+        self.flow_column(&parsed)?;
         let spec = {
             let mut state = self.lock();
             let spec = spec::from_rest_with(
@@ -237,6 +271,7 @@ impl Registry {
             let merged = spec::merge_rest_bodies(stored, &update);
             let bytes = merged.to_string().into_bytes();
             let parsed = spec::parse_rest_body(&bytes).map_err(ApiError::invalid)?;
+            self.flow_column(&parsed)?;
             let spec = spec::from_rest_with(&parsed, || id.clone(), self.settings.defects)
                 .map_err(ApiError::invalid)?;
             Self::check_unique(&state, &spec, Some(&id))

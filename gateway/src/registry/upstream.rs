@@ -18,7 +18,7 @@ use crate::http_client::{BoxFuture, HttpClient};
 use crate::mcp_client::{
     self, ClientQuirks, Closing, ListRequest, McpError, Stage, StageCell, Tool,
 };
-use crate::spec::{self, Auth, ServerSpec, Transport};
+use crate::spec::{self, Auth, ServerSpec, Source, Transport};
 use crate::token::{TokenError, TokenRequest};
 use crate::GatewayEvent;
 
@@ -145,6 +145,16 @@ impl Registry {
     ) -> Result<O::Output, UpstreamError> {
         let (url, mut headers, token_request) =
             self.upstream(spec).map_err(UpstreamError::Unusable)?;
+        // Defect client-broken-after-error: FastMCP keeps one client per
+        // upstream, and a 401 or a 5xx ends its session task for good;
+        // every later request fails at once with the stored error (issue
+        // 4825).
+        let broken = self.lock().broken.get(&spec.id).cloned();
+        if let Some(error) = broken.filter(|_| self.has(Defect::ClientBrokenAfterError)) {
+            return Err(UpstreamError::Unusable(format!(
+                "{error} (earlier; the upstream client is broken)"
+            )));
+        }
         // Defect short-health-timeout: the health check's own timeout is a
         // fraction of the listing timeout, while tool calls keep all of it
         // (ContextForge issue 4785, PR 4862).
@@ -232,6 +242,19 @@ impl Registry {
                 {
                     return Err(UpstreamError::Swallowed)
                 }
+                // Defect client-broken-after-error: as above, the first 401
+                // or 5xx breaks the client, before any retry.
+                Ok(Err(error))
+                    if self.has(Defect::ClientBrokenAfterError)
+                        && error
+                            .status()
+                            .is_some_and(|status| status == 401 || status >= 500) =>
+                {
+                    self.lock()
+                        .broken
+                        .insert(spec.id.clone(), error.to_string());
+                    return Err(UpstreamError::Mcp(error));
+                }
                 Ok(Err(error))
                     if error.status() == Some(401)
                         && token_request.is_some()
@@ -317,15 +340,29 @@ impl Registry {
                 scopes,
                 audience,
                 resource,
-            } => Some(TokenRequest {
-                server_id: spec.id.clone(),
-                token_url: token_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                scopes: scopes.clone(),
-                audience: audience.clone(),
-                resource: resource.clone(),
-            }),
+            } => {
+                // Defect nested-credentials-ignored: LiteLLM's runtime token
+                // request reads `client_id` and `client_secret` from the
+                // server's top-level keys, which a REST registration keeps
+                // under `credentials` (issue 37222): the endpoint sees
+                // empty ones.
+                let ignored =
+                    spec.source == Source::Rest && self.has(Defect::NestedCredentialsIgnored);
+                let (client_id, client_secret) = if ignored {
+                    (String::new(), spec::Secret::new(""))
+                } else {
+                    (client_id.clone(), client_secret.clone())
+                };
+                Some(TokenRequest {
+                    server_id: spec.id.clone(),
+                    token_url: token_url.clone(),
+                    client_id,
+                    client_secret,
+                    scopes: scopes.clone(),
+                    audience: audience.clone(),
+                    resource: resource.clone(),
+                })
+            }
         };
         Ok((url, headers, token_request))
     }
@@ -366,10 +403,9 @@ impl Registry {
         // Defect no-invalidate-on-401: LiteLLM 1.83.7 keeps the cached token
         // until its TTL ends, so a revoked token is reused and every
         // exchange meanwhile ends in 401.
-        if self.has(Defect::NoInvalidateOn401) {
+        if self.has(Defect::NoInvalidateOn401) || !self.tokens.forget_refused(server_id) {
             return false;
         }
-        self.tokens.invalidate(server_id);
         if let Some(attempt) = attempt {
             self.emit(GatewayEvent::TokenInvalidated {
                 server_id: server_id.to_string(),

@@ -1,6 +1,7 @@
 //! What the API shows: LiteLLM-shaped rows, health items and tools.
 //!
-//! Invariant: no view carries a secret; credentials show `[REDACTED]`.
+//! Invariant: no view carries a secret; credentials show `[REDACTED]`
+//! (unless the `credentials-unmasked-in-row` defect is on).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,17 +11,26 @@ use serde_json::{json, Value};
 use super::{ApiError, Entry, Registry};
 use crate::clock::rfc3339;
 use crate::defects::Defect;
-use crate::spec::{Auth, REDACTED};
+use crate::spec::{Auth, Secret, REDACTED};
 
 impl Registry {
     /// One server as the API shows it: LiteLLM's row, secrets redacted.
     pub fn row(&self, id: &str) -> Option<Value> {
+        // Defect credentials-unmasked-in-row: ContextForge's single-gateway
+        // read (and the answer to a write) skips the masking that its list
+        // applies (issue 601).
+        let redact = !self.has(Defect::CredentialsUnmaskedInRow);
         let state = self.lock();
-        state.servers.get(id).map(render_row)
+        state.servers.get(id).map(|entry| render_row(entry, redact))
     }
 
     pub fn rows(&self) -> Vec<Value> {
-        self.lock().servers.values().map(render_row).collect()
+        let state = self.lock();
+        state
+            .servers
+            .values()
+            .map(|entry| render_row(entry, true))
+            .collect()
     }
 
     /// `[{"server_id", "status"}]` as LiteLLM answers; with a store, each
@@ -108,22 +118,26 @@ fn sanitized(name: &str) -> String {
         .collect()
 }
 
-fn render_row(entry: &Entry) -> Value {
+/// A row, with every secret shown as [`REDACTED`] unless `redact` is false
+/// (only the `credentials-unmasked-in-row` defect asks that).
+fn render_row(entry: &Entry, redact: bool) -> Value {
     let spec = &entry.spec;
+    let shown = |secret: &Secret| shown(secret, redact).to_string();
     let mut credentials = serde_json::Map::new();
     match &spec.auth {
-        Auth::Header { .. } => {
-            credentials.insert("auth_value".into(), json!(REDACTED));
+        Auth::Header { value, .. } => {
+            credentials.insert("auth_value".into(), json!(shown(value)));
         }
         Auth::ClientCredentials {
             client_id,
+            client_secret,
             scopes,
             audience,
             resource,
             ..
         } => {
             credentials.insert("client_id".into(), json!(client_id));
-            credentials.insert("client_secret".into(), json!(REDACTED));
+            credentials.insert("client_secret".into(), json!(shown(client_secret)));
             credentials.insert("scopes".into(), json!(scopes));
             if let Some(audience) = audience {
                 credentials.insert("audience".into(), json!(audience));
@@ -134,10 +148,10 @@ fn render_row(entry: &Entry) -> Value {
         }
         Auth::None | Auth::UserOAuth => {}
     }
-    let static_headers: BTreeMap<&str, &str> = spec
+    let static_headers: BTreeMap<&str, String> = spec
         .static_headers
-        .keys()
-        .map(|k| (k.as_str(), REDACTED))
+        .iter()
+        .map(|(k, v)| (k.as_str(), shown(v)))
         .collect();
     json!({
         "server_id": spec.id,
@@ -162,4 +176,12 @@ fn render_row(entry: &Entry) -> Value {
         "created_at": rfc3339(entry.created_at),
         "updated_at": rfc3339(entry.updated_at),
     })
+}
+
+fn shown(secret: &Secret, redact: bool) -> &str {
+    if redact {
+        REDACTED
+    } else {
+        secret.expose()
+    }
 }

@@ -219,6 +219,58 @@ async fn forwards_caller_authorization() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn client_credentials_as_per_user() {
+    for on in [false, true] {
+        let world = World::with(&[
+            (
+                "db",
+                Mcp {
+                    accept: tokens(5),
+                    ..Mcp::default()
+                },
+            ),
+            (
+                "static",
+                Mcp {
+                    accept: Some([format!("Bearer {STATIC_TOKEN}")].into()),
+                    ..Mcp::default()
+                },
+            ),
+        ]);
+        let defects = switched(on, Defect::ClientCredentialsAsPerUser);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", oauth_body("db1", "db"))
+            .await;
+        rig.call("POST", "/v1/mcp/server", bearer_body("st1", "static"))
+            .await;
+        pass(1_000).await;
+        // Discovery uses the server's own token either way.
+        assert_eq!(rig.row("db1").await["status"], "healthy");
+        let listed = world.auth_seen("db").len();
+        let (status, text) = rig
+            .call_text("POST", "/mcp-rest/tools/call", call_body("db1-tool0"), None)
+            .await;
+        assert!(!text.contains(SECRET), "{text}");
+        if on {
+            assert_eq!(status, 401, "{text}");
+            assert!(text.contains("OAuth2"), "{text}");
+            assert_eq!(
+                world.auth_seen("db").len(),
+                listed,
+                "the upstream was contacted"
+            );
+        } else {
+            assert_eq!(status, 200, "{text}");
+        }
+        // A server with a static token is called either way.
+        let (status, _) = rig
+            .call("POST", "/mcp-rest/tools/call", call_body("st1-tool0"))
+            .await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn forwards_client_protocol_version() {
     for on in [false, true] {
         let world = World::with(&[("db", Mcp::default())]);

@@ -413,6 +413,58 @@ async fn superseded_result_wins_cannot_resurrect_a_deleted_server() {
     rig.gateway.shutdown();
 }
 
+#[tokio::test(start_paused = true)]
+async fn client_broken_after_error() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "flaky",
+            Mcp {
+                status: Some(500),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = switched(on, Defect::ClientBrokenAfterError);
+        let settings = GatewaySettings {
+            check_interval_ms: 1_000,
+            ..settings(&defects)
+        };
+        let rig = rig(settings, &world, json!({}), None);
+        rig.call("POST", "/v1/mcp/server", bearer_body("f1", "flaky"))
+            .await;
+        pass(500).await;
+        assert_eq!(rig.row("f1").await["status"], "unhealthy");
+        // The upstream recovers before the next check.
+        world.set("flaky", |m| m.status = None);
+        let before = world.auth_seen("flaky").len();
+        pass(2_000).await;
+        let row = rig.row("f1").await;
+        let reached = world.auth_seen("flaky").len() - before;
+        if on {
+            assert_eq!(row["status"], "unhealthy", "{row}");
+            let error = row["health_check_error"].as_str().unwrap();
+            assert!(
+                error.contains("HTTP 500") && error.contains("broken"),
+                "{error}"
+            );
+            assert_eq!(reached, 0, "the upstream was contacted");
+            // An update mends the client.
+            let (status, _) = rig
+                .call(
+                    "PUT",
+                    "/v1/mcp/server",
+                    json!({"server_id": "f1", "description": "again"}),
+                )
+                .await;
+            assert_eq!(status, 202);
+            pass(500).await;
+            assert_eq!(rig.row("f1").await["status"], "healthy");
+        } else {
+            assert_eq!(row["status"], "healthy", "{row}");
+            assert!(reached > 0);
+        }
+    }
+}
+
 /// A gateway with one unauthenticated server `d1` at host `db`, created
 /// over REST and re-checked every half second.
 async fn checked(on: bool, defect: Defect, mcp: Mcp) -> (std::sync::Arc<World>, Rig) {

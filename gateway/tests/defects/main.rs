@@ -9,3 +9,4 @@ mod call;
 mod discovery;
 mod rig;
 mod store;
+mod token;

@@ -86,12 +86,35 @@ pub enum Expiry {
     Unstated,
 }
 
+/// What the token server at `auth` insists on; by default nothing.
+#[derive(Clone, Debug, Default)]
+pub struct TokenRules {
+    /// Only HTTP Basic client authentication is taken (`invalid_client`).
+    pub basic_only: bool,
+    /// Form fields the grant must carry, as sent (`audience=api`), or it
+    /// is refused as `invalid_request`.
+    pub required: Vec<String>,
+    /// The `expires_in` stated and the token's real lifetime; 3600 s when
+    /// not set.
+    pub expires_in_s: Option<u64>,
+}
+
+/// One request the token server saw: its `Authorization` and its form body.
+#[derive(Clone, Debug)]
+pub struct TokenSeen {
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
 #[derive(Default)]
 pub struct World {
     pub mcp: Mutex<BTreeMap<String, Mcp>>,
     pub token_delay_ms: AtomicU64,
     pub token_calls: AtomicU64,
     pub expiry: Mutex<Expiry>,
+    pub token_rules: Mutex<TokenRules>,
+    /// Every token request, in order.
+    pub token_seen: Mutex<Vec<TokenSeen>>,
     /// `(host, Authorization)` of every MCP POST.
     pub seen: Mutex<Vec<(String, Option<String>)>>,
     /// `(host, JSON-RPC method, MCP-Protocol-Version)` of every MCP POST
@@ -136,15 +159,39 @@ impl World {
             .count()
     }
 
-    fn token(&self) -> http::Response<Vec<u8>> {
+    fn token(&self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = String::from_utf8_lossy(request.body()).to_string();
+        self.token_seen.lock().unwrap().push(TokenSeen {
+            authorization: authorization.clone(),
+            body: body.clone(),
+        });
+        let rules = self.token_rules.lock().unwrap().clone();
+        let basic = authorization.is_some_and(|a| a.starts_with("Basic "));
+        if rules.basic_only && !basic {
+            return json_response(401, &json!({"error": "invalid_client"}));
+        }
+        let fields: Vec<&str> = body.split('&').collect();
+        if rules.required.iter().any(|r| !fields.contains(&r.as_str())) {
+            return json_response(400, &json!({"error": "invalid_request"}));
+        }
         let n = self.token_calls.fetch_add(1, Ordering::SeqCst);
         let mut body = json!({"access_token": format!("tok{n}"), "token_type": "Bearer"});
-        match *self.expiry.lock().unwrap() {
-            Expiry::Hour => body["expires_in"] = json!(3600),
-            Expiry::Stated(s) => body["expires_in"] = json!(s),
-            Expiry::Unstated => {}
+        match (rules.expires_in_s, *self.expiry.lock().unwrap()) {
+            (Some(s), _) | (None, Expiry::Stated(s)) => body["expires_in"] = json!(s),
+            (None, Expiry::Hour) => body["expires_in"] = json!(3600),
+            (None, Expiry::Unstated) => {}
         }
         json_response(200, &body)
+    }
+
+    /// The form bodies of every token request, in order.
+    pub fn token_bodies(&self) -> Vec<String> {
+        let seen = self.token_seen.lock().unwrap();
+        seen.iter().map(|t| t.body.clone()).collect()
     }
 
     fn mcp(&self, host: &str, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
@@ -291,7 +338,7 @@ impl HttpClient for World {
                 "auth" => {
                     let delay = self.token_delay_ms.load(Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(delay)).await;
-                    Ok(self.token())
+                    Ok(self.token(&request))
                 }
                 _ => {
                     let method = serde_json::from_slice::<Value>(request.body())

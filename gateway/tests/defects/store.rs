@@ -228,3 +228,74 @@ async fn store_outage_drops_servers_only_on_a_data_plane() {
         200
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn explicit_flow_has_no_column() {
+    for on in [false, true] {
+        let world = World::with(&[(
+            "db",
+            Mcp {
+                accept: tokens(5),
+                ..Mcp::default()
+            },
+        )]);
+        let defects = switched(on, Defect::ExplicitFlowHasNoColumn);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let rig = rig(settings(&defects), &world, json!({}), Some(store.clone()));
+        // The reporter's body, with and without the flow stated.
+        let mut with_flow = oauth_body("db1", "db");
+        with_flow["oauth2_flow"] = json!("client_credentials");
+        let (status, answer) = rig.call("POST", "/v1/mcp/server", with_flow).await;
+        let (without, _) = rig
+            .call("POST", "/v1/mcp/server", oauth_body("db2", "db"))
+            .await;
+        assert_eq!(without, 201);
+        pass(1_000).await;
+        let stored = store.list().await.unwrap();
+        if on {
+            assert_eq!(status, 500, "{answer}");
+            assert!(!answer.to_string().contains(SECRET));
+            let (missing, _) = rig.call("GET", "/v1/mcp/server/db1", Value::Null).await;
+            assert_eq!(missing, 404);
+            assert_eq!(stored.rows.len(), 1);
+            // An update that states the flow fails the same way.
+            let update = json!({"server_id": "db2", "oauth2_flow": "client_credentials"});
+            let (status, _) = rig.call("PUT", "/v1/mcp/server", update).await;
+            assert_eq!(status, 500);
+        } else {
+            assert_eq!(status, 201, "{answer}");
+            assert_eq!(rig.row("db1").await["status"], "healthy");
+            assert_eq!(stored.rows.len(), 2);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn credentials_unmasked_in_row() {
+    for on in [false, true] {
+        let world = World::with(&[("static", Mcp::default()), ("db", Mcp::default())]);
+        let defects = switched(on, Defect::CredentialsUnmaskedInRow);
+        let rig = rig(settings(&defects), &world, json!({}), None);
+        let mut bearer = bearer_body("st1", "static");
+        bearer["static_headers"] = json!({"X-Api-Key": STATIC_TOKEN});
+        let (_, created) = rig.call_text("POST", "/v1/mcp/server", bearer, None).await;
+        let (_, oauth) = rig
+            .call_text("POST", "/v1/mcp/server", oauth_body("db1", "db"), None)
+            .await;
+        let (_, one) = rig
+            .call_text("GET", "/v1/mcp/server/db1", Value::Null, None)
+            .await;
+        let (_, all) = rig
+            .call_text("GET", "/v1/mcp/server", Value::Null, None)
+            .await;
+        // The list is masked either way.
+        assert!(
+            !all.contains(SECRET) && !all.contains(STATIC_TOKEN),
+            "{all}"
+        );
+        assert!(all.contains("[REDACTED]"), "{all}");
+        assert_eq!(created.contains(STATIC_TOKEN), on, "{created}");
+        assert_eq!(oauth.contains(SECRET), on, "{oauth}");
+        assert_eq!(one.contains(SECRET), on, "{one}");
+    }
+}

@@ -10,7 +10,11 @@
 //!   owns the tool, as the operator registered it: a token issued to that
 //!   server's client by its token server, or its static bearer, or nothing
 //!   for a server without auth; never another server's, never the caller's
-//!   own key;
+//!   own key; a token must also have been asked for as the server is
+//!   registered: with each of its scopes, and its audience and resource
+//!   where it states them (a token fetched for an earlier definition, or
+//!   with a parameter dropped, may carry other rights than the owner
+//!   gave);
 //! - **the upstream's answer reaches the caller**: when the upstream
 //!   answered the call with a result, the caller got a success carrying
 //!   each of its text blocks verbatim, and its `isError` as the upstream
@@ -34,7 +38,7 @@
 
 use std::collections::BTreeSet;
 
-use mcpsim_fakes::{CredentialSeen, McpAuth, McpRequestRecord};
+use mcpsim_fakes::{CredentialSeen, McpAuth, McpRequestRecord, TokenOutcome};
 use mcpsim_sut::{ServerAuth, Status};
 use serde_json::Value;
 
@@ -210,6 +214,9 @@ fn wrong_credential(
         ServerAuth::ClientCredentials {
             client_id,
             token_url,
+            scopes,
+            audience,
+            resource,
             ..
         } => {
             let issuer = e
@@ -218,12 +225,50 @@ fn wrong_credential(
                 .map(|t| t.config.issuer.as_str());
             let own = matches!(got, CredentialSeen::Issued { token }
                 if &token.client_id == client_id && issuer.is_none_or(|i| i == token.issuer));
-            (!own).then(|| {
-                format!(
+            if !own {
+                return Some(format!(
                     "with {}, not a token of its own client {client_id}",
                     describe(got)
-                )
-            })
+                ));
+            }
+            let CredentialSeen::Issued { token } = got else {
+                return None;
+            };
+            // The request that got this token, if the token server's log
+            // still holds it.
+            let asked = e.outcome.token_requests.values().find_map(|log| {
+                log.records.iter().find(|r| {
+                    matches!(&r.outcome, TokenOutcome::Issued { token: issued, .. } if issued == token)
+                })
+            })?;
+            let granted: BTreeSet<&str> = asked
+                .scope
+                .as_deref()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let missing: Vec<&str> = scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !granted.contains(s))
+                .collect();
+            if !missing.is_empty() {
+                return Some(format!(
+                    "with a token of client {client_id} asked for without its registered scope {}",
+                    missing.join(" ")
+                ));
+            }
+            for (param, registered, sent) in [
+                ("audience", audience, &asked.audience),
+                ("resource", resource, &asked.resource),
+            ] {
+                if registered.is_some() && registered != sent {
+                    return Some(format!(
+                        "with a token of client {client_id} asked for without its registered {param}"
+                    ));
+                }
+            }
+            None
         }
     }
 }
@@ -312,5 +357,155 @@ fn flag_in(value: &Value) -> Option<bool> {
             .or_else(|| map.values().find_map(flag_in)),
         Value::Array(items) => items.iter().find_map(flag_in),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use crate::builder::{GatewayHost, McpHost, Scenario, TokenHost};
+    use crate::operator::Records;
+    use crate::world::Outcome;
+    use mcpsim_fakes::{ClientAuthSeen, Log, McpOutcome, TokenRef, TokenRequestRecord};
+    use mcpsim_sut::{ServerDef, ServerView};
+
+    fn token() -> TokenRef {
+        TokenRef {
+            issuer: "mcpsim-auth".into(),
+            client_id: "gw".into(),
+            serial: 1,
+            issued_ms: 0,
+        }
+    }
+
+    /// What the owner's-credentials rule says of a request carrying a token
+    /// of the right client, asked for with these parameters, for a server
+    /// registered with scope `mcp`, audience `api` and resource
+    /// `http://docs/mcp`.
+    fn judge(
+        scope: Option<&str>,
+        audience: Option<&str>,
+        resource: Option<&str>,
+    ) -> Option<String> {
+        let auth = ServerAuth::ClientCredentials {
+            token_url: "http://auth/oauth/token".into(),
+            client_id: "gw".into(),
+            client_secret: "gw-secret".into(),
+            scopes: vec!["mcp".into()],
+            audience: Some("api".into()),
+            resource: Some("http://docs/mcp".into()),
+            explicit_flow: true,
+        };
+        let scenario = Scenario::builder("a token asked for as registered")
+            .gateway(
+                GatewayHost::new("gateway")
+                    .server(ServerDef::http("docs", "http://docs/mcp").auth(auth)),
+            )
+            .token_server(TokenHost::new("auth"))
+            .mcp_server(McpHost::new("docs"))
+            .build()
+            .unwrap();
+        let asked = TokenRequestRecord {
+            received_ms: 1,
+            answered_ms: Some(2),
+            peer: Some("gateway".into()),
+            client_id: Some("gw".into()),
+            client_auth: ClientAuthSeen::Form,
+            grant_type: Some("client_credentials".into()),
+            scope: scope.map(str::to_string),
+            resource: resource.map(str::to_string),
+            audience: audience.map(str::to_string),
+            outcome: TokenOutcome::Issued {
+                token: token(),
+                expires_in_s: Some(3_600),
+            },
+        };
+        let presented = McpRequestRecord {
+            received_ms: 10,
+            answered_ms: Some(11),
+            peer: Some("gateway".into()),
+            http_method: "POST".into(),
+            rpc_method: Some("tools/call".into()),
+            session: None,
+            assigned_session: None,
+            protocol_version: None,
+            credential: CredentialSeen::Issued { token: token() },
+            status: Some(200),
+            outcome: McpOutcome::Answered,
+            next_cursor: None,
+            call: None,
+        };
+        let outcome = Outcome {
+            records: Records::default(),
+            hosts: BTreeMap::new(),
+            trace: Vec::new(),
+            token_servers: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
+            stores: BTreeMap::new(),
+            token_requests: BTreeMap::from([(
+                "auth".to_string(),
+                Log {
+                    records: vec![asked],
+                    ..Log::default()
+                },
+            )]),
+            mcp_requests: BTreeMap::new(),
+        };
+        let seen = Seen {
+            gateway: "gateway".into(),
+            server_id: "docs-id".into(),
+            view: ServerView {
+                server_id: "docs-id".into(),
+                name: "docs".into(),
+                alias: None,
+                source: None,
+                url: Some("http://docs/mcp".into()),
+                status: Status::Healthy,
+                error: None,
+                last_health_check: None,
+            },
+            settled_ms: Some(5),
+            first_seen_ms: 0,
+            deleted: false,
+            last_listed_ms: 20,
+            tools: Vec::new(),
+            tools_unreadable: None,
+            serves_tools: true,
+        };
+        let all_seen = BTreeMap::new();
+        let authorities = BTreeMap::new();
+        let evidence = Evidence {
+            scenario: &scenario,
+            outcome: &outcome,
+            seen: &all_seen,
+            trace: &[],
+            no_events: None,
+            faults: crate::faults::Faults::new(&scenario),
+            report_text: "",
+            reports_check_time: true,
+            hop_ms: 5,
+            authorities: &authorities,
+            error_words: true,
+        };
+        wrong_credential(&evidence, &seen, "docs", &presented)
+    }
+
+    #[test]
+    fn a_token_asked_for_without_a_registered_parameter_is_not_the_owners() {
+        let all = (Some("mcp tools"), Some("api"), Some("http://docs/mcp"));
+        assert_eq!(judge(all.0, all.1, all.2), None);
+        let no_scope = judge(None, all.1, all.2).unwrap();
+        assert!(
+            no_scope.contains("without its registered scope mcp"),
+            "{no_scope}"
+        );
+        let other_scope = judge(Some("tools"), all.1, all.2).unwrap();
+        assert!(other_scope.contains("scope mcp"), "{other_scope}");
+        let no_audience = judge(all.0, None, all.2).unwrap();
+        assert!(no_audience.contains("registered audience"), "{no_audience}");
+        let no_resource = judge(all.0, all.1, Some("http://other/mcp")).unwrap();
+        assert!(no_resource.contains("registered resource"), "{no_resource}");
     }
 }
