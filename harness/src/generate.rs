@@ -571,7 +571,7 @@ const STORE_TIMEOUT_MS: u64 = 500;
 /// The re-check interval unless `recheck-race` shortens it.
 const CHECK_INTERVAL_MS: u64 = 500;
 /// Simulated time per simulation step in generated cases.
-const TICK_MS: u64 = 2;
+const TICK_MS: u64 = 4;
 /// The tick of `horizon` cases. They live several times longer than the
 /// others, mostly waiting for the next re-check, refresh or poll, and every
 /// step of the simulation costs the same whatever happens in it (turmoil

@@ -61,11 +61,10 @@ fn generated_cases_find_a_bug_and_shrink_it_to_a_small_scenario() {
     let (plan, findings, _report, _steps) =
         shrink(&options.target, options.evidence, 1, first.index, false);
     let scenario = plan.to_scenario(&options.target).expect("a valid scenario");
-    // The shrunk scenario names the checker (this gateway takes a bad write
-    // that a gateway of LiteLLM's dialect must refuse), and is one server,
-    // no fault.
+    // The shrunk scenario names the checker (this gateway never closes the
+    // sessions it opens upstream), and is one server, no fault.
     assert!(
-        findings.iter().any(|f| f.starts_with("api_contract")),
+        findings.iter().any(|f| f.starts_with("session_hygiene")),
         "{findings:?}"
     );
     assert!(scenario.faults.is_empty() && scenario.mcp_servers.len() == 1);

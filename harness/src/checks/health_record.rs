@@ -621,7 +621,7 @@ mod tests {
         );
         assert_eq!(Stage::named_by("tools/list: status 500"), Some(Stage::List));
         assert_eq!(Stage::named_by("initialize: 401"), Some(Stage::Initialize));
-        assert_eq!(Stage::named_by("connect: refused"), None);
+        assert_eq!(Stage::named_by("connect: refused"), Some(Stage::Connect));
         assert_eq!(Stage::named_by("Health check was cancelled"), None);
     }
 }
