@@ -1811,11 +1811,15 @@ impl Plan {
         } else {
             RegistrationPath::Rest
         };
-        let twin = Plan {
+        let mut twin = Plan {
             path,
             merged_update: true,
             ..self.clone()
         };
+        // A give-up or a racing twin create applies to a single create
+        // only: the update's path never had them, so neither has its twin.
+        twin.swarm.give_up = false;
+        twin.swarm.twin_create = false;
         twin.expected_status().is_some().then_some(twin)
     }
 
