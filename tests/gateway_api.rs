@@ -171,10 +171,11 @@ async fn updates_deletes_and_reads_of_unknown_or_config_servers_are_refused() {
     assert_eq!(status, 404);
 }
 
-/// A store that is down: every call fails as unreachable.
-struct DownStore;
+/// A store whose every call fails with the same error: down
+/// (`Unavailable`), or never answering (`NoAnswer`).
+struct FailingStore(StoreError);
 
-impl Store for DownStore {
+impl Store for FailingStore {
     fn put(
         &self,
         _: &str,
@@ -182,53 +183,40 @@ impl Store for DownStore {
         _: bool,
         _: Option<&str>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        let error = self.0.clone();
+        Box::pin(async move { Err(error) })
     }
     fn delete(&self, _: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        let error = self.0.clone();
+        Box::pin(async move { Err(error) })
     }
     fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
-        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        let error = self.0.clone();
+        Box::pin(async move { Err(error) })
     }
 }
 
-/// A store whose answers never come back.
-struct SilentStore;
-
-impl Store for SilentStore {
-    fn put(
-        &self,
-        _: &str,
-        _: Value,
-        _: bool,
-        _: Option<&str>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::NoAnswer("connection broke".into())) })
-    }
-    fn delete(&self, _: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::NoAnswer("connection broke".into())) })
-    }
-    fn list(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
-        Box::pin(async { Err(StoreError::NoAnswer("connection broke".into())) })
-    }
-}
-
-#[tokio::test]
-async fn a_write_the_store_never_answered_is_a_504_that_says_it_may_have_happened() {
+/// A gateway in front of a store that fails as given.
+fn behind_failing_store(error: StoreError) -> axum::Router {
     let deps = Deps {
         http: Arc::new(Unreachable),
         clock: Arc::new(SystemClock),
         events: Arc::new(MemorySink::default()),
-        store: Some(Arc::new(SilentStore)),
+        store: Some(Arc::new(FailingStore(error))),
     };
-    let router = Gateway::new(
+    Gateway::new(
         GatewaySettings::default(),
         deps,
         &ConfigFile::default(),
         &BTreeMap::new(),
     )
     .unwrap()
-    .router();
+    .router()
+}
+
+#[tokio::test]
+async fn a_write_the_store_never_answered_is_a_504_that_says_it_may_have_happened() {
+    let router = behind_failing_store(StoreError::NoAnswer("connection broke".into()));
     let body = json!({"server_name": "db", "transport": "http", "url": "http://db/mcp"});
     let (status, answer) = call(&router, "POST", "/v1/mcp/server", &body.to_string()).await;
     assert_eq!(status, 504, "{answer}");
@@ -240,20 +228,7 @@ async fn a_write_the_store_never_answered_is_a_504_that_says_it_may_have_happene
 
 #[tokio::test]
 async fn a_write_the_store_did_not_acknowledge_is_refused_with_503_and_changes_nothing() {
-    let deps = Deps {
-        http: Arc::new(Unreachable),
-        clock: Arc::new(SystemClock),
-        events: Arc::new(MemorySink::default()),
-        store: Some(Arc::new(DownStore)),
-    };
-    let router = Gateway::new(
-        GatewaySettings::default(),
-        deps,
-        &ConfigFile::default(),
-        &BTreeMap::new(),
-    )
-    .unwrap()
-    .router();
+    let router = behind_failing_store(StoreError::Unavailable("connection refused".into()));
     let body = json!({"server_name": "db", "transport": "http", "url": "http://db/mcp",
         "credentials": {"auth_value": SECRET}, "auth_type": "bearer_token"});
     let (status, answer) = call(&router, "POST", "/v1/mcp/server", &body.to_string()).await;
