@@ -244,15 +244,8 @@ pub(crate) fn run_world(sut: &Sut, scenario: &Scenario) -> Result<Outcome, RunEr
             tokio::task::spawn_local(driver.run());
             let http: Arc<dyn mcpsim_sut::HttpClient> = Arc::new(client);
             let hop_ms = scenario.network.hop_ms();
-            let open_sessions = |now_ms: u64| {
-                let logs: Vec<_> = upstreams.iter().map(McpServer::requests).collect();
-                crate::checks::open_until(
-                    logs.iter().map(|l| l.records.as_slice()),
-                    &hosts,
-                    hop_ms,
-                    now_ms,
-                )
-            };
+            let open_sessions =
+                |now_ms: u64| crate::checks::open_until(&upstreams, &hosts, hop_ms, now_ms);
             operate(
                 &scenario,
                 sut.dialect(),

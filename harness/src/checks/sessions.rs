@@ -53,14 +53,16 @@ use crate::operator::WriteKind;
 /// unanswered, such as a GET stream) owes nothing. The operator waits for
 /// this before it ends the run, so that a session left open after its
 /// last exchange (a tool call's, at the end of a run) is judged.
-pub(crate) fn open_until<'r>(
-    logs: impl IntoIterator<Item = &'r [McpRequestRecord]>,
+pub(crate) fn open_until<'u>(
+    upstreams: impl IntoIterator<Item = &'u mcpsim_fakes::McpServer>,
     hosts: &BTreeMap<String, mcpsim_sut::Declared>,
     hop_ms: u64,
     now_ms: u64,
 ) -> Option<u64> {
     let mut until = None;
-    for records in logs {
+    for upstream in upstreams {
+        let log = upstream.requests();
+        let records = &log.records;
         let mut sessions: BTreeMap<(&str, &str), Vec<&McpRequestRecord>> = BTreeMap::new();
         for r in records {
             if let (Some(peer), Some(session)) = (&r.peer, &r.session) {

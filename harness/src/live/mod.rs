@@ -713,13 +713,7 @@ impl LiveWorld<'_> {
             let hop_ms = as_run.network.hop_ms();
             let declared = self.declared;
             let open_sessions = |now_ms: u64| {
-                let logs: Vec<_> = mcp_servers.values().map(McpServer::requests).collect();
-                crate::checks::open_until(
-                    logs.iter().map(|l| l.records.as_slice()),
-                    declared,
-                    hop_ms,
-                    now_ms,
-                )
+                crate::checks::open_until(mcp_servers.values(), declared, hop_ms, now_ms)
             };
             let operator = operate(
                 &as_run,
