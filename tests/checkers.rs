@@ -1305,6 +1305,24 @@ fn an_update_answered_with_the_row_before_it_fails_the_api_contract() {
     );
 }
 
+/// An update that a stale copy undoes for a while, after the gateway
+/// showed it, fails the API contract: a taken write stays.
+#[test]
+fn an_update_undone_for_a_while_fails_the_api_contract() {
+    let scenario = Scenario::builder("an update stays once it shows")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .mcp_server(McpHost::new("docs2").tools(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .step(Step::update("docs", ServerDef::http("docs", "http://docs2/mcp")).at_ms(200))
+        .poll_until_ms(1_200)
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .build()
+        .unwrap();
+    caught(Flaw::RevertsUpdates, &scenario, "api_contract", "yet at");
+}
+
 #[test]
 fn a_refusal_quoting_a_pasted_secret_fails_no_secrets() {
     let scenario = Scenario::builder("a client secret pasted as credentials is refused unquoted")

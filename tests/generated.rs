@@ -479,3 +479,58 @@ fn an_mcp_server_that_fails_then_recovers_ends_healthy() {
         assert_eq!(refused, failures as usize);
     }
 }
+
+/// Writes racing a sync: with a slow store whose reads hold their snapshot
+/// a while, the writes after the first create (a delete, an update, a
+/// rotation) reach the store while a read that took its snapshot before
+/// them is still on its way back, on every path that has such a write; the
+/// reference, which keeps tombstones and never lets an older snapshot
+/// undo a newer write, passes every check.
+#[test]
+fn a_later_write_lands_while_a_store_snapshot_is_in_flight() {
+    use mcpsim_harness::trace::What;
+    for (path, rewrite) in [
+        (RegistrationPath::DeleteThenCreate, false),
+        (RegistrationPath::RestThenUpdate, false),
+        (RegistrationPath::Rest, true),
+        (RegistrationPath::RestOnControl, true),
+    ] {
+        let (target, mut plan) = quiet_plan(path, AuthPlan::None);
+        plan.swarm.slow_store = true;
+        plan.swarm.rewrite = rewrite;
+        plan.faults.same_id = false;
+        plan.faults.write_races_sync = true;
+        plan.faults.store_lag = StoreLag {
+            latency_ms: 50,
+            snapshot_delay_ms: 250,
+        };
+        let (_, report) = run_plan(&target, &plan);
+        // Each exchange with the store, as (host, method, start, end).
+        let spans: Vec<(&str, &str, u64, u64)> = report
+            .trace
+            .iter()
+            .filter_map(|e| match &e.what {
+                What::Http {
+                    to,
+                    method,
+                    took_ms,
+                    ..
+                } if to == "db" => {
+                    Some((e.host.as_str(), method.as_str(), e.at_ms - took_ms, e.at_ms))
+                }
+                _ => None,
+            })
+            .collect();
+        let later_writes: Vec<_> = spans
+            .iter()
+            .filter(|(_, m, start, _)| *m != "GET" && *start > 300)
+            .collect();
+        assert!(!later_writes.is_empty(), "{path:?}: {spans:?}");
+        let raced = later_writes.iter().any(|(host, _, start, end)| {
+            spans.iter().any(|(h, m, read_start, read_end)| {
+                h == host && *m == "GET" && read_start < start && end < read_end
+            })
+        });
+        assert!(raced, "{path:?}: no write within a read: {spans:?}");
+    }
+}

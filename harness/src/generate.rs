@@ -400,6 +400,10 @@ pub struct Faults {
     /// requests.
     pub mcp_flake_status: u16,
     pub mcp_failures: u32,
+    /// With a slow store, the writes that follow the first create go out
+    /// so that they reach the store just after a sync's read of it took its
+    /// snapshot, while that snapshot is on its way back to the gateway.
+    pub write_races_sync: bool,
 }
 
 /// How many requests a session takes before the server ends it
@@ -605,6 +609,12 @@ const STEP_MS: u64 = 200;
 /// When a `rewrite` update goes out on the delete-then-create path: after
 /// the create again, at 200 ms.
 const REWRITE_RECREATED_MS: u64 = 250;
+/// When the writes that follow the first create go out, unless they race a
+/// sync: the update of `rest-then-update`, the delete of
+/// `delete-then-create`, whose create again follows [`RECREATE_AFTER_MS`]
+/// later.
+const LATER_WRITES_MS: u64 = 100;
+const RECREATE_AFTER_MS: u64 = 100;
 /// Bad inputs go out this long after the last of the other steps, one
 /// after the other ([`BAD_INPUT_GAP_MS`] apart), and count as steps.
 const BAD_INPUTS_AFTER_MS: u64 = 50;
@@ -828,6 +838,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
         (
             prop_oneof![Just(500u16), Just(503u16), Just(403u16)],
             1u32..=2,
+            any::<bool>(),
         ),
     )
         .prop_map(
@@ -851,7 +862,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                     store_cut_on_writes,
                 ),
                 (bad_inputs, both_bad_inputs, unknown_field, update_on_control, same_id),
-                (mcp_flake_status, mcp_failures),
+                (mcp_flake_status, mcp_failures, write_races_sync),
             )| Faults {
                 give_up_after_ms,
                 partition,
@@ -882,6 +893,7 @@ fn faults_strategy() -> impl Strategy<Value = Faults> {
                 same_id,
                 mcp_flake_status,
                 mcp_failures,
+                write_races_sync,
             },
         )
 }
@@ -1204,10 +1216,14 @@ impl Plan {
     /// When a `rewrite` update goes out, and what it rotates.
     fn rewrite(&self) -> Option<(u64, UpdateChange)> {
         self.swarm.rewrite.then(|| {
-            let at_ms = if self.path == RegistrationPath::DeleteThenCreate {
-                REWRITE_RECREATED_MS
-            } else {
-                self.faults.rewrite_at_ms
+            let at_ms = match self.path {
+                RegistrationPath::DeleteThenCreate => {
+                    self.later_at_ms() + (REWRITE_RECREATED_MS - LATER_WRITES_MS)
+                }
+                RegistrationPath::RestThenUpdate => {
+                    self.later_at_ms() + self.faults.rewrite_at_ms - LATER_WRITES_MS
+                }
+                _ => self.sync_race_ms().unwrap_or(self.faults.rewrite_at_ms),
             };
             (at_ms, self.applicable(self.faults.rewrite_change, true))
         })
@@ -1229,17 +1245,58 @@ impl Plan {
     /// When the first bad write goes out: after every other step has been
     /// sent (the registration's, by [`STEP_MS`], and a `rewrite` update).
     fn bad_inputs_at_ms(&self) -> u64 {
-        let others = self
-            .rewrite()
-            .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS));
-        others + BAD_INPUTS_AFTER_MS
+        self.last_step_ms() + BAD_INPUTS_AFTER_MS
+    }
+
+    /// When the writes that follow the first create go out (the update of
+    /// `rest-then-update`, the delete of `delete-then-create`, a lone
+    /// rotation): at [`LATER_WRITES_MS`], or racing a sync.
+    fn later_at_ms(&self) -> u64 {
+        self.sync_race_ms().unwrap_or(LATER_WRITES_MS)
+    }
+
+    /// When the writes that follow the first create go out to race a sync,
+    /// if the plan makes them race: with a slow store whose reads hold
+    /// their snapshot a while, they reach the store just after the
+    /// gateway's second read took its snapshot, so that the snapshot,
+    /// older than the writes, comes back after the gateway applied them.
+    /// The first read takes a latency, a snapshot delay and two messages;
+    /// the second starts a sync interval later and takes its snapshot a
+    /// message and a latency after; a write, sent by the operator, reaches
+    /// the store two messages later and applies after a latency too.
+    fn sync_race_ms(&self) -> Option<u64> {
+        let lag = self.store_lag().filter(|lag| lag.snapshot_delay_ms > 0)?;
+        let later = matches!(
+            self.path,
+            RegistrationPath::RestThenUpdate | RegistrationPath::DeleteThenCreate
+        ) || self.swarm.rewrite;
+        if !(self.faults.write_races_sync && later) {
+            return None;
+        }
+        let hop = self.latency_ms_max.div_ceil(2);
+        let second_read = lag.latency_ms + lag.snapshot_delay_ms + 2 * hop + SYNC_INTERVAL_MS;
+        Some(second_read - hop + self.latency_ms_max + 10)
+    }
+
+    /// When the last of the operator's registration steps and a rotation
+    /// goes out, by [`STEP_MS`] at the earliest.
+    fn last_step_ms(&self) -> u64 {
+        let path = match self.path {
+            RegistrationPath::RestThenUpdate => self.later_at_ms(),
+            RegistrationPath::DeleteThenCreate => self.later_at_ms() + RECREATE_AFTER_MS,
+            _ => 0,
+        };
+        let rewrite = self.rewrite().map_or(0, |(at_ms, _)| at_ms);
+        path.max(rewrite).max(STEP_MS)
     }
 
     /// When the last write after the first create is sent (an update, a
     /// delete, a rotation), if the plan makes one; bad inputs aside.
     fn last_later_write_ms(&self) -> Option<u64> {
         let path = match self.path {
-            RegistrationPath::RestThenUpdate | RegistrationPath::DeleteThenCreate => Some(100),
+            RegistrationPath::RestThenUpdate | RegistrationPath::DeleteThenCreate => {
+                Some(self.later_at_ms())
+            }
             _ => None,
         };
         path.max(self.rewrite().map(|(at_ms, _)| at_ms))
@@ -1274,7 +1331,14 @@ impl Plan {
             let slow_store_ms = self.store_lag().map_or(0, |lag| {
                 lag.latency_ms + 2 * (lag.latency_ms + lag.snapshot_delay_ms)
             });
-            poll_until_ms = poll_until_ms.max(100 + slow_store_ms + SYNC_INTERVAL_MS + 200);
+            poll_until_ms =
+                poll_until_ms.max(self.later_at_ms() + slow_store_ms + SYNC_INTERVAL_MS + 200);
+        }
+        if let (Some(at_ms), Some(lag)) = (self.sync_race_ms(), self.store_lag()) {
+            // Past the sync after the one raced: what a stale snapshot
+            // undid would show until then.
+            let sync_ms = SYNC_INTERVAL_MS + lag.latency_ms + lag.snapshot_delay_ms;
+            poll_until_ms = poll_until_ms.max(self.last_step_ms().max(at_ms) + 2 * sync_ms + 200);
         }
         poll_until_ms
     }
@@ -1282,9 +1346,7 @@ impl Plan {
     /// When the operator's steps have all been sent and answered.
     fn steps_done_ms(&self) -> u64 {
         let last = match self.bad_input_count() {
-            0 => self
-                .rewrite()
-                .map_or(STEP_MS, |(at_ms, _)| at_ms.max(STEP_MS)),
+            0 => self.last_step_ms(),
             count => self.bad_inputs_at_ms() + (count as u64 - 1) * BAD_INPUT_GAP_MS,
         };
         last + STEP_MS + self.store_lag().map_or(0, |lag| 2 * lag.latency_ms)
@@ -1959,13 +2021,13 @@ impl Plan {
                         .on(written),
                     with_fields(Step::update("srv", self.definition(Variant::Final)), fields)
                         .on(written)
-                        .at_ms(100),
+                        .at_ms(self.later_at_ms()),
                 ]
             }
             RegistrationPath::DeleteThenCreate => vec![
                 create.clone(),
-                Step::delete("srv").at_ms(100),
-                create.at_ms(200),
+                Step::delete("srv").at_ms(self.later_at_ms()),
+                create.at_ms(self.later_at_ms() + RECREATE_AFTER_MS),
             ],
         };
         if self.single_create() {

@@ -69,6 +69,9 @@ pub enum Flaw {
     /// An error status to a request after `initialize` is never seen: the
     /// listing waits until its budget runs out.
     SitsOnErrors,
+    /// An updated server goes back to its definition before the update at
+    /// the next re-check, for one interval, as a stale copy would.
+    RevertsUpdates,
 }
 
 #[derive(Clone, Debug)]
@@ -110,6 +113,9 @@ struct App {
     servers: Mutex<BTreeMap<String, Server>>,
     /// Deleted servers a `Resurrects` gateway brings back once.
     ghosts: Mutex<Vec<Server>>,
+    /// Servers as they were before an update, which a `RevertsUpdates`
+    /// gateway puts back once.
+    stale: Mutex<Vec<Server>>,
     /// Ids deleted so far, which a `ForgetsRecreated` gateway never checks.
     deleted: Mutex<Vec<String>>,
     tokens: Mutex<BTreeMap<String, String>>,
@@ -320,13 +326,24 @@ impl App {
 
     /// Checks every server again, one after the other, for ever; a
     /// `Resurrects` gateway brings its deleted servers back here for one
-    /// interval, as a stale copy would.
+    /// interval, as a stale copy would, and a `RevertsUpdates` one its
+    /// updated servers' old definitions.
     async fn recheck(self: Arc<Self>) {
         let mut back: Vec<String> = Vec::new();
+        let mut reverted: Vec<Server> = Vec::new();
         loop {
             tokio::time::sleep(Duration::from_millis(RECHECK_MS)).await;
             for id in back.drain(..) {
                 self.lock().remove(&id);
+            }
+            for server in reverted.drain(..) {
+                self.lock().insert(server.id.clone(), server);
+            }
+            let stale: Vec<Server> = std::mem::take(&mut *self.stale.lock().unwrap());
+            for old in stale {
+                if let Some(now) = self.lock().insert(old.id.clone(), old) {
+                    reverted.push(now);
+                }
             }
             let ghosts: Vec<Server> = std::mem::take(&mut *self.ghosts.lock().unwrap());
             for ghost in ghosts {
@@ -517,6 +534,7 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
         .is_none_or(|t| matches!(t.as_str(), Some("http") | Some("sse")));
     let url = text(&body, "url");
     let before = app.lock().get(&id).map(Server::row).unwrap_or(Value::Null);
+    let old = app.lock().get(&id).cloned();
     {
         let mut servers = app.lock();
         let Some(server) = servers.get_mut(&id) else {
@@ -545,6 +563,9 @@ async fn update(State(app): Shared, body: Bytes) -> Answer {
         server.last_check = None;
         server.tools = Vec::new();
         server.first_page = 0;
+    }
+    if let Some(old) = old.filter(|_| app.flaw == Flaw::RevertsUpdates) {
+        app.stale.lock().unwrap().push(old);
     }
     let row = match app.flaw {
         Flaw::AnswersStaleRow => before,
@@ -700,6 +721,7 @@ impl SystemUnderTest for Flawed {
             flaw: self.0,
             servers: Mutex::new(BTreeMap::new()),
             ghosts: Mutex::new(Vec::new()),
+            stale: Mutex::new(Vec::new()),
             deleted: Mutex::new(Vec::new()),
             tokens: Mutex::new(BTreeMap::new()),
             next_id: Mutex::new(0),

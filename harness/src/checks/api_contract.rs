@@ -21,7 +21,13 @@
 //! - **only written URLs show**: a server every write of which is in
 //!   mcpsim's words shows only URLs that a create or update that may have
 //!   applied gave it, so a refused update that changed the URL before
-//!   failing is seen.
+//!   failing is seen;
+//! - **a taken write stays**: once a gateway sharing the store lists a
+//!   server with the URL a taken create or update in mcpsim's words gave
+//!   it (a URL no earlier write gave it), it never lists that server again
+//!   with a URL that only writes finished before that one began gave it,
+//!   whatever syncs follow: a snapshot read before the write must not undo
+//!   it, even until the next sync.
 //!
 //! Convergence of the same writes on the other gateways that share the
 //! store is the `converges` checker's; deletes staying deleted is
@@ -36,7 +42,7 @@
 //! Outside-in: it reads the operator's writes and polls, the scenario's
 //! config servers and the faults.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mcpsim_sut::ServerView;
 
@@ -58,6 +64,7 @@ pub(crate) fn check_api_contract(e: &Evidence<'_>) -> Check {
         }
     }
     only_written_urls(e, &mut findings);
+    taken_writes_stay(e, &mut findings);
     check("api_contract", findings)
 }
 
@@ -303,4 +310,85 @@ fn only_written_urls(e: &Evidence<'_>, findings: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// A taken write stays: per gateway and server, in the order polls were
+/// sent, the newest write a poll showed for certain (its URL, which no
+/// earlier write gave) is never followed by a poll showing a URL that only
+/// writes finished before it began gave. Servers some write to which went
+/// unanswered (it may land at any time), or is not in mcpsim's words, are
+/// not judged.
+fn taken_writes_stay(e: &Evidence<'_>, findings: &mut Vec<String>) {
+    // (gateway, server id) -> the newest write shown for certain: its index
+    // among the server's writes, and when the poll showing it was answered.
+    let mut newest: BTreeMap<(String, String), (usize, u64)> = BTreeMap::new();
+    let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
+    for p in &e.outcome.records.polls {
+        let Ok(rows) = &p.servers else {
+            continue;
+        };
+        for r in rows {
+            let Some(showing) = r.url.as_deref() else {
+                continue;
+            };
+            let key = (p.gateway.clone(), r.server_id.clone());
+            if reported.contains(&key) {
+                continue;
+            }
+            let writes = definitions::defining(e, &p.gateway, &r.server_id, &r.name);
+            let readable = writes
+                .iter()
+                .all(|w| w.answer.is_some() && !w.extra_fields && w.spec.is_some());
+            if writes.is_empty() || !readable {
+                continue;
+            }
+            if let Some(&(high, shown_ms)) = newest.get(&key) {
+                let before = &writes[..high];
+                let since = &writes[high..];
+                let goes_back = p.sent_ms >= shown_ms
+                    && !since.iter().any(|w| url(w) == Some(showing))
+                    && before.iter().any(|w| url(w) == Some(showing))
+                    && before
+                        .iter()
+                        .filter(|w| url(w) == Some(showing))
+                        .all(|w| w.answered_ms.is_some_and(|a| a <= writes[high].sent_ms));
+                if goes_back {
+                    findings.push(format!(
+                        "{}/{} showed the url {} that the {} sent at {} ms gave it, yet at {} ms it shows {} again, which only earlier writes gave it",
+                        p.gateway,
+                        r.server_id,
+                        shown(url(writes[high]).unwrap_or_default()),
+                        match writes[high].kind {
+                            WriteKind::Create => "create",
+                            WriteKind::Update => "update",
+                            WriteKind::Delete => "delete",
+                        },
+                        writes[high].sent_ms,
+                        p.sent_ms,
+                        shown(showing)
+                    ));
+                    reported.insert(key);
+                    continue;
+                }
+            }
+            // The newest write this poll shows for certain: one sent before
+            // it was answered whose URL no earlier write gave.
+            let certain = writes.iter().enumerate().rev().find(|(k, w)| {
+                w.sent_ms <= p.answered_ms
+                    && url(w) == Some(showing)
+                    && !writes[..*k].iter().any(|o| url(o) == Some(showing))
+            });
+            if let Some((k, _)) = certain {
+                let entry = newest.entry(key).or_insert((k, p.answered_ms));
+                if k > entry.0 {
+                    *entry = (k, p.answered_ms);
+                }
+            }
+        }
+    }
+}
+
+/// The URL a write in mcpsim's words gave its server.
+fn url(w: &WriteRecord) -> Option<&str> {
+    w.spec.as_ref().map(|s| s.url.as_str())
 }

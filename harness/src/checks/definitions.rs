@@ -18,7 +18,12 @@ use crate::operator::{WriteKind, WriteRecord};
 /// sharing `gateway`'s store, in the order sent: creates and updates the
 /// gateways took or did not answer, and creates of that name whose id
 /// never came back.
-fn defining<'a>(e: &'a Evidence<'_>, gateway: &str, id: &str, name: &str) -> Vec<&'a WriteRecord> {
+pub(crate) fn defining<'a>(
+    e: &'a Evidence<'_>,
+    gateway: &str,
+    id: &str,
+    name: &str,
+) -> Vec<&'a WriteRecord> {
     let sharing = observe::sharing(e.scenario, gateway);
     e.outcome
         .records
