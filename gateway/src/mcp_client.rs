@@ -1009,6 +1009,66 @@ mod tests {
         assert!(find_in_sse(body, 4, &quirks).is_err());
     }
 
+    /// A body handed out in the chunks given.
+    struct Chunked(Vec<&'static [u8]>);
+
+    impl crate::http_client::BodyChunks for Chunked {
+        fn next_chunk(
+            &mut self,
+        ) -> crate::http_client::BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>> {
+            let next = (!self.0.is_empty()).then(|| Ok(self.0.remove(0).to_vec()));
+            Box::pin(async move { next })
+        }
+    }
+
+    #[test]
+    fn the_listening_stream_is_read_across_chunks_with_the_sse_line_rules() {
+        let chunks: Vec<&'static [u8]> = vec![
+            b"id: 0\r\ndata:\r\n\r\n: keep-alive\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",",
+            b"\"method\":\"notifications/message\"}\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":",
+            b"\"notifications/tools/list_changed\"}\r\n",
+            b"\r\n",
+        ];
+        let mut listener = Listener {
+            body: Box::new(Chunked(chunks)),
+            pending: Vec::new(),
+            events: SseEvents::new(&ClientQuirks::default()),
+        };
+        let heard = |listener: &mut Listener| {
+            futures_util::FutureExt::now_or_never(listener.next()).expect("never waits")
+        };
+        assert_eq!(heard(&mut listener), Heard::ListChanged);
+        assert_eq!(heard(&mut listener), Heard::Ended);
+    }
+
+    #[test]
+    fn a_405_to_the_listening_get_is_final() {
+        struct Refusing(Mutex<u32>);
+        impl HttpClient for Refusing {
+            fn send(
+                &self,
+                _request: http::Request<Vec<u8>>,
+            ) -> crate::http_client::BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>>
+            {
+                *self.0.lock().unwrap() += 1;
+                let response = http::Response::builder()
+                    .status(405)
+                    .body(Vec::new())
+                    .unwrap();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+        let http = Refusing(Mutex::new(0));
+        let request = http::Request::get("http://mcp/mcp")
+            .body(Vec::new())
+            .unwrap();
+        let listener =
+            futures_util::FutureExt::now_or_never(listen(&http, request, &ClientQuirks::default()))
+                .expect("never waits");
+        assert!(listener.is_none());
+        assert_eq!(*http.0.lock().unwrap(), 1);
+    }
+
     #[test]
     fn errors_name_the_stage_and_the_status() {
         let e = McpError {
