@@ -233,8 +233,9 @@ pub enum Quirk {
     TokenNeedsParams,
     /// Sessions that the server ends after a number of requests.
     SessionExpiry,
-    /// The tool set grows at a stated instant, and the server says so on
-    /// its GET stream, answered 200 and held open
+    /// The tool set grows twice, at a stated instant and
+    /// [`SECOND_CHANGE_AFTER_MS`] later, and the server says so each time
+    /// on its GET stream, answered 200 and held open
     /// (`notifications/tools/list_changed`); the gateway re-checks
     /// rarely ([`LISTENING_CHECK_INTERVAL_MS`]), as one that listens may.
     OpenGetStream,
@@ -579,6 +580,10 @@ const CHECK_INTERVAL_MS: u64 = 500;
 /// gateway's re-listing after a notice (a token and a listing budget) is
 /// told apart from its next periodic check.
 const LISTENING_CHECK_INTERVAL_MS: u64 = 3_000;
+/// The second change of an `OpenGetStream` tool set comes this long after
+/// the first: after the faults of most cases have healed, so that the
+/// notice of one of the two reaches an undisturbed gateway.
+const SECOND_CHANGE_AFTER_MS: u64 = 1_500;
 /// Simulated time per simulation step in generated cases.
 const TICK_MS: u64 = 4;
 /// The tick of `horizon` cases. They live several times longer than the
@@ -1446,11 +1451,11 @@ impl Plan {
         if self.swarm.late_upstream {
             timed.push(self.faults.listen_after_ms);
         }
-        if matches!(
-            self.quirk(),
-            Some(Quirk::ToolsChange | Quirk::OpenGetStream)
-        ) {
+        if self.quirk() == Some(Quirk::ToolsChange) {
             timed.push(self.faults.tools_change_at_ms);
+        }
+        if self.quirk() == Some(Quirk::OpenGetStream) {
+            timed.push(self.faults.tools_change_at_ms + SECOND_CHANGE_AFTER_MS);
         }
         // Faults that fail a number of requests, wherever those fall: each
         // can cost one more attempt, one after the other.
@@ -2093,6 +2098,11 @@ impl Plan {
             Some(Quirk::OpenGetStream) => {
                 mcp.tool_changes.push(ToolChange {
                     at_ms: self.faults.tools_change_at_ms,
+                    tools: Vec::new(),
+                    tool_count: Some(self.final_tool_count() - 1),
+                });
+                mcp.tool_changes.push(ToolChange {
+                    at_ms: self.faults.tools_change_at_ms + SECOND_CHANGE_AFTER_MS,
                     tools: Vec::new(),
                     tool_count: Some(self.final_tool_count()),
                 });

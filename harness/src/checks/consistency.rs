@@ -13,8 +13,10 @@
 //! so that the new tool set shows without waiting for a re-check. Not
 //! judged: a notice whose bound the run did not reach, one near a fault
 //! naming the gateway or the upstream (from a listing budget before the
-//! notice to its bound), and one on a gateway sent an update or a delete
-//! before its bound (which ends or replaces the listening session).
+//! notice to its bound), and one near an update or a delete sent to any
+//! gateway (which may end or replace the listening session: from a listing
+//! budget before the notice, less a sync and two store budgets and 6 hops
+//! after the write's answer, to its bound).
 //!
 //! Outside-in: it reads the operator's polls, writes and tool reads, the
 //! faults, the fakes' tool lists, request logs and notices.
@@ -164,10 +166,18 @@ fn freshness(e: &Evidence<'_>) -> Vec<String> {
             let disturbed = [peer, host.as_str()]
                 .iter()
                 .any(|h| e.faults.touched_between(h, from_ms, bound_ms));
-            let rewritten = records
-                .writes
-                .iter()
-                .any(|w| w.kind != WriteKind::Create && w.gateway == peer && w.sent_ms <= bound_ms);
+            // An update or a delete may end or replace the listening
+            // session, on the gateway that took it or, a sync later, on one
+            // sharing its store: one applied before the notice was
+            // delivered changed nothing the notice speaks of.
+            let sync_ms =
+                declared.sync_interval_ms.unwrap_or(0) + 2 * declared.store_budget_ms.unwrap_or(0);
+            let rewritten = records.writes.iter().any(|w| {
+                let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
+                w.kind != WriteKind::Create
+                    && w.sent_ms <= bound_ms
+                    && answered_ms + sync_ms + 6 * hop_ms >= from_ms
+            });
             if disturbed || rewritten {
                 continue;
             }
