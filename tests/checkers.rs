@@ -79,6 +79,7 @@ impl SystemUnderTest for Echo {
             durable: false,
             emits_events: false,
             write_budget_ms: None,
+            follows_list_changed: false,
         })
     }
 

@@ -28,8 +28,8 @@ pub use log::{
     TokenRef, TokenRequestRecord, ToolCallSeen, LOG_CAPACITY,
 };
 pub use mcp_server::{
-    GetStream, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats, Paging,
-    ReplyMode, SseStyle, ToolBehaviour, ToolChange, ToolSpec,
+    GetStream, McpAuth, McpFailure, McpFailureRule, McpServer, McpServerConfig, McpStats,
+    NoticeRecord, Paging, ReplyMode, SseStyle, ToolBehaviour, ToolChange, ToolSpec,
 };
 pub use store_server::{StoreServer, StoreServerConfig, StoreStats, StoredRow};
 pub use token_server::{

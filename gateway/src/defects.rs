@@ -204,6 +204,14 @@ defects! {
         "the single-server row (GET one, and the answer to a create or an update) shows the \
          credentials unmasked",
         "ContextForge issue 601";
+    ListChangedIgnored, "list-changed-ignored",
+        "a notifications/tools/list_changed on the listening stream is read and ignored: the \
+         tool set stays stale until the next periodic check",
+        "bifrost issue 6885";
+    Get405RetryLoop, "get-405-retry-loop",
+        "a 405 to the listening GET (a server that offers no stream) is taken for a passing \
+         failure and the GET is sent again at once, without end",
+        "envoy ai-gateway issue 1924; python-sdk PR 1943";
 }
 
 impl Defect {

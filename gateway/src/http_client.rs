@@ -2,9 +2,10 @@
 //!
 //! The gateway calls out only through [`HttpClient`] (from the seam,
 //! `mcpsim-sut`): the harness supplies one over turmoil sockets, live mode
-//! uses [`ReqwestClient`] over real ones.
+//! uses [`ReqwestClient`] over real ones, which streams a response that
+//! stays open (an MCP GET stream) chunk by chunk.
 
-pub use mcpsim_sut::http::{BoxFuture, HttpClient, HttpError};
+pub use mcpsim_sut::http::{BodyChunks, BoxFuture, HttpClient, HttpError, Streamed};
 
 /// [`HttpClient`] over real sockets, for live mode. It cannot run inside
 /// turmoil (reqwest dials OS sockets on the real clock).
@@ -69,6 +70,49 @@ impl HttpClient for ReqwestClient {
             builder
                 .body(body.to_vec())
                 .map_err(|e| HttpError::Io(e.to_string()))
+        })
+    }
+
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+                .map_err(|e| HttpError::Request(e.to_string()))?;
+            let response = self.inner.execute(request).await.map_err(|e| {
+                if e.is_connect() {
+                    HttpError::Connect(without_url(&e))
+                } else {
+                    HttpError::Io(without_url(&e))
+                }
+            })?;
+            let mut builder = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let (head, ()) = builder
+                .body(())
+                .map_err(|e| HttpError::Io(e.to_string()))?
+                .into_parts();
+            Ok(Streamed {
+                head,
+                body: Box::new(Chunks(response)),
+            })
+        })
+    }
+}
+
+/// A reqwest response read chunk by chunk as it arrives.
+struct Chunks(reqwest::Response);
+
+impl BodyChunks for Chunks {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>> {
+        Box::pin(async move {
+            match self.0.chunk().await {
+                Ok(chunk) => chunk.map(|c| Ok(c.to_vec())),
+                Err(e) => Some(Err(HttpError::Io(without_url(&e)))),
+            }
         })
     }
 }

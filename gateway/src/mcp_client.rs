@@ -10,6 +10,13 @@
 //! A tool call is one session too: `initialize`, `notifications/initialized`,
 //! `tools/call`, `DELETE`.
 //!
+//! A listing's session can be kept to listen ([`listen`]): a GET with
+//! `Accept: text/event-stream` on the session opens the server's stream,
+//! read as it arrives for `notifications/tools/list_changed`. A server that
+//! answers the GET with 405 offers no stream, and the GET is not repeated.
+//! The stream's SSE lines follow the same rules as a POST's SSE reply
+//! ([`SseEvents`]).
+//!
 //! Every failure says the stage it happened in and the upstream's HTTP status
 //! or JSON-RPC code, so that nothing turns into a silent empty list. The
 //! stage in progress is also published through [`StageCell`], so a caller's
@@ -43,13 +50,42 @@ const MAX_PAGES: usize = 1_000;
 pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
 
 /// The request that ends a session, for the caller to send once the
-/// exchange's result is safe; empty when there is no session to end.
+/// exchange's result is safe; empty when there is no session to end. It
+/// also says whether the server declared `tools.listChanged`, so that the
+/// caller may keep the session to [`listen`] first.
 #[derive(Debug, Default)]
-pub struct Closing(Option<http::Request<Vec<u8>>>);
+pub struct Closing {
+    delete: Option<http::Request<Vec<u8>>>,
+    list_changed: bool,
+}
 
 impl Closing {
     pub fn request(self) -> Option<http::Request<Vec<u8>>> {
-        self.0
+        self.delete
+    }
+
+    /// Whether the session is open and its server declared that it sends
+    /// `notifications/tools/list_changed`.
+    pub fn list_changed(&self) -> bool {
+        self.list_changed && self.delete.is_some()
+    }
+
+    /// The GET that opens the session's stream: the session's URL and
+    /// headers (credentials, session id, revision), accepting only SSE.
+    pub fn listen_request(&self) -> Option<http::Request<Vec<u8>>> {
+        let delete = self.delete.as_ref()?;
+        let mut builder = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(delete.uri().clone());
+        for (name, value) in delete.headers() {
+            if name != ACCEPT {
+                builder = builder.header(name, value);
+            }
+        }
+        builder
+            .header(ACCEPT, "text/event-stream")
+            .body(Vec::new())
+            .ok()
     }
 }
 
@@ -192,6 +228,8 @@ pub struct ClientQuirks {
     pub hard_coded_version: bool,
     /// Follow a `nextCursor` that was handed out before.
     pub no_cursor_guard: bool,
+    /// Send the listening GET again at once after a 405.
+    pub get_again_after_405: bool,
 }
 
 /// What a listing needs.
@@ -207,6 +245,8 @@ struct Session<'a> {
     request: &'a ListRequest<'a>,
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
+    /// Whether the server declared `capabilities.tools.listChanged`.
+    list_changed: bool,
     next_id: u64,
 }
 
@@ -217,6 +257,7 @@ impl<'a> Session<'a> {
             request,
             id: None,
             version: None,
+            list_changed: false,
             next_id: 1,
         }
     }
@@ -382,6 +423,7 @@ impl<'a> Session<'a> {
     async fn initialize(&mut self, stage: &StageCell) -> Result<(), McpError> {
         self.id = None;
         self.version = None;
+        self.list_changed = false;
         stage.set(Stage::Initialize);
         let params = json!({
             "protocolVersion": SUPPORTED_VERSIONS[0],
@@ -416,6 +458,10 @@ impl<'a> Session<'a> {
                 _ => "2025-06-18",
             }));
         }
+        self.list_changed = result
+            .pointer("/capabilities/tools/listChanged")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         self.id = headers.get(SESSION_HEADER).cloned();
         // Defect stateless-upstream-refused: a session id is demanded of
         // every upstream, though a server may be stateless (ContextForge
@@ -487,9 +533,12 @@ impl<'a> Session<'a> {
         if self.id.is_none() {
             return Closing::default();
         }
-        let request = self.build(http::Method::DELETE, None).ok();
+        let delete = self.build(http::Method::DELETE, None).ok();
         self.id = None;
-        Closing(request)
+        Closing {
+            delete,
+            list_changed: self.list_changed,
+        }
     }
 
     /// Ends an exchange that succeeded: hands its `DELETE` to the caller,
@@ -563,7 +612,6 @@ impl SseError {
 /// SSE spec has it.
 fn find_in_sse(body: &[u8], id: u64, quirks: &ClientQuirks) -> Result<Value, SseError> {
     let text = String::from_utf8_lossy(body);
-    let mut data: Option<String> = None;
     let mut dispatched = 0;
     let mut dispatch = |data: &mut Option<String>| -> Result<Option<Value>, SseError> {
         let Some(data) = data.take() else {
@@ -593,31 +641,141 @@ fn find_in_sse(body: &[u8], id: u64, quirks: &ClientQuirks) -> Result<Value, Sse
         }
         Ok(found)
     };
+    let mut events = SseEvents::new(quirks);
     for line in text.split('\n') {
+        if let Some(mut ended) = events.line(line) {
+            if let Some(found) = dispatch(&mut ended)? {
+                return Ok(found);
+            }
+        }
+    }
+    let mut data = events.data.take();
+    if let Some(found) = dispatch(&mut data)? {
+        return Ok(found);
+    }
+    Err(SseError::Ended)
+}
+
+/// The line rules of an SSE stream, shared by a POST's reply and the
+/// listening stream: a line ends at LF, a CR before it is dropped, a blank
+/// line ends an event, and `data:` fields join with LF. Other fields
+/// (`id:`, `event:`, comments) carry nothing this client uses.
+struct SseEvents {
+    data: Option<String>,
+    lf_only: bool,
+}
+
+impl SseEvents {
+    fn new(quirks: &ClientQuirks) -> Self {
+        SseEvents {
+            data: None,
+            lf_only: quirks.sse_lf_only,
+        }
+    }
+
+    /// Takes one line without its LF; at the end of an event, gives the
+    /// event's data if it had a `data:` field (an empty one included).
+    fn line(&mut self, line: &str) -> Option<Option<String>> {
         // Defect crlf-sse-not-split: lines end at LF alone, so a CRLF
         // stream's blank lines keep their CR and never end an event (envoy
         // ai-gateway issue 1398).
-        let line = if quirks.sse_lf_only {
+        let line = if self.lf_only {
             line
         } else {
             line.strip_suffix('\r').unwrap_or(line)
         };
         if line.is_empty() {
-            if let Some(found) = dispatch(&mut data)? {
-                return Ok(found);
-            }
-        } else if let Some(rest) = line.strip_prefix("data:") {
-            let data = data.get_or_insert_with(String::new);
+            return Some(self.data.take());
+        }
+        if let Some(rest) = line.strip_prefix("data:") {
+            let data = self.data.get_or_insert_with(String::new);
             if !data.is_empty() {
                 data.push('\n');
             }
             data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
         }
+        None
     }
-    if let Some(found) = dispatch(&mut data)? {
-        return Ok(found);
+}
+
+/// What the listening stream said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// `notifications/tools/list_changed`: the tool set changed.
+    ListChanged,
+    /// The stream ended or broke: nothing more will come on it.
+    Ended,
+}
+
+/// A session's open stream, read as it arrives.
+pub struct Listener {
+    body: Box<dyn crate::http_client::BodyChunks>,
+    pending: Vec<u8>,
+    events: SseEvents,
+}
+
+impl Listener {
+    /// Waits for the next notice; events other than `list_changed`
+    /// (priming events, keep-alives, other notifications) are passed over.
+    pub async fn next(&mut self) -> Heard {
+        loop {
+            while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                if let Some(Some(data)) = self.events.line(&line) {
+                    let method = serde_json::from_str::<Value>(&data)
+                        .ok()
+                        .and_then(|v| v.get("method").and_then(Value::as_str).map(str::to_owned));
+                    if method.as_deref() == Some("notifications/tools/list_changed") {
+                        return Heard::ListChanged;
+                    }
+                }
+            }
+            match self.body.next_chunk().await {
+                Some(Ok(chunk)) if self.pending.len() + chunk.len() <= MAX_REPLY_BYTES => {
+                    self.pending.extend_from_slice(&chunk)
+                }
+                // An event larger than a whole reply may be is hostile.
+                Some(Ok(_)) | Some(Err(_)) | None => return Heard::Ended,
+            }
+        }
     }
-    Err(SseError::Ended)
+}
+
+/// Opens a kept session's stream with its GET ([`Closing::listen_request`]).
+/// `None` when the server offers none (405, as the spec allows, or any
+/// answer that is not a 200 event stream): the caller falls back to
+/// re-checking, and the GET is not sent again.
+pub async fn listen(
+    http: &dyn HttpClient,
+    request: http::Request<Vec<u8>>,
+    quirks: &ClientQuirks,
+) -> Option<Listener> {
+    loop {
+        let streamed = http.stream(request.clone()).await.ok()?;
+        let status = streamed.head.status;
+        // Defect get-405-retry-loop: a 405 to the GET is taken for a
+        // passing failure and the GET is sent again at once, without end
+        // (envoy ai-gateway issue 1924; python-sdk PR 1943).
+        if status == http::StatusCode::METHOD_NOT_ALLOWED && quirks.get_again_after_405 {
+            continue;
+        }
+        let content_type = streamed
+            .head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !status.is_success() || !content_type.starts_with("text/event-stream") {
+            return None;
+        }
+        return Some(Listener {
+            body: streamed.body,
+            pending: Vec::new(),
+            events: SseEvents::new(quirks),
+        });
+    }
 }
 
 /// Lists every tool of one server in a fresh session; gives the result and
@@ -849,6 +1007,66 @@ mod tests {
         let found = find_in_sse(body, 3, &quirks).ok().unwrap();
         assert_eq!(found["result"]["ok"], true);
         assert!(find_in_sse(body, 4, &quirks).is_err());
+    }
+
+    /// A body handed out in the chunks given.
+    struct Chunked(Vec<&'static [u8]>);
+
+    impl crate::http_client::BodyChunks for Chunked {
+        fn next_chunk(
+            &mut self,
+        ) -> crate::http_client::BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>> {
+            let next = (!self.0.is_empty()).then(|| Ok(self.0.remove(0).to_vec()));
+            Box::pin(async move { next })
+        }
+    }
+
+    #[test]
+    fn the_listening_stream_is_read_across_chunks_with_the_sse_line_rules() {
+        let chunks: Vec<&'static [u8]> = vec![
+            b"id: 0\r\ndata:\r\n\r\n: keep-alive\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",",
+            b"\"method\":\"notifications/message\"}\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":",
+            b"\"notifications/tools/list_changed\"}\r\n",
+            b"\r\n",
+        ];
+        let mut listener = Listener {
+            body: Box::new(Chunked(chunks)),
+            pending: Vec::new(),
+            events: SseEvents::new(&ClientQuirks::default()),
+        };
+        let heard = |listener: &mut Listener| {
+            futures_util::FutureExt::now_or_never(listener.next()).expect("never waits")
+        };
+        assert_eq!(heard(&mut listener), Heard::ListChanged);
+        assert_eq!(heard(&mut listener), Heard::Ended);
+    }
+
+    #[test]
+    fn a_405_to_the_listening_get_is_final() {
+        struct Refusing(Mutex<u32>);
+        impl HttpClient for Refusing {
+            fn send(
+                &self,
+                _request: http::Request<Vec<u8>>,
+            ) -> crate::http_client::BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>>
+            {
+                *self.0.lock().unwrap() += 1;
+                let response = http::Response::builder()
+                    .status(405)
+                    .body(Vec::new())
+                    .unwrap();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+        let http = Refusing(Mutex::new(0));
+        let request = http::Request::get("http://mcp/mcp")
+            .body(Vec::new())
+            .unwrap();
+        let listener =
+            futures_util::FutureExt::now_or_never(listen(&http, request, &ClientQuirks::default()))
+                .expect("never waits");
+        assert!(listener.is_none());
+        assert_eq!(*http.0.lock().unwrap(), 1);
     }
 
     #[test]

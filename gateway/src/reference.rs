@@ -150,6 +150,7 @@ impl SystemUnderTest for Reference {
             durable: with_store,
             emits_events: true,
             write_budget_ms: None,
+            follows_list_changed: s.role != Role::Control,
         })
     }
 

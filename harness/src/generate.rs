@@ -216,7 +216,8 @@ pub enum Quirk {
     EmptyFirstPage,
     /// A cursor that never advances: a gateway must stop, not loop.
     StuckCursor,
-    /// The tool set grows at a stated instant.
+    /// The tool set grows at a stated instant; the server declares
+    /// `tools.listChanged` and offers no stream to say it on (405 to a GET).
     ToolsChange,
     /// Tokens that state no `expires_in` and live three seconds; the
     /// gateway is told to keep such tokens one second, as an operator who
@@ -232,7 +233,11 @@ pub enum Quirk {
     TokenNeedsParams,
     /// Sessions that the server ends after a number of requests.
     SessionExpiry,
-    /// A GET stream answered 200 and held open.
+    /// The tool set grows twice, at a stated instant and
+    /// [`SECOND_CHANGE_AFTER_MS`] later, and the server says so each time
+    /// on its GET stream, answered 200 and held open
+    /// (`notifications/tools/list_changed`); the gateway re-checks
+    /// rarely ([`LISTENING_CHECK_INTERVAL_MS`]), as one that listens may.
     OpenGetStream,
     /// Upstreams that let pass what the spec says a client MUST do
     /// otherwise (every fake insists by default): a request without the
@@ -373,7 +378,7 @@ pub struct Faults {
     pub hostile: Hostile,
     /// Requests a session takes before the server ends it (`SessionExpiry`).
     pub session_limit: SessionLimit,
-    /// When the tool set grows (`ToolsChange`).
+    /// When the tool set grows (`ToolsChange`, `OpenGetStream`).
     pub tools_change_at_ms: u64,
     /// What the create of `rest-then-update` gets wrong.
     pub update_change: UpdateChange,
@@ -574,6 +579,15 @@ const SYNC_INTERVAL_MS: u64 = 500;
 const STORE_TIMEOUT_MS: u64 = 500;
 /// The re-check interval unless `recheck-race` shortens it.
 const CHECK_INTERVAL_MS: u64 = 500;
+/// The re-check interval of a case whose server announces its tool
+/// changes on a stream (`OpenGetStream`): long enough that a listening
+/// gateway's re-listing after a notice (a token and a listing budget) is
+/// told apart from its next periodic check.
+const LISTENING_CHECK_INTERVAL_MS: u64 = 3_000;
+/// The second change of an `OpenGetStream` tool set comes this long after
+/// the first: after the faults of most cases have healed, so that the
+/// notice of one of the two reaches an undisturbed gateway.
+const SECOND_CHANGE_AFTER_MS: u64 = 1_500;
 /// Simulated time per simulation step in generated cases.
 const TICK_MS: u64 = 4;
 /// The tick of `horizon` cases. They live several times longer than the
@@ -1404,7 +1418,7 @@ impl Plan {
     /// The tools the server has at the end of the run.
     fn final_tool_count(&self) -> usize {
         match self.quirk() {
-            Some(Quirk::ToolsChange) => self.tool_count + 2,
+            Some(Quirk::ToolsChange | Quirk::OpenGetStream) => self.tool_count + 2,
             _ => self.tool_count,
         }
     }
@@ -1439,7 +1453,9 @@ impl Plan {
     }
 
     fn check_interval_ms(&self) -> u64 {
-        if self.swarm.recheck_race {
+        if self.quirk() == Some(Quirk::OpenGetStream) {
+            LISTENING_CHECK_INTERVAL_MS
+        } else if self.swarm.recheck_race {
             self.faults.check_interval_ms
         } else {
             CHECK_INTERVAL_MS
@@ -1499,6 +1515,9 @@ impl Plan {
         }
         if self.quirk() == Some(Quirk::ToolsChange) {
             timed.push(self.faults.tools_change_at_ms);
+        }
+        if self.quirk() == Some(Quirk::OpenGetStream) {
+            timed.push(self.faults.tools_change_at_ms + SECOND_CHANGE_AFTER_MS);
         }
         // Faults that fail a number of requests, wherever those fall: each
         // can cost one more attempt, one after the other.
@@ -2138,10 +2157,22 @@ impl Plan {
                 tools: Vec::new(),
                 tool_count: Some(self.final_tool_count()),
             }),
+            Some(Quirk::OpenGetStream) => {
+                mcp.tool_changes.push(ToolChange {
+                    at_ms: self.faults.tools_change_at_ms,
+                    tools: Vec::new(),
+                    tool_count: Some(self.final_tool_count() - 1),
+                });
+                mcp.tool_changes.push(ToolChange {
+                    at_ms: self.faults.tools_change_at_ms + SECOND_CHANGE_AFTER_MS,
+                    tools: Vec::new(),
+                    tool_count: Some(self.final_tool_count()),
+                });
+                mcp.get_stream = GetStream::Open;
+            }
             Some(Quirk::SessionExpiry) => {
                 mcp.session_max_requests = Some(self.session_max_requests())
             }
-            Some(Quirk::OpenGetStream) => mcp.get_stream = GetStream::Open,
             Some(Quirk::Lenient) => {
                 mcp.lenient_version_header = true;
                 mcp.lenient_session = true;

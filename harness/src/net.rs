@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use mcpsim_sut::http::{BoxFuture, HttpClient, HttpError};
+use mcpsim_sut::http::{BodyChunks, BoxFuture, HttpClient, HttpError, Streamed};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Duration;
 use tower::ServiceExt;
@@ -139,6 +139,58 @@ impl HttpClient for SimHttpClient {
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
         Box::pin(exchange(&self.inner, request))
+    }
+
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        Box::pin(stream_exchange(&self.inner, request))
+    }
+}
+
+/// One exchange through a hyper-util client that returns at the response
+/// head, its body read frame by frame as it arrives (an MCP GET stream).
+/// The simulation's client and the live one share it.
+pub(crate) async fn stream_exchange<C>(
+    client: &Client<C, Full<Bytes>>,
+    request: http::Request<Vec<u8>>,
+) -> Result<Streamed, HttpError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    check_request(&request)?;
+    let request = request.map(|body| Full::new(Bytes::from(body)));
+    let response = client.request(request).await.map_err(|error| {
+        if error.is_connect() {
+            HttpError::Connect(describe(&error))
+        } else {
+            HttpError::Io(describe(&error))
+        }
+    })?;
+    let (head, body) = response.into_parts();
+    Ok(Streamed {
+        head,
+        body: Box::new(Frames(body)),
+    })
+}
+
+/// A hyper body read frame by frame; trailers are skipped.
+struct Frames(hyper::body::Incoming);
+
+impl BodyChunks for Frames {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>> {
+        Box::pin(async move {
+            loop {
+                match self.0.frame().await? {
+                    Ok(frame) => match frame.into_data() {
+                        Ok(data) => return Some(Ok(data.to_vec())),
+                        Err(_) => continue,
+                    },
+                    Err(error) => return Some(Err(HttpError::Io(describe(&error)))),
+                }
+            }
+        })
     }
 }
 

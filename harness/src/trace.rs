@@ -20,7 +20,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use mcpsim_sut::{BoxFuture, EventSink, GatewayEvent, HttpClient, HttpError};
+use mcpsim_sut::{BoxFuture, EventSink, GatewayEvent, HttpClient, HttpError, Streamed};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -396,6 +396,35 @@ impl<C: HttpClient> HttpClient for TracingClient<C> {
             let result = self.inner.send(request).await;
             let (status, error) = match &result {
                 Ok(response) => (Some(response.status().as_u16()), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            guard.finish(status, error);
+            result
+        })
+    }
+
+    /// Recorded when the response head arrives (or the exchange fails):
+    /// a stream that stays open has no end to wait for.
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        let to = request.uri().host().unwrap_or("").to_string();
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        Box::pin(async move {
+            let mut guard = Pending {
+                trace: &self.trace,
+                host: &self.host,
+                started: self.trace.now_ms(),
+                to,
+                method,
+                path,
+                done: false,
+            };
+            let result = self.inner.stream(request).await;
+            let (status, error) = match &result {
+                Ok(streamed) => (Some(streamed.head.status.as_u16()), None),
                 Err(e) => (None, Some(e.to_string())),
             };
             guard.finish(status, error);

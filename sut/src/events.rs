@@ -25,6 +25,9 @@ pub enum AttemptReason {
     Interval,
     /// Learned or changed through a read of the store.
     Synced,
+    /// The upstream said on its open stream that its tool set changed
+    /// (`notifications/tools/list_changed`).
+    ListChanged,
 }
 
 /// Why a discovery attempt was cancelled.

@@ -3,8 +3,11 @@
 //! A gateway never names a socket type: inside the simulation the harness
 //! supplies a client over turmoil sockets, on real sockets a gateway may use
 //! any client (the reference ships one over reqwest). Bodies are buffered
-//! whole, in both directions, because every exchange a gateway makes with
-//! its upstreams (token requests, MCP POSTs, DELETE) ends with a finite body.
+//! whole, in both directions, for every exchange that ends with a finite
+//! body (token requests, MCP POSTs, DELETE). A response that stays open (an
+//! MCP server's GET stream) is read in chunks through
+//! [`HttpClient::stream`], whose default buffers it whole, so a client that
+//! never streams stays correct for everything else.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +38,29 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// The body of a streamed response, read chunk by chunk as it arrives.
+pub trait BodyChunks: Send {
+    /// The next chunk; `None` once the body ended normally. Dropping the
+    /// reader closes the response.
+    fn next_chunk(&mut self) -> BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>>;
+}
+
+/// A response whose head has arrived and whose body is read as it comes.
+pub struct Streamed {
+    pub head: http::response::Parts,
+    pub body: Box<dyn BodyChunks>,
+}
+
+/// A body already read whole, handed out as one chunk.
+struct Whole(Option<Vec<u8>>);
+
+impl BodyChunks for Whole {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>> {
+        let chunk = self.0.take().filter(|c| !c.is_empty()).map(Ok);
+        Box::pin(async move { chunk })
+    }
+}
+
 /// Sends one HTTP request and returns the whole response.
 ///
 /// Implementations must not retry, must not follow redirects and must not add
@@ -44,6 +70,24 @@ pub trait HttpClient: Send + Sync + 'static {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>>;
+
+    /// Sends one request and returns as soon as the response head arrives,
+    /// with its body to read as it comes. The default sends the request
+    /// with [`HttpClient::send`] and hands the whole body out as one chunk:
+    /// right for every finite body, and a client that never streams just
+    /// never returns for a body that stays open.
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        Box::pin(async move {
+            let (head, body) = self.send(request).await?.into_parts();
+            Ok(Streamed {
+                head,
+                body: Box::new(Whole(Some(body))),
+            })
+        })
+    }
 }
 
 impl<T: HttpClient + ?Sized> HttpClient for std::sync::Arc<T> {
@@ -52,5 +96,12 @@ impl<T: HttpClient + ?Sized> HttpClient for std::sync::Arc<T> {
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
         (**self).send(request)
+    }
+
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        (**self).stream(request)
     }
 }

@@ -43,7 +43,7 @@ pub use dialect::{
 pub use events::{
     AttemptReason, CancelReason, EventSink, GatewayEvent, MemorySink, NoEvents, StderrSink,
 };
-pub use http::{BoxFuture, HttpClient, HttpError};
+pub use http::{BodyChunks, BoxFuture, HttpClient, HttpError, Streamed};
 pub use model::{
     CallAnswer, HealthView, ServerAuth, ServerDef, ServerView, Source, Status, ToolView, Transport,
     WriteAnswer,
@@ -189,6 +189,10 @@ pub struct Declared {
     /// for a gateway that does work before it answers (discovery, say);
     /// `None`: it answers at once, and the operator waits its usual 5 s.
     pub write_budget_ms: Option<u64>,
+    /// Whether it listens on a server's stream for
+    /// `notifications/tools/list_changed` and lists again when told: a
+    /// promise the freshness rule of `consistency` holds it to.
+    pub follows_list_changed: bool,
 }
 
 /// A host's settings or config that its system under test refuses.

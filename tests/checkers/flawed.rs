@@ -713,6 +713,7 @@ impl SystemUnderTest for Flawed {
             durable: false,
             emits_events: false,
             write_budget_ms: None,
+            follows_list_changed: false,
         })
     }
 

@@ -130,6 +130,7 @@ impl SystemUnderTest for SimpleGateway {
             durable: false,
             emits_events: false,
             write_budget_ms: None,
+            follows_list_changed: false,
         })
     }
 

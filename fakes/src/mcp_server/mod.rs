@@ -96,6 +96,18 @@ struct Inner {
     clock: Clock,
     state: Mutex<McpState>,
     log: Mutex<Log<McpRequestRecord>>,
+    /// Every `list_changed` notice written to an open GET stream, in order.
+    notices: Mutex<Vec<NoticeRecord>>,
+}
+
+/// A `notifications/tools/list_changed` the server wrote to a client's open
+/// GET stream: when, on which session, to whom. Written is not read: the
+/// client may have gone away meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NoticeRecord {
+    pub at_ms: u64,
+    pub session: Option<String>,
+    pub peer: Option<String>,
 }
 
 /// One live session.
@@ -139,6 +151,7 @@ impl McpServer {
                 clock,
                 state: Mutex::new(McpState::default()),
                 log: Mutex::default(),
+                notices: Mutex::default(),
             }),
         }
     }
@@ -170,6 +183,15 @@ impl McpServer {
     }
 
     /// Every request to the MCP path so far, in the order they arrived.
+    /// Every `list_changed` notice this server wrote to an open stream.
+    pub fn notices(&self) -> Vec<NoticeRecord> {
+        self.inner
+            .notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn requests(&self) -> Log<McpRequestRecord> {
         lock(&self.inner.log).clone()
     }
@@ -386,7 +408,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
 }
 
 /// Handles one request to the MCP path.
-async fn serve(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Response {
+async fn serve(inner: &Arc<Inner>, request: Request, entry: &mut Entry<'_>) -> Response {
     // DNS rebinding protection comes first: a browser page must learn nothing, not even
     // whether a token would have been accepted.
     if let Some(refusal) = origin_refusal(inner, request.headers()) {
@@ -424,7 +446,10 @@ async fn serve(inner: &Inner, request: Request, entry: &mut Entry<'_>) -> Respon
         Method::POST => post(inner, request, entry).await,
         Method::GET => match gate(inner, call("GET"), entry).await {
             Some(injected) => injected,
-            None => get_stream(inner, request.headers()),
+            None => {
+                let peer = request.extensions().get::<Peer>().map(|p| p.0.clone());
+                get_stream(inner, request.headers(), peer)
+            }
         },
         Method::DELETE => match gate(inner, call("DELETE"), entry).await {
             Some(injected) => injected,
@@ -612,7 +637,7 @@ fn initialize(inner: &Inner, id: Value, params: Option<&Value>) -> Response {
 }
 
 /// A GET on the MCP path: 405, or a stream that stays open and says when the tool set changes.
-fn get_stream(inner: &Inner, headers: &HeaderMap) -> Response {
+fn get_stream(inner: &Arc<Inner>, headers: &HeaderMap, peer: Option<String>) -> Response {
     if inner.config.get_stream == GetStream::Refuse {
         // This server never pushes messages, so it offers no GET stream (spec-allowed 405).
         return (
@@ -661,11 +686,23 @@ fn get_stream(inner: &Inner, headers: &HeaderMap) -> Response {
             (at, text)
         })
         .collect();
-    let clock = inner.clock.clone();
+    let stream_inner = inner.clone();
+    let session = session.map(str::to_owned);
     let notices = stream::iter(events).then(move |(at, text)| {
-        let clock = clock.clone();
+        let inner = stream_inner.clone();
+        let (session, peer) = (session.clone(), peer.clone());
         async move {
-            sleep_ms(at.saturating_sub(run_ms(&clock))).await;
+            sleep_ms(at.saturating_sub(run_ms(&inner.clock))).await;
+            let notice = NoticeRecord {
+                at_ms: run_ms(&inner.clock),
+                session,
+                peer,
+            };
+            inner
+                .notices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(notice);
             Ok::<_, std::io::Error>(Bytes::from(text))
         }
     });

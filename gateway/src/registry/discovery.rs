@@ -2,10 +2,18 @@
 //! loop with a re-check interval between them, results written only while
 //! their generation is current.
 //!
+//! After a healthy attempt whose server declared `tools.listChanged`, the
+//! task keeps that attempt's session open and listens on it (a GET stream)
+//! while it waits for the next re-check: a `list_changed` notice starts the
+//! next attempt at once. A server that offers no stream (405), or a stream
+//! that ends, leaves the wait to the re-check interval alone.
+//!
 //! Invariants: a task belongs to one generation and stops as soon as its
 //! generation is no longer current; a result is written under the same lock
 //! that checks the generation; a cancellation is recorded once, by whoever
-//! aborted the task (an update, a delete or shutdown).
+//! aborted the task (an update, a delete or shutdown); a kept session is
+//! closed (its `DELETE`) when the wait ends or the task is dropped, and the
+//! wait prefers a notice to the interval when both are ready (`biased`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +23,7 @@ use tokio::task::AbortHandle;
 use super::upstream::{Exchange, List, UpstreamError};
 use super::{Entry, Health, Registry};
 use crate::defects::Defect;
-use crate::mcp_client::Tool;
+use crate::mcp_client::{self, Closing, Heard, Tool};
 use crate::spec::{Auth, ServerSpec};
 use crate::{AttemptReason, CancelReason, GatewayEvent, Status};
 
@@ -108,8 +116,14 @@ impl Registry {
                 attempt,
                 reason,
             });
-            let outcome = self.attempt(&spec, attempt).await;
+            let mut kept = None;
+            let outcome = self.attempt(&spec, attempt, Some(&mut kept)).await;
             let healthy = matches!(outcome, Outcome::Healthy(_));
+            // Closed (its DELETE sent) however this task ends.
+            let kept = kept.map(|closing| Kept {
+                registry: self.clone(),
+                closing: Some(closing),
+            });
             if !self.finish(&spec, generation, attempt, outcome) {
                 return;
             }
@@ -124,8 +138,57 @@ impl Registry {
             if healthy && self.has(Defect::NoPeriodicRediscovery) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(self.settings.check_interval_ms)).await;
-            reason = AttemptReason::Interval;
+            reason = self.wait(kept).await;
+        }
+    }
+
+    /// Waits for the next attempt: a re-check interval, or, on a kept
+    /// session, a `list_changed` notice before it, whichever comes first.
+    async fn wait(&self, kept: Option<Kept>) -> AttemptReason {
+        let interval = tokio::time::sleep(Duration::from_millis(self.settings.check_interval_ms));
+        let Some((kept, request)) =
+            kept.and_then(|kept| kept.listen_request().map(|request| (kept, request)))
+        else {
+            interval.await;
+            return AttemptReason::Interval;
+        };
+        let quirks = self.quirks();
+        let heard = async move {
+            // No stream (405 or otherwise): the session is closed at once,
+            // and the interval alone decides.
+            let Some(mut listener) =
+                mcp_client::listen(self.deps.http.as_ref(), request, &quirks).await
+            else {
+                drop(kept);
+                return std::future::pending().await;
+            };
+            loop {
+                match listener.next().await {
+                    // Defect list-changed-ignored: the notice is read and
+                    // dropped; the tool set waits for the periodic check
+                    // (bifrost issue 6885).
+                    Heard::ListChanged if self.has(Defect::ListChangedIgnored) => continue,
+                    // The stream is dropped before the session is closed.
+                    Heard::ListChanged => {
+                        drop(listener);
+                        drop(kept);
+                        return;
+                    }
+                    // A stream that ended says nothing more: close the
+                    // session and wait for the interval rather than open
+                    // it again at once.
+                    Heard::Ended => {
+                        drop(listener);
+                        drop(kept);
+                        return std::future::pending().await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            () = heard => AttemptReason::ListChanged,
+            () = interval => AttemptReason::Interval,
         }
     }
 
@@ -153,7 +216,7 @@ impl Registry {
             attempt,
             reason,
         });
-        let outcome = self.attempt(&spec, attempt).await;
+        let outcome = self.attempt(&spec, attempt, None).await;
         if self.finish(&spec, generation, attempt, outcome) {
             self.spawn(id, None);
         }
@@ -252,12 +315,20 @@ impl Registry {
         applied
     }
 
-    /// One discovery attempt: a listing through the shared exchange loop.
-    async fn attempt(&self, spec: &ServerSpec, attempt: u64) -> Outcome {
+    /// One discovery attempt: a listing through the shared exchange loop;
+    /// its session is left in `keep` if the server declared
+    /// `tools.listChanged`.
+    async fn attempt(
+        &self,
+        spec: &ServerSpec,
+        attempt: u64,
+        keep: Option<&mut Option<Closing>>,
+    ) -> Outcome {
         let exchange = Exchange {
             attempt: Some(attempt),
             caller_authorization: None,
             caller_protocol_version: None,
+            keep,
         };
         match self.exchange(spec, exchange, &List).await {
             Ok(tools) => Outcome::Healthy(tools),
@@ -267,6 +338,34 @@ impl Registry {
             // (LiteLLM issue 18134).
             Err(_) if self.has(Defect::ErrorListedAsHealthy) => Outcome::Healthy(Vec::new()),
             Err(error) => Outcome::Unhealthy(error.to_string()),
+        }
+    }
+}
+
+/// A session kept open to listen on; closed (its `DELETE` sent, within a
+/// listing budget) when dropped: at the end of the wait, or when an update,
+/// a delete or shutdown drops the task.
+struct Kept {
+    registry: Arc<Registry>,
+    closing: Option<Closing>,
+}
+
+impl Kept {
+    fn listen_request(&self) -> Option<http::Request<Vec<u8>>> {
+        self.closing.as_ref().and_then(Closing::listen_request)
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let Some(closing) = self.closing.take() else {
+            return;
+        };
+        // A runtime that is going away (shutdown of the host) takes the
+        // session with it.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let budget = Duration::from_millis(self.registry.settings.list_timeout_ms);
+            self.registry.close_later(closing, budget);
         }
     }
 }

@@ -106,6 +106,7 @@ impl Registry {
             attempt: None,
             caller_authorization: caller.get(http::header::AUTHORIZATION),
             caller_protocol_version: caller.get("mcp-protocol-version"),
+            keep: None,
         };
         let call = Call {
             tool,

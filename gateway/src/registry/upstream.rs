@@ -83,6 +83,10 @@ pub(super) struct Exchange<'a> {
     /// it speaks with the gateway, not the one the gateway's session with
     /// the upstream agrees on, so the reference never forwards it either.
     pub caller_protocol_version: Option<&'a HeaderValue>,
+    /// Where a successful exchange leaves its session instead of closing
+    /// it, when its server declared `tools.listChanged` (a discovery
+    /// attempt that will listen); `None` closes every session.
+    pub keep: Option<&'a mut Option<Closing>>,
 }
 
 /// Why an exchange ended without a result. Every message is secret-free.
@@ -143,6 +147,7 @@ impl Registry {
         exchange: Exchange<'_>,
         operation: &O,
     ) -> Result<O::Output, UpstreamError> {
+        let mut keep = exchange.keep;
         let (url, mut headers, token_request) =
             self.upstream(spec).map_err(UpstreamError::Unusable)?;
         // Defect client-broken-after-error: FastMCP keeps one client per
@@ -225,7 +230,10 @@ impl Registry {
             )
             .await
             .map(|(result, closing)| {
-                self.close_later(closing, budget);
+                match keep.as_deref_mut() {
+                    Some(slot) if result.is_ok() && closing.list_changed() => *slot = Some(closing),
+                    _ => self.close_later(closing, budget),
+                }
                 result
             });
             match result {
@@ -278,7 +286,7 @@ impl Registry {
     /// Sends a session's closing `DELETE` on its own, within its own budget,
     /// after the exchange's result: a clean-up that hangs must not lose a
     /// finished listing.
-    fn close_later(&self, closing: Closing, budget: Duration) {
+    pub(super) fn close_later(&self, closing: Closing, budget: Duration) {
         if let Some(request) = closing.request() {
             let http = self.deps.http.clone();
             tokio::spawn(async move {
@@ -368,7 +376,7 @@ impl Registry {
     }
 
     /// The client quirks the switched-on defects ask for.
-    fn quirks(&self) -> ClientQuirks {
+    pub(super) fn quirks(&self) -> ClientQuirks {
         ClientQuirks {
             // Defect no-reinitialize-on-404: MCP SDK 1.26 fails the listing
             // on `404 Session terminated` instead of starting a new session.
@@ -394,6 +402,8 @@ impl Registry {
             hard_coded_version: self.has(Defect::ProtocolVersionHardCoded),
             // Defect no-stuck-cursor-guard: see `Session::list_all`.
             no_cursor_guard: self.has(Defect::NoStuckCursorGuard),
+            // Defect get-405-retry-loop: see `mcp_client::listen`.
+            get_again_after_405: self.has(Defect::Get405RetryLoop),
         }
     }
 

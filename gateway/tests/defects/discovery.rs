@@ -926,3 +926,66 @@ async fn expiry_kept_relative() {
         }
     }
 }
+
+/// A gateway with one server `d1` at host `db` that declares
+/// `tools.listChanged`, re-checked only every minute.
+async fn listening(on: bool, defect: Defect, mcp: Mcp) -> (std::sync::Arc<World>, Rig) {
+    let world = World::with(&[(
+        "db",
+        Mcp {
+            list_changed: true,
+            ..mcp
+        },
+    )]);
+    let settings = GatewaySettings {
+        list_timeout_ms: 2_000,
+        check_interval_ms: 60_000,
+        ..settings(&switched(on, defect))
+    };
+    let rig = rig(settings, &world, json!({}), None);
+    let body = json!({"server_id": "d1", "server_name": "d1", "transport": "http",
+        "url": "http://db/mcp"});
+    let (status, row) = rig.call("POST", "/v1/mcp/server", body).await;
+    assert_eq!(status, 201, "{row}");
+    (world, rig)
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_changed_ignored() {
+    for on in [false, true] {
+        let mcp = Mcp {
+            stream: true,
+            ..Mcp::default()
+        };
+        let (world, rig) = listening(on, Defect::ListChangedIgnored, mcp).await;
+        pass(300).await;
+        assert_eq!(rig.tool_count("d1").await, 3);
+        assert_eq!(world.count("db", "GET"), 1);
+        world.set("db", |m| m.tools = 5);
+        world.announce("db");
+        pass(300).await;
+        assert_eq!(rig.tool_count("d1").await, if on { 3 } else { 5 });
+        if !on {
+            // The old session is closed, and the new one listens.
+            assert_eq!(world.count("db", "DELETE"), 1);
+            assert_eq!(world.count("db", "GET"), 2);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_405_retry_loop() {
+    for on in [false, true] {
+        let (world, rig) = listening(on, Defect::Get405RetryLoop, Mcp::default()).await;
+        pass(1_000).await;
+        assert_eq!(rig.row("d1").await["status"], "healthy");
+        let gets = world.count("db", "GET");
+        if on {
+            assert!(gets > 100, "{gets}");
+        } else {
+            // One GET, answered 405, and the session closed at once.
+            assert_eq!(gets, 1);
+            assert_eq!(world.count("db", "DELETE"), 1);
+        }
+    }
+}

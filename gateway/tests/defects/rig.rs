@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use mcpsim_gateway::http_client::{BoxFuture, HttpClient, HttpError};
+use mcpsim_gateway::http_client::{BodyChunks, BoxFuture, HttpClient, HttpError, Streamed};
 use mcpsim_gateway::store::Store;
 use mcpsim_gateway::{
     Clock, ConfigFile, Defect, Defects, Deps, Gateway, GatewayEvent, GatewaySettings, MemorySink,
@@ -50,6 +50,11 @@ pub struct Mcp {
     pub only_version: Option<&'static str>,
     /// Every page names the same `nextCursor`.
     pub stuck_cursor: bool,
+    /// `initialize` declares `tools.listChanged`.
+    pub list_changed: bool,
+    /// A GET opens an SSE stream held open, on which
+    /// [`World::announce`] writes `list_changed`; otherwise a GET is 405.
+    pub stream: bool,
 }
 
 impl Default for Mcp {
@@ -71,6 +76,8 @@ impl Default for Mcp {
             crlf: false,
             only_version: None,
             stuck_cursor: false,
+            list_changed: false,
+            stream: false,
         }
     }
 }
@@ -123,6 +130,8 @@ pub struct World {
     /// `(host, JSON-RPC method or DELETE)` of every MCP request.
     pub methods: Mutex<Vec<(String, String)>>,
     sessions: AtomicU64,
+    /// The open GET streams, by host.
+    streams: Mutex<Vec<(String, tokio::sync::mpsc::UnboundedSender<Vec<u8>>)>>,
 }
 
 impl World {
@@ -148,6 +157,17 @@ impl World {
             .filter(|(h, _)| h == host)
             .map(|(_, a)| a.clone())
             .collect()
+    }
+
+    /// Writes `notifications/tools/list_changed` on every open stream of
+    /// `host`.
+    pub fn announce(&self, host: &str) {
+        let event = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+        for (h, stream) in self.streams.lock().unwrap().iter() {
+            if h == host {
+                let _ = stream.send(event.to_vec());
+            }
+        }
     }
 
     /// How many requests of this JSON-RPC method (or `DELETE`) `host` got.
@@ -206,6 +226,9 @@ impl World {
         if request.method() == http::Method::DELETE {
             return json_response(mcp.delete_status, &json!({}));
         }
+        if request.method() == http::Method::GET {
+            return json_response(405, &json!({}));
+        }
         self.seen
             .lock()
             .unwrap()
@@ -263,7 +286,8 @@ impl World {
             "initialize" => {
                 let n = self.sessions.fetch_add(1, Ordering::SeqCst);
                 let mut response = reply(
-                    json!({"protocolVersion": mcp.only_version.unwrap_or("2025-06-18"), "capabilities": {"tools": {}},
+                    json!({"protocolVersion": mcp.only_version.unwrap_or("2025-06-18"),
+                    "capabilities": {"tools": {"listChanged": mcp.list_changed}},
                     "serverInfo": {"name": "mock", "version": "1"}}),
                 );
                 if !mcp.stateless {
@@ -368,6 +392,62 @@ impl HttpClient for World {
                 }
             }
         })
+    }
+
+    /// A GET takes a millisecond (so that a client looping on it lets
+    /// time pass), and opens a held stream where the server offers one.
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        Box::pin(async move {
+            let host = request.uri().host().unwrap_or("").to_string();
+            let streams = self
+                .mcp
+                .lock()
+                .unwrap()
+                .get(&host)
+                .is_some_and(|m| m.stream);
+            if request.method() != http::Method::GET || !streams {
+                if request.method() == http::Method::GET {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let (head, body) = self.send(request).await?.into_parts();
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let _ = tx.send(body);
+                return Ok(Streamed {
+                    head,
+                    body: Box::new(Announced(rx)),
+                });
+            }
+            self.methods
+                .lock()
+                .unwrap()
+                .push((host.clone(), "GET".to_string()));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let _ = tx.send(b"id: 0\ndata:\n\n".to_vec());
+            self.streams.lock().unwrap().push((host, tx));
+            let (head, ()) = http::Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(())
+                .unwrap()
+                .into_parts();
+            Ok(Streamed {
+                head,
+                body: Box::new(Announced(rx)),
+            })
+        })
+    }
+}
+
+/// An open GET stream: what [`World::announce`] writes, as it comes.
+struct Announced(tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>);
+
+impl BodyChunks for Announced {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Option<Result<Vec<u8>, HttpError>>> {
+        Box::pin(async move { self.0.recv().await.map(Ok) })
     }
 }
 

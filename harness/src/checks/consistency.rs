@@ -4,8 +4,22 @@
 //! lists exactly the tools of the fake behind it, in a tool list its
 //! gateway's dialect can read.
 //!
+//! Freshness: a gateway that declares it follows
+//! `notifications/tools/list_changed` and was sent one on an open stream
+//! (the fake logs each notice it writes, with the session and the peer)
+//! starts listing again at once: within a token budget, a listing budget
+//! and 6 hops of the notice, the fake receives from that gateway an
+//! `initialize` or a `tools/list` (or its token server a token request),
+//! so that the new tool set shows without waiting for a re-check. Not
+//! judged: a notice whose bound the run did not reach, one near a fault
+//! naming the gateway or the upstream (from a listing budget before the
+//! notice to its bound), and one near an update or a delete sent to any
+//! gateway (which may end or replace the listening session: from a listing
+//! budget before the notice, less a sync and two store budgets and 6 hops
+//! after the write's answer, to its bound).
+//!
 //! Outside-in: it reads the operator's polls, writes and tool reads, the
-//! faults, and the fakes' tool lists.
+//! faults, the fakes' tool lists, request logs and notices.
 
 use std::collections::BTreeMap;
 
@@ -123,5 +137,73 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
             ));
         }
     }
+    findings.extend(freshness(e));
     check("consistency", findings)
+}
+
+/// The freshness rule (see the header): a notice delivered to a gateway
+/// that follows them is acted on within its bound.
+fn freshness(e: &Evidence<'_>) -> Vec<String> {
+    let mut findings = Vec::new();
+    let records = &e.outcome.records;
+    let hop_ms = e.hop_ms();
+    for (host, fake) in &e.outcome.mcp_servers {
+        let log = e.outcome.mcp_requests.get(host);
+        for notice in fake.notices() {
+            let Some(peer) = notice.peer.as_deref() else {
+                continue;
+            };
+            let Some(declared) = e.declared(peer).filter(|d| d.follows_list_changed) else {
+                continue;
+            };
+            let token_ms = declared.token_budget_ms.unwrap_or(0);
+            let at_ms = notice.at_ms;
+            let bound_ms = at_ms + token_ms + declared.listing_budget_ms + 6 * hop_ms;
+            if records.end_ms < bound_ms {
+                continue;
+            }
+            let from_ms = at_ms.saturating_sub(declared.listing_budget_ms);
+            let disturbed = [peer, host.as_str()]
+                .iter()
+                .any(|h| e.faults.touched_between(h, from_ms, bound_ms));
+            // An update or a delete may end or replace the listening
+            // session, on the gateway that took it or, a sync later, on one
+            // sharing its store: one applied before the notice was
+            // delivered changed nothing the notice speaks of.
+            let sync_ms =
+                declared.sync_interval_ms.unwrap_or(0) + 2 * declared.store_budget_ms.unwrap_or(0);
+            let rewritten = records.writes.iter().any(|w| {
+                let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
+                w.kind != WriteKind::Create
+                    && w.sent_ms <= bound_ms
+                    && answered_ms + sync_ms + 6 * hop_ms >= from_ms
+            });
+            if disturbed || rewritten {
+                continue;
+            }
+            let within = |received_ms: u64| received_ms >= at_ms && received_ms <= bound_ms;
+            let listed = log.is_some_and(|log| {
+                log.records.iter().any(|r| {
+                    r.peer.as_deref() == Some(peer)
+                        && r.http_method == "POST"
+                        && matches!(
+                            r.rpc_method.as_deref(),
+                            Some("initialize" | "tools/list") | None
+                        )
+                        && within(r.received_ms)
+                })
+            });
+            let token = e.outcome.token_requests.values().any(|log| {
+                log.records
+                    .iter()
+                    .any(|r| r.peer.as_deref() == Some(peer) && within(r.received_ms))
+            });
+            if !listed && !token {
+                findings.push(format!(
+                    "{peer}: {host} sent notifications/tools/list_changed at {at_ms} ms on its open stream, but {peer}, which follows such notices, did not list again by {bound_ms} ms (a token and a listing budget and 6 hops later)"
+                ));
+            }
+        }
+    }
+    findings
 }

@@ -17,6 +17,8 @@
 //!   terminated), so there is nothing left to close;
 //! - the upstream refused the credentials in it (401 or 403): a `DELETE`
 //!   with them would be refused too;
+//! - the gateway kept it to listen: a GET in it was answered 200 (an open
+//!   stream, which has no last answer to time the `DELETE` from);
 //! - a request in it was not answered normally: the gateway gave up on it
 //!   (abandoned), it was never answered by the end of the run, its answer
 //!   was cut, or an injected failure answered it; a gateway may give up on
@@ -50,7 +52,7 @@ use crate::operator::WriteKind;
 /// gateway's listing budget and 4 hops) of such a session, if any is
 /// bound in the future of `now_ms`. A session ended for one of the stated
 /// reasons (refused, or a request in it not answered normally, or still
-/// unanswered, such as a GET stream) owes nothing. The operator waits for
+/// unanswered, or kept to listen on a GET stream) owes nothing. The operator waits for
 /// this before it ends the run, so that a session left open after its
 /// last exchange (a tool call's, at the end of a run) is judged.
 pub(crate) fn open_until<'u>(
@@ -75,7 +77,9 @@ pub(crate) fn open_until<'u>(
             };
             let closed = requests.iter().any(|r| r.http_method == "DELETE");
             let ended = requests.iter().any(|r| {
-                matches!(r.status, Some(401 | 403 | 404)) || r.outcome != McpOutcome::Answered
+                matches!(r.status, Some(401 | 403 | 404))
+                    || r.outcome != McpOutcome::Answered
+                    || (r.http_method == "GET" && r.status == Some(200))
             });
             if closed || ended {
                 continue;
@@ -171,7 +175,9 @@ pub(crate) fn check_sessions(e: &Evidence<'_>) -> Check {
                 later.iter().partition(|r| r.http_method == "DELETE");
             let exchange = || std::iter::once(opening).chain(uses.iter().copied());
             let ended_for_a_reason = exchange().any(|r| {
-                matches!(r.status, Some(401 | 403 | 404)) || r.outcome != McpOutcome::Answered
+                matches!(r.status, Some(401 | 403 | 404))
+                    || r.outcome != McpOutcome::Answered
+                    || (r.http_method == "GET" && r.status == Some(200))
             });
             if ended_for_a_reason {
                 continue;

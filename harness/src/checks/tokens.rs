@@ -472,6 +472,7 @@ mod tests {
             durable: false,
             emits_events: false,
             write_budget_ms: None,
+            follows_list_changed: false,
         };
         fn log<T>(records: Vec<T>) -> Log<T> {
             Log {

@@ -23,9 +23,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use mcpsim_sut::{BoxFuture, HttpClient, HttpError};
+use mcpsim_sut::{BoxFuture, HttpClient, HttpError, Streamed};
 
-use crate::net::{exchange, Io};
+use crate::net::{exchange, stream_exchange, Io};
 
 /// Host names and the loopback addresses they stand for.
 #[derive(Clone, Debug, Default)]
@@ -96,6 +96,13 @@ impl HttpClient for Loopback {
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
         Box::pin(exchange(&self.inner, request))
+    }
+
+    fn stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
+        Box::pin(stream_exchange(&self.inner, request))
     }
 }
 

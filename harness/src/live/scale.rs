@@ -95,6 +95,7 @@ mod tests {
             durable: false,
             emits_events: false,
             write_budget_ms: None,
+            follows_list_changed: false,
         }
     }
 

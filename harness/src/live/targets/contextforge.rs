@@ -372,6 +372,8 @@ impl ProcessTarget for ContextForgeTarget {
             // A synchronous registration lists the upstream before it
             // answers.
             write_budget_ms: (!self.asynchronous).then_some(token_ms + listing_ms + 5_000),
+            // Not known to follow list_changed (its issue 3745).
+            follows_list_changed: false,
         })
     }
 

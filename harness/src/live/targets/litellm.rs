@@ -119,6 +119,8 @@ impl ProcessTarget for LiteLlmTarget {
             durable: false,
             emits_events: false,
             write_budget_ms: None,
+            // Not known to follow list_changed.
+            follows_list_changed: false,
         })
     }
 
