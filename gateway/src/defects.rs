@@ -204,6 +204,14 @@ defects! {
         "the single-server row (GET one, and the answer to a create or an update) shows the \
          credentials unmasked",
         "ContextForge issue 601";
+    OneUpstreamAbortsAggregate, "one-upstream-aborts-aggregate",
+        "the tools of every server are answered with an error when one server's last check \
+         failed to connect, so the tools of the healthy servers cannot be listed at all",
+        "agentgateway issue 1266";
+    One401EmptiesAggregate, "one-401-empties-aggregate",
+        "the tools of every server are answered as an empty list when one server's last check \
+         got a 401, so the tools of the healthy servers vanish from the aggregate",
+        "LiteLLM PR 31684";
 }
 
 impl Defect {

@@ -348,6 +348,50 @@ impl Swarm {
     }
 }
 
+/// A second server beside the one the case is about, registered in the
+/// asked gateway's config file, on an MCP host of its own: what one
+/// upstream's trouble does to the tools of every server at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Neighbour {
+    /// Answers, with this many tools.
+    Healthy { tools: usize },
+    /// Nothing listens on its host: every connect is refused.
+    Refused,
+    /// Takes a static token other than the one registered: every request
+    /// gets 401.
+    Unauthorized,
+    /// Never answers `initialize`.
+    Hangs,
+}
+
+impl Neighbour {
+    /// Its status once settled: each kind makes it certain.
+    fn expected_status(self) -> Status {
+        match self {
+            Neighbour::Healthy { .. } => Status::Healthy,
+            Neighbour::Refused | Neighbour::Unauthorized | Neighbour::Hangs => Status::Unhealthy,
+        }
+    }
+}
+
+fn neighbour_strategy() -> impl Strategy<Value = Neighbour> {
+    prop_oneof![
+        (1usize..=2).prop_map(|tools| Neighbour::Healthy { tools }),
+        Just(Neighbour::Refused),
+        Just(Neighbour::Unauthorized),
+        Just(Neighbour::Hangs),
+    ]
+}
+
+/// No neighbour in most cases; one or two in about one case in five.
+/// Shrinks to none.
+fn neighbours_strategy() -> impl Strategy<Value = Vec<Neighbour>> {
+    prop_oneof![
+        4 => Just(Vec::new()),
+        1 => proptest::collection::vec(neighbour_strategy(), 1..=2),
+    ]
+}
+
 /// The parameters of every fault kind, used only where its switch is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
@@ -561,6 +605,8 @@ pub struct Plan {
     /// The plan registers, by one create, what a `rest-then-update` plan
     /// ends with after its update: the update twin ([`Plan::update_twin`]).
     pub merged_update: bool,
+    /// Servers beside `srv` on the asked gateway (`n1`, `n2`).
+    pub neighbours: Vec<Neighbour>,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
@@ -921,7 +967,9 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         restart,
         swarm_strategy(),
         faults_strategy(),
-        proptest::bool::weighted(0.3),
+        // Drawn last, so that every other choice of a case is what it was
+        // before neighbours existed.
+        (proptest::bool::weighted(0.3), neighbours_strategy()),
     )
         .prop_map(
             |(
@@ -936,7 +984,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 restart,
                 swarm,
                 faults,
-                slow_initialize,
+                (slow_initialize, neighbours),
             )| Plan {
                 seed,
                 path,
@@ -962,6 +1010,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 faults,
                 caps: Capabilities::FULL,
                 merged_update: false,
+                neighbours,
             },
         )
 }
@@ -1823,6 +1872,61 @@ impl Plan {
         twin.expected_status().is_some().then_some(twin)
     }
 
+    /// The neighbours as the asked gateway's config file has them: name,
+    /// URL and auth.
+    fn neighbour_servers(&self) -> Vec<(String, String, ServerAuth)> {
+        self.neighbours
+            .iter()
+            .enumerate()
+            .map(|(k, neighbour)| {
+                let name = format!("n{}", k + 1);
+                let url = format!("http://mcp-{name}/mcp");
+                let auth = match neighbour {
+                    Neighbour::Unauthorized => ServerAuth::Bearer {
+                        token: WRONG_BEARER.into(),
+                    },
+                    _ => ServerAuth::None,
+                };
+                (name, url, auth)
+            })
+            .collect()
+    }
+
+    /// The neighbours' MCP hosts, `mcp-n1` and `mcp-n2`.
+    fn neighbour_hosts(&self) -> Vec<McpHost> {
+        self.neighbours
+            .iter()
+            .enumerate()
+            .map(|(k, neighbour)| {
+                let mut config = McpServerConfig {
+                    tools: tools(1, false),
+                    ..McpServerConfig::default()
+                };
+                match neighbour {
+                    Neighbour::Healthy { tools: count } => config.tools = tools(*count, false),
+                    Neighbour::Refused => {}
+                    Neighbour::Unauthorized => {
+                        config.auth = McpAuth::Bearer {
+                            token: BEARER.into(),
+                        }
+                    }
+                    Neighbour::Hangs => config.failures.push(McpFailureRule {
+                        method: "initialize".into(),
+                        kind: McpFailure::Hang,
+                        after: 0,
+                        count: None,
+                    }),
+                }
+                let host = McpHost::new(format!("mcp-n{}", k + 1)).config(config);
+                if *neighbour == Neighbour::Refused {
+                    host.not_listening()
+                } else {
+                    host
+                }
+            })
+            .collect()
+    }
+
     /// The gateway whose view of the server counts.
     pub fn asked_host(&self) -> &'static str {
         if self.split() {
@@ -1928,6 +2032,9 @@ impl Plan {
             .settings(settings(role, 1 + u64::from(self.split())));
         if config_here {
             host = host.server(self.config_server());
+        }
+        for (name, url, auth) in self.neighbour_servers() {
+            host = host.server(ServerDef::http(name, url).auth(auth));
         }
         gateways.push(host);
 
@@ -2252,6 +2359,9 @@ impl Plan {
         for server in token_servers {
             builder = builder.token_server(server);
         }
+        for host in self.neighbour_hosts() {
+            builder = builder.mcp_server(host);
+        }
         for step in steps {
             builder = builder.step(step);
         }
@@ -2267,6 +2377,13 @@ impl Plan {
                 expectation = expectation.tool_count(self.final_tool_count());
             }
             builder = builder.expect("srv", expectation);
+        }
+        for (k, neighbour) in self.neighbours.iter().enumerate() {
+            let mut expectation = Expectation::status(neighbour.expected_status());
+            if let Neighbour::Healthy { tools } = neighbour {
+                expectation = expectation.tool_count(*tools);
+            }
+            builder = builder.expect(format!("n{}", k + 1), expectation);
         }
         builder.build()
     }

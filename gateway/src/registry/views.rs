@@ -73,6 +73,35 @@ impl Registry {
         // `pat.batch` and `pat_batch` the first listed wins
         // (craft-agents-oss issue 1002).
         let sanitize = self.has(Defect::SanitizedNamesCollide);
+        if server_id.is_none() {
+            // Every stored error names its stage first (`connect: ...`),
+            // and an upstream's refusal its status (`HTTP 401 ...`).
+            let errors = || {
+                state
+                    .servers
+                    .values()
+                    .filter_map(|e| e.health.error.as_deref())
+            };
+            // Defect one-upstream-aborts-aggregate: the aggregate listing
+            // fails as a whole when one server cannot be connected to
+            // (agentgateway issue 1266).
+            if self.has(Defect::OneUpstreamAbortsAggregate)
+                && errors().any(|error| error.starts_with("connect:"))
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "listing the tools of every server failed: an upstream could not be reached",
+                ));
+            }
+            // Defect one-401-empties-aggregate: one server that answers
+            // 401 turns the whole aggregate into an empty list (LiteLLM PR
+            // 31684).
+            if self.has(Defect::One401EmptiesAggregate)
+                && errors().any(|error| error.contains("HTTP 401"))
+            {
+                return Ok(Vec::new());
+            }
+        }
         let mut out = Vec::new();
         for entry in state.servers.values() {
             if server_id.is_some_and(|id| id != entry.spec.id) {
