@@ -212,6 +212,11 @@ defects! {
         "the tools of every server are answered as an empty list when one server's last check \
          got a 401, so the tools of the healthy servers vanish from the aggregate",
         "LiteLLM PR 31684";
+    ToolRoutesPerReplica, "tool-routes-per-replica",
+        "a tool call is routed only by a map of tool names that listing the tools fills in \
+         the process that listed them, so a call on a replica that shares the store but has \
+         not listed them yet is answered 404",
+        "LiteLLM issue 42655, PR 38955";
 }
 
 impl Defect {

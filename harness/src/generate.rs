@@ -20,6 +20,13 @@
 //! long enough to fail a sync (`expect_store_unreachable`), and the client
 //! authentication a token server's registration insists on.
 //!
+//! Beside the server a case is about, about one case in five has
+//! neighbours ([`Neighbour`]): config servers on MCP hosts of their own,
+//! each of a kind that makes its end certain; and two split cases in five
+//! have a replica, a second data plane on the same store. Both are drawn
+//! after every other choice of a case, so that a case without them is the
+//! case it was before they existed.
+//!
 //! Time horizons: most cases end once the server has settled, about a
 //! second in; a `horizon` case lives several seconds, with tokens that
 //! expire within it, sessions the MCP server ends on its own, and many
@@ -607,6 +614,9 @@ pub struct Plan {
     pub merged_update: bool,
     /// Servers beside `srv` on the asked gateway (`n1`, `n2`).
     pub neighbours: Vec<Neighbour>,
+    /// A split deployment has a second data plane, `data2`, on the same
+    /// store (and the same cut links as `data`).
+    pub replica: bool,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
@@ -655,6 +665,8 @@ const REWRITE_RECREATED_MS: u64 = 250;
 /// after the other ([`BAD_INPUT_GAP_MS`] apart), and count as steps.
 const BAD_INPUTS_AFTER_MS: u64 = 50;
 const BAD_INPUT_GAP_MS: u64 = 10;
+/// The second data plane of a split deployment with a `replica`.
+const REPLICA: &str = "data2";
 
 fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
@@ -969,7 +981,11 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         faults_strategy(),
         // Drawn last, so that every other choice of a case is what it was
         // before neighbours existed.
-        (proptest::bool::weighted(0.3), neighbours_strategy()),
+        (
+            proptest::bool::weighted(0.3),
+            neighbours_strategy(),
+            proptest::bool::weighted(0.4),
+        ),
     )
         .prop_map(
             |(
@@ -984,7 +1000,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 restart,
                 swarm,
                 faults,
-                (slow_initialize, neighbours),
+                (slow_initialize, neighbours, replica),
             )| Plan {
                 seed,
                 path,
@@ -1011,6 +1027,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 caps: Capabilities::FULL,
                 merged_update: false,
                 neighbours,
+                replica,
             },
         )
 }
@@ -1820,7 +1837,13 @@ impl Plan {
     /// path's own swarm kinds (give-up, twin creates) are off; not for an
     /// alias, which mcpsim's words for the config file cannot carry.
     pub fn path_twin(&self) -> Option<Plan> {
-        if self.expected_status().is_none() || self.swarm.give_up || self.swarm.twin_create {
+        // A config server is on one data plane only, a REST one on both:
+        // with a replica, the paths end with different lists.
+        if self.expected_status().is_none()
+            || self.swarm.give_up
+            || self.swarm.twin_create
+            || self.replica()
+        {
             return None;
         }
         if self.final_change() == Some(UpdateChange::Alias) {
@@ -1925,6 +1948,12 @@ impl Plan {
                 }
             })
             .collect()
+    }
+
+    /// Whether the deployment has a second data plane: a split one with a
+    /// store.
+    fn replica(&self) -> bool {
+        self.replica && self.split() && self.caps.store
     }
 
     /// The gateway whose view of the server counts.
@@ -2037,6 +2066,9 @@ impl Plan {
             host = host.server(ServerDef::http(name, url).auth(auth));
         }
         gateways.push(host);
+        if self.replica() {
+            gateways.push(with_store(GatewayHost::new(REPLICA)).settings(settings(Role::Data, 3)));
+        }
 
         // The registration's own fields beyond mcpsim's words, and an
         // unknown one a gateway of LiteLLM's dialect must ignore.
@@ -2318,23 +2350,36 @@ impl Plan {
                 Link::Store => "db",
             };
             let heal_at = cut.at_ms + cut.for_ms;
-            if verb == "partition" {
-                faults.push(Fault::partition(cut.at_ms, asked, other));
-                faults.push(Fault::repair(heal_at, asked, other));
+            let cut_hosts: &[&str] = if self.replica() {
+                &[asked, REPLICA]
             } else {
-                faults.push(Fault::hold(cut.at_ms, asked, other));
-                faults.push(Fault::release(heal_at, asked, other));
+                &[asked]
+            };
+            for &host in cut_hosts {
+                if verb == "partition" {
+                    faults.push(Fault::partition(cut.at_ms, host, other));
+                    faults.push(Fault::repair(heal_at, host, other));
+                } else {
+                    faults.push(Fault::hold(cut.at_ms, host, other));
+                    faults.push(Fault::release(heal_at, host, other));
+                }
             }
         }
         let poll_until_ms = self.poll_until_ms();
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
-        let description = format!(
+        let mut description = format!(
             "generated: {} with {:?}; swarm: {}",
             self.path.name(),
             self.auth,
             self.swarm.names().join(" ")
         );
+        if !self.neighbours.is_empty() {
+            description.push_str(&format!("; neighbours: {:?}", self.neighbours));
+        }
+        if self.replica() {
+            description.push_str("; replica: data2");
+        }
         let mut builder = Scenario::builder(description)
             .seed(self.seed)
             .deadline_ms(deadline_ms)

@@ -9,7 +9,9 @@
 //! server's at once where the dialect can read that, and, when asked, a
 //! call of every listed tool of each healthy server, with arguments its
 //! input schema takes and the `MCP-Protocol-Version` an MCP client
-//! sends), and
+//! sends, through the gateway that listed it and through every other
+//! tool-serving gateway on the same store that lists the server healthy),
+//! and
 //! [`Operator::read_again`] (one more list, so that a status that changed
 //! while tools were read is not judged against them).
 
@@ -596,8 +598,42 @@ impl Operator<'_> {
                 let calls = rest.iter().map(|tool| self.call_tool(seen, tool));
                 let calls = futures_util::future::join_all(calls).await;
                 self.records().tool_calls.extend(calls);
+                // The same tools through every other gateway that serves
+                // tools from the same store and lists the server healthy
+                // too (a replica), as a client balanced across replicas
+                // would call them.
+                for other in self.replicas_of(gateway, &listed, &seen.server_id) {
+                    let calls = tools.iter().map(|tool| self.call_tool(other, tool));
+                    let calls = futures_util::future::join_all(calls).await;
+                    self.records().tool_calls.extend(calls);
+                }
             }
         }
+    }
+
+    /// The server `server_id` as every other tool-serving gateway that
+    /// shares `gateway`'s store lists it, healthy.
+    fn replicas_of<'s>(&self, gateway: &str, listed: &'s [Seen], server_id: &str) -> Vec<&'s Seen> {
+        let store = |host: &str| {
+            self.scenario
+                .gateways
+                .iter()
+                .find(|g| g.host == host)
+                .and_then(|g| g.store.clone())
+        };
+        let Some(own) = store(gateway) else {
+            return Vec::new();
+        };
+        listed
+            .iter()
+            .filter(|s| {
+                s.gateway != gateway
+                    && s.server_id == server_id
+                    && s.view.status == Status::Healthy
+                    && self.hosts.get(&s.gateway).is_some_and(|d| d.serves_tools)
+                    && store(&s.gateway).as_ref() == Some(&own)
+            })
+            .collect()
     }
 
     /// Reads one server's tools and records the read; gives what it read.

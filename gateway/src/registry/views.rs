@@ -55,7 +55,7 @@ impl Registry {
 
     /// Tools of one server or of all, named `<alias>-<tool>`.
     pub fn tools(&self, server_id: Option<&str>) -> Result<Vec<Value>, ApiError> {
-        let state = self.lock();
+        let mut state = self.lock();
         if let Some(id) = server_id {
             if !state.servers.contains_key(id) {
                 return Err(ApiError::new(
@@ -127,6 +127,16 @@ impl Registry {
                     json!({"server_name": entry.spec.name, "server_id": entry.spec.id});
                 out.push(value);
             }
+        }
+        // Defect tool-routes-per-replica: listing fills this process's
+        // route map, and only what it holds can be called (LiteLLM issue
+        // 42655, PR 38955).
+        if self.has(Defect::ToolRoutesPerReplica) {
+            let names: Vec<String> = out
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect();
+            state.routes.extend(names);
         }
         Ok(out)
     }
