@@ -1823,3 +1823,28 @@ fn a_write_is_sent_after_the_look_up_of_its_id() {
         "{timeline}"
     );
 }
+
+/// The tools of every server at once are the union of each server's own
+/// list, read just before: a gateway whose aggregate leaves a server out
+/// fails `consistency`; the reference and the unflawed gateway pass.
+#[test]
+fn an_aggregate_that_leaves_a_server_out_fails_consistency() {
+    let scenario = Scenario::builder("the aggregate holds every server's tools")
+        .deadline_ms(3_000)
+        .gateway(gateway())
+        .mcp_server(docs(2))
+        .mcp_server(McpHost::new("search").tools(1))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .step(Step::create(ServerDef::http("search", "http://search/mcp")))
+        .poll_until_ms(700)
+        .expect("docs", Expectation::status(Status::Healthy).tool_count(2))
+        .expect("search", Expectation::status(Status::Healthy).tool_count(1))
+        .build()
+        .unwrap();
+    caught(
+        Flaw::AggregatesFirstOnly,
+        &scenario,
+        "consistency",
+        "the tools of every server leave out",
+    );
+}

@@ -212,6 +212,19 @@ defects! {
         "a 405 to the listening GET (a server that offers no stream) is taken for a passing \
          failure and the GET is sent again at once, without end",
         "envoy ai-gateway issue 1924; python-sdk PR 1943";
+    OneUpstreamAbortsAggregate, "one-upstream-aborts-aggregate",
+        "the tools of every server are answered with an error when one server's last check \
+         failed to connect, so the tools of the healthy servers cannot be listed at all",
+        "agentgateway issue 1266";
+    One401EmptiesAggregate, "one-401-empties-aggregate",
+        "the tools of every server are answered as an empty list when one server's last check \
+         got a 401, so the tools of the healthy servers vanish from the aggregate",
+        "LiteLLM PR 31684";
+    ToolRoutesPerReplica, "tool-routes-per-replica",
+        "a tool call is routed only by a map of tool names that listing the tools fills in \
+         the process that listed them, so a call on a replica that shares the store but has \
+         not listed them yet is answered 404",
+        "LiteLLM issue 42655, PR 38955";
 }
 
 impl Defect {

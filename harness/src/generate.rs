@@ -20,6 +20,13 @@
 //! long enough to fail a sync (`expect_store_unreachable`), and the client
 //! authentication a token server's registration insists on.
 //!
+//! Beside the server a case is about, about one case in five has
+//! neighbours ([`Neighbour`]): config servers on MCP hosts of their own,
+//! each of a kind that makes its end certain; and two split cases in five
+//! have a replica, a second data plane on the same store. Both are drawn
+//! after every other choice of a case, so that a case without them is the
+//! case it was before they existed.
+//!
 //! Time horizons: most cases end once the server has settled, about a
 //! second in; a `horizon` case lives several seconds, with tokens that
 //! expire within it, sessions the MCP server ends on its own, and many
@@ -353,6 +360,50 @@ impl Swarm {
     }
 }
 
+/// A second server beside the one the case is about, registered in the
+/// asked gateway's config file, on an MCP host of its own: what one
+/// upstream's trouble does to the tools of every server at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Neighbour {
+    /// Answers, with this many tools.
+    Healthy { tools: usize },
+    /// Nothing listens on its host: every connect is refused.
+    Refused,
+    /// Takes a static token other than the one registered: every request
+    /// gets 401.
+    Unauthorized,
+    /// Never answers `initialize`.
+    Hangs,
+}
+
+impl Neighbour {
+    /// Its status once settled: each kind makes it certain.
+    fn expected_status(self) -> Status {
+        match self {
+            Neighbour::Healthy { .. } => Status::Healthy,
+            Neighbour::Refused | Neighbour::Unauthorized | Neighbour::Hangs => Status::Unhealthy,
+        }
+    }
+}
+
+fn neighbour_strategy() -> impl Strategy<Value = Neighbour> {
+    prop_oneof![
+        (1usize..=2).prop_map(|tools| Neighbour::Healthy { tools }),
+        Just(Neighbour::Refused),
+        Just(Neighbour::Unauthorized),
+        Just(Neighbour::Hangs),
+    ]
+}
+
+/// No neighbour in most cases; one or two in about one case in five.
+/// Shrinks to none.
+fn neighbours_strategy() -> impl Strategy<Value = Vec<Neighbour>> {
+    prop_oneof![
+        4 => Just(Vec::new()),
+        1 => proptest::collection::vec(neighbour_strategy(), 1..=2),
+    ]
+}
+
 /// The parameters of every fault kind, used only where its switch is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
@@ -570,6 +621,11 @@ pub struct Plan {
     /// The plan registers, by one create, what a `rest-then-update` plan
     /// ends with after its update: the update twin ([`Plan::update_twin`]).
     pub merged_update: bool,
+    /// Servers beside `srv` on the asked gateway (`n1`, `n2`).
+    pub neighbours: Vec<Neighbour>,
+    /// A split deployment has a second data plane, `data2`, on the same
+    /// store (and the same cut links as `data`).
+    pub replica: bool,
 }
 
 /// The gateway's budgets in generated cases; latencies cluster around them.
@@ -633,6 +689,8 @@ const RECREATE_AFTER_MS: u64 = 100;
 /// after the other ([`BAD_INPUT_GAP_MS`] apart), and count as steps.
 const BAD_INPUTS_AFTER_MS: u64 = 50;
 const BAD_INPUT_GAP_MS: u64 = 10;
+/// The second data plane of a split deployment with a `replica`.
+const REPLICA: &str = "data2";
 
 fn auth_strategy() -> impl Strategy<Value = AuthPlan> {
     prop_oneof![
@@ -947,7 +1005,13 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
         restart,
         swarm_strategy(),
         faults_strategy(),
-        proptest::bool::weighted(0.3),
+        // Drawn last, so that every other choice of a case is what it was
+        // before neighbours existed.
+        (
+            proptest::bool::weighted(0.3),
+            neighbours_strategy(),
+            proptest::bool::weighted(0.4),
+        ),
     )
         .prop_map(
             |(
@@ -962,7 +1026,7 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 restart,
                 swarm,
                 faults,
-                slow_initialize,
+                (slow_initialize, neighbours, replica),
             )| Plan {
                 seed,
                 path,
@@ -988,6 +1052,8 @@ pub fn plan_strategy() -> impl Strategy<Value = Plan> {
                 faults,
                 caps: Capabilities::FULL,
                 merged_update: false,
+                neighbours,
+                replica,
             },
         )
 }
@@ -1852,7 +1918,13 @@ impl Plan {
     /// path's own swarm kinds (give-up, twin creates) are off; not for an
     /// alias, which mcpsim's words for the config file cannot carry.
     pub fn path_twin(&self) -> Option<Plan> {
-        if self.expected_status().is_none() || self.swarm.give_up || self.swarm.twin_create {
+        // A config server is on one data plane only, a REST one on both:
+        // with a replica, the paths end with different lists.
+        if self.expected_status().is_none()
+            || self.swarm.give_up
+            || self.swarm.twin_create
+            || self.replica()
+        {
             return None;
         }
         if self.final_change() == Some(UpdateChange::Alias) {
@@ -1902,6 +1974,67 @@ impl Plan {
         twin.swarm.give_up = false;
         twin.swarm.twin_create = false;
         twin.expected_status().is_some().then_some(twin)
+    }
+
+    /// The neighbours as the asked gateway's config file has them: name,
+    /// URL and auth.
+    fn neighbour_servers(&self) -> Vec<(String, String, ServerAuth)> {
+        self.neighbours
+            .iter()
+            .enumerate()
+            .map(|(k, neighbour)| {
+                let name = format!("n{}", k + 1);
+                let url = format!("http://mcp-{name}/mcp");
+                let auth = match neighbour {
+                    Neighbour::Unauthorized => ServerAuth::Bearer {
+                        token: WRONG_BEARER.into(),
+                    },
+                    _ => ServerAuth::None,
+                };
+                (name, url, auth)
+            })
+            .collect()
+    }
+
+    /// The neighbours' MCP hosts, `mcp-n1` and `mcp-n2`.
+    fn neighbour_hosts(&self) -> Vec<McpHost> {
+        self.neighbours
+            .iter()
+            .enumerate()
+            .map(|(k, neighbour)| {
+                let mut config = McpServerConfig {
+                    tools: tools(1, false),
+                    ..McpServerConfig::default()
+                };
+                match neighbour {
+                    Neighbour::Healthy { tools: count } => config.tools = tools(*count, false),
+                    Neighbour::Refused => {}
+                    Neighbour::Unauthorized => {
+                        config.auth = McpAuth::Bearer {
+                            token: BEARER.into(),
+                        }
+                    }
+                    Neighbour::Hangs => config.failures.push(McpFailureRule {
+                        method: "initialize".into(),
+                        kind: McpFailure::Hang,
+                        after: 0,
+                        count: None,
+                    }),
+                }
+                let host = McpHost::new(format!("mcp-n{}", k + 1)).config(config);
+                if *neighbour == Neighbour::Refused {
+                    host.not_listening()
+                } else {
+                    host
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the deployment has a second data plane: a split one with a
+    /// store.
+    fn replica(&self) -> bool {
+        self.replica && self.split() && self.caps.store
     }
 
     /// The gateway whose view of the server counts.
@@ -2010,7 +2143,13 @@ impl Plan {
         if config_here {
             host = host.server(self.config_server());
         }
+        for (name, url, auth) in self.neighbour_servers() {
+            host = host.server(ServerDef::http(name, url).auth(auth));
+        }
         gateways.push(host);
+        if self.replica() {
+            gateways.push(with_store(GatewayHost::new(REPLICA)).settings(settings(Role::Data, 3)));
+        }
 
         // The registration's own fields beyond mcpsim's words, and an
         // unknown one a gateway of LiteLLM's dialect must ignore.
@@ -2304,23 +2443,36 @@ impl Plan {
                 Link::Store => "db",
             };
             let heal_at = cut.at_ms + cut.for_ms;
-            if verb == "partition" {
-                faults.push(Fault::partition(cut.at_ms, asked, other));
-                faults.push(Fault::repair(heal_at, asked, other));
+            let cut_hosts: &[&str] = if self.replica() {
+                &[asked, REPLICA]
             } else {
-                faults.push(Fault::hold(cut.at_ms, asked, other));
-                faults.push(Fault::release(heal_at, asked, other));
+                &[asked]
+            };
+            for &host in cut_hosts {
+                if verb == "partition" {
+                    faults.push(Fault::partition(cut.at_ms, host, other));
+                    faults.push(Fault::repair(heal_at, host, other));
+                } else {
+                    faults.push(Fault::hold(cut.at_ms, host, other));
+                    faults.push(Fault::release(heal_at, host, other));
+                }
             }
         }
         let poll_until_ms = self.poll_until_ms();
         let deadline_ms = (poll_until_ms + 2_000).max(5_000);
 
-        let description = format!(
+        let mut description = format!(
             "generated: {} with {:?}; swarm: {}",
             self.path.name(),
             self.auth,
             self.swarm.names().join(" ")
         );
+        if !self.neighbours.is_empty() {
+            description.push_str(&format!("; neighbours: {:?}", self.neighbours));
+        }
+        if self.replica() {
+            description.push_str("; replica: data2");
+        }
         let mut builder = Scenario::builder(description)
             .seed(self.seed)
             .deadline_ms(deadline_ms)
@@ -2345,6 +2497,9 @@ impl Plan {
         for server in token_servers {
             builder = builder.token_server(server);
         }
+        for host in self.neighbour_hosts() {
+            builder = builder.mcp_server(host);
+        }
         for step in steps {
             builder = builder.step(step);
         }
@@ -2360,6 +2515,13 @@ impl Plan {
                 expectation = expectation.tool_count(self.final_tool_count());
             }
             builder = builder.expect("srv", expectation);
+        }
+        for (k, neighbour) in self.neighbours.iter().enumerate() {
+            let mut expectation = Expectation::status(neighbour.expected_status());
+            if let Neighbour::Healthy { tools } = neighbour {
+                expectation = expectation.tool_count(*tools);
+            }
+            builder = builder.expect(format!("n{}", k + 1), expectation);
         }
         builder.build()
     }

@@ -5,9 +5,13 @@
 //! Its phases: [`Operator::send_steps`] (the scenario's writes, a group of
 //! racing steps at a time), [`Operator::poll_until_settled`] (every gateway,
 //! until every server has left `unknown` after the last fault, or the
-//! deadline), [`Operator::read_tools`] (and, when asked, a call of every
-//! listed tool of each healthy server, with arguments its input schema
-//! takes and the `MCP-Protocol-Version` an MCP client sends), and
+//! deadline), [`Operator::read_tools`] (each server's tools, then every
+//! server's at once where the dialect can read that, and, when asked, a
+//! call of every listed tool of each healthy server, with arguments its
+//! input schema takes and the `MCP-Protocol-Version` an MCP client
+//! sends, through the gateway that listed it and through every other
+//! tool-serving gateway on the same store that lists the server healthy),
+//! and
 //! [`Operator::read_again`] (one more list, so that a status that changed
 //! while tools were read is not judged against them).
 
@@ -129,6 +133,19 @@ pub(crate) struct ToolRead {
     pub tools: Result<Vec<ToolView>, String>,
 }
 
+/// One read of the tools of every server of a gateway at once (the
+/// aggregate list), made just after the per-server reads of that gateway.
+#[derive(Clone, Debug)]
+pub(crate) struct AggregateRead {
+    pub gateway: String,
+    pub sent_ms: u64,
+    /// When the read ended, answered or given up.
+    pub ended_ms: u64,
+    /// The exposed name of every tool listed, or why none could be read
+    /// (`no answer` when none came in time).
+    pub tools: Result<Vec<String>, String>,
+}
+
 /// One tool call through a gateway.
 #[derive(Clone, Debug)]
 pub(crate) struct ToolCall {
@@ -154,6 +171,7 @@ pub(crate) struct Records {
     pub polls: Vec<Poll>,
     pub health: Vec<HealthPoll>,
     pub tool_reads: Vec<ToolRead>,
+    pub aggregate_reads: Vec<AggregateRead>,
     pub tool_calls: Vec<ToolCall>,
     /// Every response body the operator read, for the secrets check.
     pub bodies: Vec<String>,
@@ -531,8 +549,11 @@ impl Operator<'_> {
     }
 
     /// Reads the tools of every listed server on every gateway that serves
-    /// MCP traffic, and calls every listed tool of each healthy server when
-    /// asked.
+    /// MCP traffic, then, where the dialect can and the gateway lists more
+    /// than one server, the tools of every server of that gateway at once,
+    /// and then calls every listed tool of each
+    /// healthy server when asked: the reads of one gateway follow each
+    /// other closely, so that they can be compared.
     async fn read_tools(&self) {
         let listed: Vec<Seen> = {
             let records = self.records();
@@ -541,38 +562,30 @@ impl Operator<'_> {
                 .filter(|s| !s.deleted)
                 .collect()
         };
-        for seen in listed {
-            let serves = self
-                .hosts
-                .get(&seen.gateway)
-                .is_some_and(|d| d.serves_tools);
+        let mut gateways: Vec<&str> = listed.iter().map(|s| s.gateway.as_str()).collect();
+        gateways.dedup();
+        for gateway in gateways {
+            let serves = self.hosts.get(gateway).is_some_and(|d| d.serves_tools);
             if !serves {
                 continue;
             }
-            let request = self.dialect.tools(&seen.server_id);
-            let sent_ms = self.now_ms();
-            let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
-            let tools = match &answer {
-                Some((status, body)) => self.dialect.read_tools(
-                    ApiAnswer {
-                        status: *status,
-                        body,
-                    },
-                    &seen.view,
-                ),
-                None => Err("no answer".to_string()),
-            };
-            self.records().tool_reads.push(ToolRead {
-                gateway: seen.gateway.clone(),
-                server_id: seen.server_id.clone(),
-                sent_ms,
-                ended_ms: self.now_ms(),
-                tools: tools.clone(),
-            });
-            let Ok(tools) = tools else {
+            let mut read = Vec::new();
+            for seen in listed.iter().filter(|s| s.gateway == gateway) {
+                if let Some(tools) = self.read_server_tools(seen).await {
+                    read.push((seen, tools));
+                }
+            }
+            // With one server the aggregate is that server's own list.
+            if listed.iter().filter(|s| s.gateway == gateway).count() > 1 {
+                self.read_aggregate(gateway).await;
+            }
+            if !self.scenario.operator.call_tools {
                 continue;
-            };
-            if self.scenario.operator.call_tools && seen.view.status == Status::Healthy {
+            }
+            for (seen, tools) in read {
+                if seen.view.status != Status::Healthy {
+                    continue;
+                }
                 // One call first, then every other listed tool at once, as a
                 // client fanning out would: the calls take two calls' time,
                 // not one per tool, and the first leaves the gateway holding
@@ -580,13 +593,95 @@ impl Operator<'_> {
                 let Some((first, rest)) = tools.split_first() else {
                     continue;
                 };
-                let first = self.call_tool(&seen, first).await;
+                let first = self.call_tool(seen, first).await;
                 self.records().tool_calls.push(first);
-                let calls = rest.iter().map(|tool| self.call_tool(&seen, tool));
+                let calls = rest.iter().map(|tool| self.call_tool(seen, tool));
                 let calls = futures_util::future::join_all(calls).await;
                 self.records().tool_calls.extend(calls);
+                // The same tools through every other gateway that serves
+                // tools from the same store and lists the server healthy
+                // too (a replica), as a client balanced across replicas
+                // would call them.
+                for other in self.replicas_of(gateway, &listed, &seen.server_id) {
+                    let calls = tools.iter().map(|tool| self.call_tool(other, tool));
+                    let calls = futures_util::future::join_all(calls).await;
+                    self.records().tool_calls.extend(calls);
+                }
             }
         }
+    }
+
+    /// The server `server_id` as every other tool-serving gateway that
+    /// shares `gateway`'s store lists it, healthy.
+    fn replicas_of<'s>(&self, gateway: &str, listed: &'s [Seen], server_id: &str) -> Vec<&'s Seen> {
+        let store = |host: &str| {
+            self.scenario
+                .gateways
+                .iter()
+                .find(|g| g.host == host)
+                .and_then(|g| g.store.clone())
+        };
+        let Some(own) = store(gateway) else {
+            return Vec::new();
+        };
+        listed
+            .iter()
+            .filter(|s| {
+                s.gateway != gateway
+                    && s.server_id == server_id
+                    && s.view.status == Status::Healthy
+                    && self.hosts.get(&s.gateway).is_some_and(|d| d.serves_tools)
+                    && store(&s.gateway).as_ref() == Some(&own)
+            })
+            .collect()
+    }
+
+    /// Reads one server's tools and records the read; gives what it read.
+    async fn read_server_tools(&self, seen: &Seen) -> Option<Vec<ToolView>> {
+        let request = self.dialect.tools(&seen.server_id);
+        let sent_ms = self.now_ms();
+        let answer = self.call(&seen.gateway, &request, CALL_TIMEOUT).await;
+        let tools = match &answer {
+            Some((status, body)) => self.dialect.read_tools(
+                ApiAnswer {
+                    status: *status,
+                    body,
+                },
+                &seen.view,
+            ),
+            None => Err("no answer".to_string()),
+        };
+        self.records().tool_reads.push(ToolRead {
+            gateway: seen.gateway.clone(),
+            server_id: seen.server_id.clone(),
+            sent_ms,
+            ended_ms: self.now_ms(),
+            tools: tools.clone(),
+        });
+        tools.ok()
+    }
+
+    /// Reads the tools of every server of one gateway at once, if the
+    /// dialect can, and records the read.
+    async fn read_aggregate(&self, gateway: &str) {
+        let Some(request) = self.dialect.tools_all() else {
+            return;
+        };
+        let sent_ms = self.now_ms();
+        let answer = self.call(gateway, &request, CALL_TIMEOUT).await;
+        let tools = match &answer {
+            Some((status, body)) => self.dialect.read_tools_all(ApiAnswer {
+                status: *status,
+                body,
+            }),
+            None => Err("no answer".to_string()),
+        };
+        self.records().aggregate_reads.push(AggregateRead {
+            gateway: gateway.to_string(),
+            sent_ms,
+            ended_ms: self.now_ms(),
+            tools,
+        });
     }
 
     /// Calls one listed tool with arguments its input schema takes.

@@ -72,6 +72,8 @@ pub enum Flaw {
     /// An updated server goes back to its definition before the update at
     /// the next re-check, for one interval, as a stale copy would.
     RevertsUpdates,
+    /// The tools of every server at once hold the first server's only.
+    AggregatesFirstOnly,
 }
 
 #[derive(Clone, Debug)]
@@ -597,7 +599,10 @@ struct ToolsQuery {
 
 async fn tools(State(app): Shared, Query(query): Query<ToolsQuery>) -> Json<Value> {
     let mut out = Vec::new();
-    for server in app.lock().values() {
+    let first_only = query.server_id.is_none() && app.flaw == Flaw::AggregatesFirstOnly;
+    let servers = app.lock();
+    let take = if first_only { 1 } else { servers.len() };
+    for server in servers.values().take(take) {
         if query.server_id.as_ref().is_some_and(|id| id != &server.id) {
             continue;
         }

@@ -22,7 +22,7 @@ mod sync;
 mod upstream;
 mod views;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -113,6 +113,10 @@ struct State {
     /// (the `client-broken-after-error` defect); an update or a delete
     /// mends it.
     broken: BTreeMap<String, String>,
+    /// Tool names this process has listed, the only ones it routes (the
+    /// `tool-routes-per-replica` defect); never stored, so a replica that
+    /// shares the store has its own.
+    routes: BTreeSet<String>,
 }
 
 pub(crate) struct Registry {
@@ -160,6 +164,7 @@ impl Registry {
                 loaded: false,
                 orphans: Vec::new(),
                 broken: BTreeMap::new(),
+                routes: BTreeSet::new(),
             }),
             settings,
             deps,

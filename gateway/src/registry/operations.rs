@@ -80,6 +80,11 @@ impl Registry {
                     .find(|e| e.spec.alias == alias)
                     .map(|e| (e, tool)),
             };
+            // Defect tool-routes-per-replica: a name is routed only once
+            // this process has listed it (LiteLLM issue 42655, PR 38955).
+            if self.has(Defect::ToolRoutesPerReplica) && !state.routes.contains(name) {
+                return Err(unknown());
+            }
             found
                 .map(|(e, tool)| (e.spec.clone(), tool))
                 .ok_or_else(unknown)?

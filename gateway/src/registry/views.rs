@@ -55,7 +55,7 @@ impl Registry {
 
     /// Tools of one server or of all, named `<alias>-<tool>`.
     pub fn tools(&self, server_id: Option<&str>) -> Result<Vec<Value>, ApiError> {
-        let state = self.lock();
+        let mut state = self.lock();
         if let Some(id) = server_id {
             if !state.servers.contains_key(id) {
                 return Err(ApiError::new(
@@ -73,6 +73,35 @@ impl Registry {
         // `pat.batch` and `pat_batch` the first listed wins
         // (craft-agents-oss issue 1002).
         let sanitize = self.has(Defect::SanitizedNamesCollide);
+        if server_id.is_none() {
+            // Every stored error names its stage first (`connect: ...`),
+            // and an upstream's refusal its status (`HTTP 401 ...`).
+            let errors = || {
+                state
+                    .servers
+                    .values()
+                    .filter_map(|e| e.health.error.as_deref())
+            };
+            // Defect one-upstream-aborts-aggregate: the aggregate listing
+            // fails as a whole when one server cannot be connected to
+            // (agentgateway issue 1266).
+            if self.has(Defect::OneUpstreamAbortsAggregate)
+                && errors().any(|error| error.starts_with("connect:"))
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "listing the tools of every server failed: an upstream could not be reached",
+                ));
+            }
+            // Defect one-401-empties-aggregate: one server that answers
+            // 401 turns the whole aggregate into an empty list (LiteLLM PR
+            // 31684).
+            if self.has(Defect::One401EmptiesAggregate)
+                && errors().any(|error| error.contains("HTTP 401"))
+            {
+                return Ok(Vec::new());
+            }
+        }
         let mut out = Vec::new();
         for entry in state.servers.values() {
             if server_id.is_some_and(|id| id != entry.spec.id) {
@@ -98,6 +127,16 @@ impl Registry {
                     json!({"server_name": entry.spec.name, "server_id": entry.spec.id});
                 out.push(value);
             }
+        }
+        // Defect tool-routes-per-replica: listing fills this process's
+        // route map, and only what it holds can be called (LiteLLM issue
+        // 42655, PR 38955).
+        if self.has(Defect::ToolRoutesPerReplica) {
+            let names: Vec<String> = out
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect();
+            state.routes.extend(names);
         }
         Ok(out)
     }

@@ -431,3 +431,64 @@ async fn sanitized_names_collide() {
         assert_eq!(rig.row("d1").await["tool_count"], 3);
     }
 }
+
+/// A gateway with a healthy server `d1` (two tools at `db`) and a second
+/// server `w1` whose checks fail as `second` makes them; the tools of
+/// every server at once, as answered.
+async fn aggregate_beside(on: bool, defect: Defect, second: Value) -> (u16, Value) {
+    let world = World::with(&[
+        (
+            "db",
+            Mcp {
+                tools: 2,
+                ..Mcp::default()
+            },
+        ),
+        (
+            "wiki",
+            Mcp {
+                tools: 1,
+                accept: tokens(0),
+                ..Mcp::default()
+            },
+        ),
+    ]);
+    let rig = rig(settings(&switched(on, defect)), &world, json!({}), None);
+    for body in [open_body("d1", "db"), second] {
+        let (status, row) = rig.call("POST", "/v1/mcp/server", body).await;
+        assert_eq!(status, 201, "{row}");
+    }
+    pass(1_000).await;
+    assert_eq!(rig.row("d1").await["status"], "healthy");
+    assert_eq!(rig.row("w1").await["status"], "unhealthy");
+    assert_eq!(rig.tool_names(Some("d1")).await, ["d1-tool0", "d1-tool1"]);
+    rig.call("GET", "/v1/mcp/tools", Value::Null).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_upstream_aborts_aggregate() {
+    for on in [false, true] {
+        // Nothing listens at `down`: w1's last error is at connect.
+        let second = open_body("w1", "down");
+        let (status, tools) =
+            aggregate_beside(on, Defect::OneUpstreamAbortsAggregate, second).await;
+        if on {
+            assert_eq!(status, 502, "{tools}");
+        } else {
+            assert_eq!(status, 200, "{tools}");
+            assert_eq!(tools["tools"].as_array().unwrap().len(), 2, "{tools}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_401_empties_aggregate() {
+    for on in [false, true] {
+        // `wiki` takes no token at all: w1's last error is a 401.
+        let second = bearer_body("w1", "wiki");
+        let (status, tools) = aggregate_beside(on, Defect::One401EmptiesAggregate, second).await;
+        assert_eq!(status, 200, "{tools}");
+        let listed = tools["tools"].as_array().unwrap().len();
+        assert_eq!(listed, if on { 0 } else { 2 }, "{tools}");
+    }
+}

@@ -299,3 +299,45 @@ async fn credentials_unmasked_in_row() {
         assert_eq!(one.contains(SECRET), on, "{one}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn tool_routes_per_replica() {
+    for on in [false, true] {
+        let world = World::with(&[("a", Mcp::default())]);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let defects = switched(on, Defect::ToolRoutesPerReplica);
+        let replica = || {
+            rig(
+                GatewaySettings {
+                    role: Role::Data,
+                    sync_interval_ms: 500,
+                    ..settings(&defects)
+                },
+                &world,
+                json!({}),
+                Some(store.clone()),
+            )
+        };
+        let (one, two) = (replica(), replica());
+        let (status, row) = one
+            .call("POST", "/v1/mcp/server", open_body("r1", "a"))
+            .await;
+        assert_eq!(status, 201, "{row}");
+        pass(2_000).await;
+        // Both replicas know the server and have checked it.
+        assert_eq!(one.row("r1").await["status"], "healthy");
+        assert_eq!(two.row("r1").await["status"], "healthy");
+        assert_eq!(one.tool_names(Some("r1")).await.len(), 3);
+        let call = json!({"name": "r1-tool0", "arguments": {}});
+        let (status, text) = two
+            .call_text("POST", "/mcp-rest/tools/call", call.clone(), None)
+            .await;
+        assert_eq!(status, if on { 404 } else { 200 }, "{text}");
+        // Once the second replica has listed the tools, it routes them.
+        assert_eq!(two.tool_names(Some("r1")).await.len(), 3);
+        let (status, text) = two
+            .call_text("POST", "/mcp-rest/tools/call", call, None)
+            .await;
+        assert_eq!(status, 200, "{text}");
+    }
+}

@@ -2,7 +2,8 @@
 //! listed server vanishes unless a delete the gateway took (or did not
 //! answer) removed it, or its gateway restarted; at the end a healthy server
 //! lists exactly the tools of the fake behind it, in a tool list its
-//! gateway's dialect can read.
+//! gateway's dialect can read; the tools of every server at once (the
+//! aggregate list) are the union of each server's own, read just before.
 //!
 //! Freshness: a gateway that declares it follows
 //! `notifications/tools/list_changed` and was sent one on an open stream
@@ -21,7 +22,7 @@
 //! Outside-in: it reads the operator's polls, writes and tool reads, the
 //! faults, the fakes' tool lists, request logs and notices.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mcpsim_fakes::McpOutcome;
 use mcpsim_sut::Status;
@@ -138,6 +139,7 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
         }
     }
     findings.extend(freshness(e));
+    findings.extend(aggregate_findings(e));
     check("consistency", findings)
 }
 
@@ -206,4 +208,167 @@ fn freshness(e: &Evidence<'_>) -> Vec<String> {
         }
     }
     findings
+}
+
+/// The aggregate rule: an aggregate list answers (no error status), and
+/// holds every tool that a server's own list, read just before on the same
+/// gateway, showed, and nothing else.
+///
+/// A server's own read is compared only when nothing could have changed
+/// its tools between that read and the aggregate's: no write that may
+/// have landed on the gateway in the window (answered, plus a sync and a
+/// store call for a gateway that learns it from the store), no fault on the
+/// gateway, on the server's upstream or on a token server in the window (a
+/// crash of the upstream at any time before: the gateway learns of it at
+/// its next check), and no request of the gateway that reached the
+/// server's upstream or a token server in the window or is still
+/// unanswered (an attempt that ended there). Tools beyond the union are
+/// judged only when every server of the gateway was read and compared.
+fn aggregate_findings(e: &Evidence<'_>) -> Vec<String> {
+    let records = &e.outcome.records;
+    let mut findings = Vec::new();
+    let slack = 4 * e.hop_ms();
+    let token_hosts: Vec<&str> = e
+        .scenario
+        .token_servers
+        .iter()
+        .map(|t| t.host.as_str())
+        .collect();
+    for (k, aggregate) in records.aggregate_reads.iter().enumerate() {
+        let gateway = aggregate.gateway.as_str();
+        let end = aggregate.ended_ms;
+        let names = match &aggregate.tools {
+            Ok(names) => names,
+            Err(error) if error == "no answer" => continue,
+            Err(error) => {
+                if !e.faults.restarted(gateway, aggregate.sent_ms, end) {
+                    findings.push(format!(
+                        "{gateway} at {end} ms: the tools of every server could not be read: {error}"
+                    ));
+                }
+                continue;
+            }
+        };
+        // This round's own reads: after the previous aggregate of the same
+        // gateway, before this one.
+        let since = records.aggregate_reads[..k]
+            .iter()
+            .filter(|a| a.gateway == gateway)
+            .map(|a| a.ended_ms)
+            .max()
+            .unwrap_or(0);
+        let reads: Vec<_> = records
+            .tool_reads
+            .iter()
+            .filter(|r| {
+                r.gateway == gateway && r.sent_ms >= since && r.ended_ms <= aggregate.sent_ms
+            })
+            .collect();
+        let listed: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let mut union: BTreeSet<&str> = BTreeSet::new();
+        let mut all_compared = !reads.is_empty();
+        for read in reads {
+            let Ok(tools) = &read.tools else {
+                all_compared = false;
+                continue;
+            };
+            union.extend(tools.iter().map(|t| t.exposed.as_str()));
+            let start = read.sent_ms.saturating_sub(slack);
+            if !quiet(e, gateway, &read.server_id, &token_hosts, start, end) {
+                all_compared = false;
+                continue;
+            }
+            let missing: Vec<&str> = tools
+                .iter()
+                .map(|t| t.exposed.as_str())
+                .filter(|t| !listed.contains(t))
+                .collect();
+            if !missing.is_empty() {
+                findings.push(format!(
+                    "{gateway} at {end} ms: the tools of every server leave out {} of the {} tools {} listed at {} ms ({})",
+                    missing.len(),
+                    tools.len(),
+                    read.server_id,
+                    read.ended_ms,
+                    missing.join(", ")
+                ));
+            }
+        }
+        if all_compared {
+            let extra: Vec<&str> = listed.difference(&union).copied().collect();
+            if !extra.is_empty() {
+                findings.push(format!(
+                    "{gateway} at {end} ms: the tools of every server list {} no server's own list shows ({})",
+                    extra.len(),
+                    extra.join(", ")
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// Whether nothing could have changed the tools `gateway` shows for
+/// `server_id` in `start..=end` (see [`aggregate_findings`]).
+fn quiet(
+    e: &Evidence<'_>,
+    gateway: &str,
+    server_id: &str,
+    token_hosts: &[&str],
+    start: u64,
+    end: u64,
+) -> bool {
+    let records = &e.outcome.records;
+    // A write lands where it was sent when it is answered, and on a gateway
+    // that shares its store within a sync and a store call; whatever it
+    // starts upstream after that shows in the upstream's log.
+    let sync_ms = e.declared(gateway).map_or(0, |d| {
+        d.sync_interval_ms.unwrap_or(0) + d.store_budget_ms.unwrap_or(0)
+    });
+    let lands_until = |w: &crate::operator::WriteRecord| {
+        w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms) + sync_ms + 4 * e.hop_ms()
+    };
+    if records
+        .writes
+        .iter()
+        .any(|w| w.maybe_applied() && lands_until(w) >= start && w.sent_ms <= end)
+    {
+        return false;
+    }
+    let upstream = e
+        .seen
+        .get(&(gateway.to_string(), server_id.to_string()))
+        .and_then(|s| e.upstream_host(s.view.url.as_deref()));
+    let Some(upstream) = upstream else {
+        return false;
+    };
+    let crashed = e.scenario.faults.iter().any(|f| {
+        f.at_ms <= end
+            && matches!(&f.verb, crate::scenario::Verb::Crash { host } if *host == upstream)
+    });
+    let mut hosts = vec![gateway, upstream.as_str()];
+    hosts.extend(token_hosts);
+    if crashed
+        || hosts
+            .iter()
+            .any(|h| e.faults.touched_between(h, start, end))
+    {
+        return false;
+    }
+    let busy = |peer: Option<&str>, received: u64, answered: Option<u64>| {
+        peer == Some(gateway) && received <= end && answered.is_none_or(|a| a >= start)
+    };
+    let mcp_busy = e.outcome.mcp_requests.get(&upstream).is_some_and(|log| {
+        log.records
+            .iter()
+            .any(|r| busy(r.peer.as_deref(), r.received_ms, r.answered_ms))
+    });
+    let token_busy = token_hosts.iter().any(|host| {
+        e.outcome.token_requests.get(*host).is_some_and(|log| {
+            log.records
+                .iter()
+                .any(|r| busy(r.peer.as_deref(), r.received_ms, r.answered_ms))
+        })
+    });
+    !mcp_busy && !token_busy
 }

@@ -281,6 +281,21 @@ impl Dialect for ContextForge {
         Ok(out)
     }
 
+    fn tools_all(&self) -> Option<ApiRequest> {
+        Some(ApiRequest::get("/tools?limit=0"))
+    }
+
+    fn read_tools_all(&self, answer: ApiAnswer<'_>) -> Result<Vec<String>, String> {
+        expect_ok(answer, "the tools of every gateway")?;
+        let Value::Array(tools) = answer.body else {
+            return Err("the tools of every gateway are not a JSON array".to_string());
+        };
+        tools
+            .iter()
+            .map(|t| text(t, "name").ok_or_else(|| "a tool has no name".to_string()))
+            .collect()
+    }
+
     fn read_call(&self, answer: ApiAnswer<'_>) -> CallAnswer {
         let rpc_error = answer
             .body

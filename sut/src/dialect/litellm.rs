@@ -305,6 +305,28 @@ impl Dialect for LiteLlm {
         Ok(out)
     }
 
+    fn tools_all(&self) -> Option<ApiRequest> {
+        Some(ApiRequest::get("/v1/mcp/tools"))
+    }
+
+    fn read_tools_all(&self, answer: ApiAnswer<'_>) -> Result<Vec<String>, String> {
+        expect_ok(answer, "the tools of every server")?;
+        let tools = answer
+            .body
+            .get("tools")
+            .and_then(Value::as_array)
+            .ok_or("the tools of every server have no tools array")?;
+        tools
+            .iter()
+            .map(|t| {
+                t.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| "a tool of the aggregate list has no name".to_string())
+            })
+            .collect()
+    }
+
     fn read_call(&self, answer: ApiAnswer<'_>) -> CallAnswer {
         read_call(answer)
     }

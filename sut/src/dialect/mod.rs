@@ -165,6 +165,22 @@ pub trait Dialect: Send + Sync + 'static {
     ) -> Result<Vec<ToolView>, String>;
     fn read_call(&self, answer: ApiAnswer<'_>) -> CallAnswer;
 
+    /// The request that reads the tools of every server at once (the
+    /// aggregate a client sees), if the gateway has one that this dialect
+    /// can read; `None` leaves the aggregate unread and unjudged.
+    fn tools_all(&self) -> Option<ApiRequest> {
+        None
+    }
+
+    /// Reads the answer to [`Dialect::tools_all`]: the exposed name of every
+    /// tool listed, in the order given.
+    fn read_tools_all(&self, _answer: ApiAnswer<'_>) -> Result<Vec<String>, String> {
+        Err(format!(
+            "the {} dialect cannot read the tools of every server",
+            self.name()
+        ))
+    }
+
     /// Whether the gateway's views carry the time of the last check
     /// (`last_health_check`), so that a settled status without one is a
     /// finding.
