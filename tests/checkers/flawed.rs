@@ -72,6 +72,9 @@ pub enum Flaw {
     /// An updated server goes back to its definition before the update at
     /// the next re-check, for one interval, as a stale copy would.
     RevertsUpdates,
+    /// A failed check changes the status and keeps the tools of the last
+    /// good listing.
+    KeepsStaleTools,
 }
 
 #[derive(Clone, Debug)]
@@ -318,8 +321,10 @@ impl App {
             Err(error) => {
                 server.status = "unhealthy";
                 server.error = Some(error);
-                server.tools = Vec::new();
-                server.first_page = 0;
+                if self.flaw != Flaw::KeepsStaleTools {
+                    server.tools = Vec::new();
+                    server.first_page = 0;
+                }
             }
         }
     }
