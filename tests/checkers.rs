@@ -1324,6 +1324,38 @@ fn an_update_undone_for_a_while_fails_the_api_contract() {
     caught(Flaw::RevertsUpdates, &scenario, "api_contract", "yet at");
 }
 
+/// A server whose upstream went away after a good listing, and that keeps
+/// that listing's tools while unhealthy, fails consistency as soon as the
+/// operator reads its tools between two polls after the same failed check.
+#[test]
+fn an_unhealthy_server_that_keeps_its_tools_fails_consistency() {
+    let scenario = Scenario::builder("an unhealthy server lists no tools")
+        .deadline_ms(4_000)
+        .gateway(GatewayHost::new("gateway").settings(settings()))
+        .mcp_server(docs(2))
+        .step(Step::create(ServerDef::http("docs", "http://docs/mcp")))
+        .fault(Fault::crash(500, "docs"))
+        .poll_until_ms(2_500)
+        .expect("docs", Expectation::status(Status::Unhealthy))
+        .build()
+        .unwrap();
+    let report = caught(
+        Flaw::KeepsStaleTools,
+        &scenario,
+        "consistency",
+        "yet lists 2 tools",
+    );
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "consistency")
+        .unwrap();
+    assert!(check
+        .findings
+        .iter()
+        .any(|f| f.contains("unhealthy since its check")));
+}
+
 #[test]
 fn a_refusal_quoting_a_pasted_secret_fails_no_secrets() {
     let scenario = Scenario::builder("a client secret pasted as credentials is refused unquoted")

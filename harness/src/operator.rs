@@ -5,7 +5,8 @@
 //! Its phases: [`Operator::send_steps`] (the scenario's writes, a group of
 //! racing steps at a time), [`Operator::poll_until_settled`] (every gateway,
 //! until every server has left `unknown` after the last fault, or the
-//! deadline), [`Operator::read_tools`] (each server's tools, then every
+//! deadline; the tools of a server a list shows unhealthy are read once
+//! per check of it), [`Operator::read_tools`] (each server's tools, then every
 //! server's at once where the dialect can read that, and, when asked, a
 //! call of every listed tool of each healthy server, with arguments its
 //! input schema takes and the `MCP-Protocol-Version` an MCP client
@@ -146,6 +147,20 @@ pub(crate) struct AggregateRead {
     pub tools: Result<Vec<String>, String>,
 }
 
+/// One read, while the operator polls, of the tools of a server the list
+/// just showed unhealthy: once per check of it (`last_health_check`).
+#[derive(Clone, Debug)]
+pub(crate) struct UnhealthyRead {
+    pub gateway: String,
+    pub server_id: String,
+    /// The `last_health_check` of the unhealthy row.
+    pub checked: String,
+    pub sent_ms: u64,
+    /// When the read ended, answered or given up.
+    pub ended_ms: u64,
+    pub tools: Result<Vec<ToolView>, String>,
+}
+
 /// One tool call through a gateway.
 #[derive(Clone, Debug)]
 pub(crate) struct ToolCall {
@@ -172,6 +187,7 @@ pub(crate) struct Records {
     pub health: Vec<HealthPoll>,
     pub tool_reads: Vec<ToolRead>,
     pub aggregate_reads: Vec<AggregateRead>,
+    pub unhealthy_reads: Vec<UnhealthyRead>,
     pub tool_calls: Vec<ToolCall>,
     /// Every response body the operator read, for the secrets check.
     pub bodies: Vec<String>,
@@ -494,6 +510,7 @@ impl Operator<'_> {
                         if rows.iter().any(|r| r.status == Status::Unknown) {
                             all_settled = false;
                         }
+                        self.read_unhealthy_tools(&g.host, rows).await;
                     }
                     Err(_) => all_settled = false,
                 }
@@ -545,6 +562,48 @@ impl Operator<'_> {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(scenario.operator.poll_interval_ms)).await;
+        }
+    }
+
+    /// Reads the tools of each server the list just showed unhealthy, once
+    /// per check of it, on a gateway that serves MCP traffic and states when
+    /// it checked: an unhealthy server lists no tools, which `consistency`
+    /// judges against the polls around the read.
+    async fn read_unhealthy_tools(&self, gateway: &str, rows: &[ServerView]) {
+        if !self.hosts.get(gateway).is_some_and(|d| d.serves_tools) {
+            return;
+        }
+        for row in rows.iter().filter(|r| r.status == Status::Unhealthy) {
+            let Some(checked) = row.last_health_check.clone() else {
+                continue;
+            };
+            let read_before = self.records().unhealthy_reads.iter().any(|r| {
+                r.gateway == gateway && r.server_id == row.server_id && r.checked == checked
+            });
+            if read_before {
+                continue;
+            }
+            let request = self.dialect.tools(&row.server_id);
+            let sent_ms = self.now_ms();
+            let answer = self.call(gateway, &request, CALL_TIMEOUT).await;
+            let tools = match &answer {
+                Some((status, body)) => self.dialect.read_tools(
+                    ApiAnswer {
+                        status: *status,
+                        body,
+                    },
+                    row,
+                ),
+                None => Err("no answer".to_string()),
+            };
+            self.records().unhealthy_reads.push(UnhealthyRead {
+                gateway: gateway.to_string(),
+                server_id: row.server_id.clone(),
+                checked,
+                sent_ms,
+                ended_ms: self.now_ms(),
+                tools,
+            });
         }
     }
 

@@ -74,6 +74,9 @@ pub enum Flaw {
     RevertsUpdates,
     /// The tools of every server at once hold the first server's only.
     AggregatesFirstOnly,
+    /// A failed check changes the status and keeps the tools of the last
+    /// good listing.
+    KeepsStaleTools,
 }
 
 #[derive(Clone, Debug)]
@@ -320,8 +323,10 @@ impl App {
             Err(error) => {
                 server.status = "unhealthy";
                 server.error = Some(error);
-                server.tools = Vec::new();
-                server.first_page = 0;
+                if self.flaw != Flaw::KeepsStaleTools {
+                    server.tools = Vec::new();
+                    server.first_page = 0;
+                }
             }
         }
     }

@@ -1,6 +1,8 @@
 //! Consistency of every health record the operator saw, at every poll; no
 //! listed server vanishes unless a delete the gateway took (or did not
-//! answer) removed it, or its gateway restarted; at the end a healthy server
+//! answer) removed it, or its gateway restarted; an unhealthy server lists
+//! no tools, whenever the operator reads them between two polls that show
+//! it unhealthy after the same check; at the end a healthy server
 //! lists exactly the tools of the fake behind it, in a tool list its
 //! gateway's dialect can read; the tools of every server at once (the
 //! aggregate list) are the union of each server's own, read just before.
@@ -91,6 +93,7 @@ pub(crate) fn check_consistency(e: &Evidence<'_>) -> Check {
             *gone = true;
         }
     }
+    unhealthy_lists_no_tools(e, &mut findings);
     for seen in e.seen.values().filter(|s| !s.deleted && s.serves_tools) {
         let name = &seen.view.name;
         if seen.view.status != Status::Healthy {
@@ -371,4 +374,40 @@ fn quiet(
         })
     });
     !mcp_busy && !token_busy
+}
+
+/// An unhealthy server lists no tools: a read of its tools, made while the
+/// operator polled because a poll showed it unhealthy, that lists some,
+/// when the next poll of that gateway still shows it unhealthy after the
+/// same check (no check of it ended in between).
+fn unhealthy_lists_no_tools(e: &Evidence<'_>, findings: &mut Vec<String>) {
+    let records = &e.outcome.records;
+    for read in &records.unhealthy_reads {
+        let Ok(tools) = &read.tools else {
+            continue;
+        };
+        if tools.is_empty() {
+            continue;
+        }
+        let next = records.polls.iter().find(|p| {
+            p.gateway == read.gateway && p.phase == Phase::Settling && p.sent_ms >= read.ended_ms
+        });
+        let still = next
+            .and_then(|p| p.servers.as_ref().ok())
+            .and_then(|rows| rows.iter().find(|r| r.server_id == read.server_id))
+            .is_some_and(|r| {
+                r.status == Status::Unhealthy
+                    && r.last_health_check.as_deref() == Some(read.checked.as_str())
+            });
+        if still {
+            findings.push(format!(
+                "{}/{} at {} ms: unhealthy since its check at {}, yet lists {} tools",
+                read.gateway,
+                read.server_id,
+                read.sent_ms,
+                read.checked,
+                tools.len()
+            ));
+        }
+    }
 }

@@ -210,12 +210,22 @@ impl Pair<'_> {
             .iter()
             .filter(|r| here(&r.gateway))
             .map(|r| at(r.sent_ms, r.ended_ms, r.tools.is_ok()));
+        let unhealthy_reads = records
+            .unhealthy_reads
+            .iter()
+            .filter(|r| here(&r.gateway))
+            .map(|r| at(r.sent_ms, r.ended_ms, r.tools.is_ok()));
         let calls = records
             .tool_calls
             .iter()
             .filter(|c| here(&c.gateway))
             .map(|c| at(c.sent_ms, c.ended_ms, c.answer.is_some()));
-        polls.chain(health).chain(reads).chain(calls).collect()
+        polls
+            .chain(health)
+            .chain(reads)
+            .chain(unhealthy_reads)
+            .chain(calls)
+            .collect()
     }
 
     /// How many `tools/list` pages the longest listing of the fake takes.
