@@ -126,8 +126,9 @@ fn defects(seeds: u64, budget: usize, jobs: usize, evidence: Evidence) -> Result
                     .to_scenario(&options.target)
                     .map_err(|e| e.to_string())?;
                 size = format!(
-                    "{} gateway(s), {} step(s), {} fault(s)",
+                    "{} gateway(s), {} MCP server(s), {} step(s), {} fault(s)",
                     scenario.gateways.len(),
+                    scenario.mcp_servers.len(),
                     scenario.operator.steps.len(),
                     scenario.faults.len()
                 );
