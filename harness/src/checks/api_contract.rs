@@ -281,33 +281,38 @@ fn refused_create_left_nothing(e: &Evidence<'_>, w: &WriteRecord, findings: &mut
     }
 }
 
+/// Every server a poll listed with a URL, with that URL, in the order the
+/// polls were sent.
+fn rows_with_urls<'a>(
+    e: &'a Evidence<'_>,
+) -> impl Iterator<Item = (&'a Poll, &'a ServerView, &'a str)> {
+    e.outcome.records.polls.iter().flat_map(|p| {
+        p.servers
+            .iter()
+            .flatten()
+            .filter_map(move |r| r.url.as_deref().map(|url| (p, r, url)))
+    })
+}
+
 fn only_written_urls(e: &Evidence<'_>, findings: &mut Vec<String>) {
     let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
-    for p in &e.outcome.records.polls {
-        let Ok(rows) = &p.servers else {
+    for (p, r, showing) in rows_with_urls(e) {
+        let key = (p.gateway.clone(), r.server_id.clone());
+        if reported.contains(&key) {
+            continue;
+        }
+        let Some(urls) = definitions::urls(e, &p.gateway, &r.server_id, &r.name) else {
             continue;
         };
-        for r in rows {
-            let Some(showing) = r.url.as_deref() else {
-                continue;
-            };
-            let key = (p.gateway.clone(), r.server_id.clone());
-            if reported.contains(&key) {
-                continue;
-            }
-            let Some(urls) = definitions::urls(e, &p.gateway, &r.server_id, &r.name) else {
-                continue;
-            };
-            if !urls.contains(&showing) {
-                findings.push(format!(
-                    "{}/{} at {} ms shows its url as {}, which no write it may have applied gave it",
-                    p.gateway,
-                    r.server_id,
-                    p.sent_ms,
-                    shown(showing)
-                ));
-                reported.insert(key);
-            }
+        if !urls.contains(&showing) {
+            findings.push(format!(
+                "{}/{} at {} ms shows its url as {}, which no write it may have applied gave it",
+                p.gateway,
+                r.server_id,
+                p.sent_ms,
+                shown(showing)
+            ));
+            reported.insert(key);
         }
     }
 }
@@ -323,66 +328,58 @@ fn taken_writes_stay(e: &Evidence<'_>, findings: &mut Vec<String>) {
     // among the server's writes, and when the poll showing it was answered.
     let mut newest: BTreeMap<(String, String), (usize, u64)> = BTreeMap::new();
     let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
-    for p in &e.outcome.records.polls {
-        let Ok(rows) = &p.servers else {
+    for (p, r, showing) in rows_with_urls(e) {
+        let key = (p.gateway.clone(), r.server_id.clone());
+        if reported.contains(&key) {
             continue;
-        };
-        for r in rows {
-            let Some(showing) = r.url.as_deref() else {
-                continue;
-            };
-            let key = (p.gateway.clone(), r.server_id.clone());
-            if reported.contains(&key) {
+        }
+        let writes = definitions::defining(e, &p.gateway, &r.server_id, &r.name);
+        let readable = writes
+            .iter()
+            .all(|w| w.answer.is_some() && !w.extra_fields && w.spec.is_some());
+        if writes.is_empty() || !readable {
+            continue;
+        }
+        if let Some(&(high, shown_ms)) = newest.get(&key) {
+            let before = &writes[..high];
+            let since = &writes[high..];
+            let goes_back = p.sent_ms >= shown_ms
+                && !since.iter().any(|w| url(w) == Some(showing))
+                && before.iter().any(|w| url(w) == Some(showing))
+                && before
+                    .iter()
+                    .filter(|w| url(w) == Some(showing))
+                    .all(|w| w.answered_ms.is_some_and(|a| a <= writes[high].sent_ms));
+            if goes_back {
+                findings.push(format!(
+                    "{}/{} showed the url {} that the {} sent at {} ms gave it, yet at {} ms it shows {} again, which only earlier writes gave it",
+                    p.gateway,
+                    r.server_id,
+                    shown(url(writes[high]).unwrap_or_default()),
+                    match writes[high].kind {
+                        WriteKind::Create => "create",
+                        WriteKind::Update => "update",
+                        WriteKind::Delete => "delete",
+                    },
+                    writes[high].sent_ms,
+                    p.sent_ms,
+                    shown(showing)
+                ));
+                reported.insert(key);
                 continue;
             }
-            let writes = definitions::defining(e, &p.gateway, &r.server_id, &r.name);
-            let readable = writes
-                .iter()
-                .all(|w| w.answer.is_some() && !w.extra_fields && w.spec.is_some());
-            if writes.is_empty() || !readable {
-                continue;
-            }
-            if let Some(&(high, shown_ms)) = newest.get(&key) {
-                let before = &writes[..high];
-                let since = &writes[high..];
-                let goes_back = p.sent_ms >= shown_ms
-                    && !since.iter().any(|w| url(w) == Some(showing))
-                    && before.iter().any(|w| url(w) == Some(showing))
-                    && before
-                        .iter()
-                        .filter(|w| url(w) == Some(showing))
-                        .all(|w| w.answered_ms.is_some_and(|a| a <= writes[high].sent_ms));
-                if goes_back {
-                    findings.push(format!(
-                        "{}/{} showed the url {} that the {} sent at {} ms gave it, yet at {} ms it shows {} again, which only earlier writes gave it",
-                        p.gateway,
-                        r.server_id,
-                        shown(url(writes[high]).unwrap_or_default()),
-                        match writes[high].kind {
-                            WriteKind::Create => "create",
-                            WriteKind::Update => "update",
-                            WriteKind::Delete => "delete",
-                        },
-                        writes[high].sent_ms,
-                        p.sent_ms,
-                        shown(showing)
-                    ));
-                    reported.insert(key);
-                    continue;
-                }
-            }
-            // The newest write this poll shows for certain: one sent before
-            // it was answered whose URL no earlier write gave.
-            let certain = writes.iter().enumerate().rev().find(|(k, w)| {
-                w.sent_ms <= p.answered_ms
-                    && url(w) == Some(showing)
-                    && !writes[..*k].iter().any(|o| url(o) == Some(showing))
-            });
-            if let Some((k, _)) = certain {
-                let entry = newest.entry(key).or_insert((k, p.answered_ms));
-                if k > entry.0 {
-                    *entry = (k, p.answered_ms);
-                }
+        }
+        // The newest write this poll shows for certain: one sent before
+        // it was answered whose URL no earlier write gave.
+        let certain = writes.iter().enumerate().rev().find(|(k, w)| {
+            w.sent_ms <= p.answered_ms
+                && url(w) == Some(showing)
+                && !writes[..*k].iter().any(|o| url(o) == Some(showing))
+        });
+        if let Some((k, _)) = certain {
+            let entry = newest.entry(key).or_insert((k, p.answered_ms));
+            if k > entry.0 {
+                *entry = (k, p.answered_ms);
             }
         }
     }
