@@ -44,25 +44,37 @@ impl Default for ReqwestClient {
     }
 }
 
+impl ReqwestClient {
+    /// Sends a request and returns the response with a builder holding its
+    /// status and headers; the body is the caller's to read.
+    async fn execute(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<(reqwest::Response, http::response::Builder), HttpError> {
+        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+            .map_err(|e| HttpError::Request(e.to_string()))?;
+        let response = self.inner.execute(request).await.map_err(|e| {
+            if e.is_connect() {
+                HttpError::Connect(without_url(&e))
+            } else {
+                HttpError::Io(without_url(&e))
+            }
+        })?;
+        let mut builder = http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        Ok((response, builder))
+    }
+}
+
 impl HttpClient for ReqwestClient {
     fn send(
         &self,
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
-                .map_err(|e| HttpError::Request(e.to_string()))?;
-            let response = self.inner.execute(request).await.map_err(|e| {
-                if e.is_connect() {
-                    HttpError::Connect(without_url(&e))
-                } else {
-                    HttpError::Io(without_url(&e))
-                }
-            })?;
-            let mut builder = http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                builder = builder.header(name, value);
-            }
+            let (response, builder) = self.execute(request).await?;
             let body = response
                 .bytes()
                 .await
@@ -78,19 +90,7 @@ impl HttpClient for ReqwestClient {
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
-                .map_err(|e| HttpError::Request(e.to_string()))?;
-            let response = self.inner.execute(request).await.map_err(|e| {
-                if e.is_connect() {
-                    HttpError::Connect(without_url(&e))
-                } else {
-                    HttpError::Io(without_url(&e))
-                }
-            })?;
-            let mut builder = http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                builder = builder.header(name, value);
-            }
+            let (response, builder) = self.execute(request).await?;
             let (head, ()) = builder
                 .body(())
                 .map_err(|e| HttpError::Io(e.to_string()))?
