@@ -10,6 +10,9 @@
 //! default TTL when the token server states no `expires_in`; a 401 from the
 //! MCP server invalidates it. An entry also remembers which credentials it
 //! was fetched with, so an update of the server never reuses an old token.
+//! Fetches of one server's token go one at a time: a caller that finds no
+//! live entry while another fetch for that server is on its way waits for it
+//! and takes its token, instead of asking the token server a second time.
 //!
 //! Known defects of token handling live here too, as [`TokenQuirks`] in the
 //! policy (this module cannot see the gateway's defects; the registry
@@ -194,6 +197,10 @@ pub struct TokenCache {
     clock: Arc<dyn Clock>,
     policy: TokenPolicy,
     entries: Mutex<BTreeMap<String, Cached>>,
+    /// One turn per server that a fetch holds while it is on its way.
+    /// tokio's mutex queues its waiters in order, so which caller goes
+    /// next never depends on the thread.
+    turns: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenCache {
@@ -203,36 +210,25 @@ impl TokenCache {
             clock,
             policy,
             entries: Mutex::new(BTreeMap::new()),
+            turns: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// A valid token for this server: from the cache while it lives, else
-    /// from the token server.
+    /// from the token server, once for all the callers that need it at the
+    /// same time.
     pub async fn get(&self, request: &TokenRequest) -> Result<Token, TokenError> {
         let fingerprint = request.fingerprint();
-        let now = self.clock.now_unix();
-        let quirks = self.policy.quirks;
-        if let Some(cached) = self.lock().get_mut(&request.server_id) {
-            // Defect token-cache-survives-update: LiteLLM keys its token
-            // cache by server id alone, so new credentials, scopes or an
-            // audience still get the old token (PR 32259).
-            let same = cached.fingerprint == fingerprint || quirks.keyed_by_server_only;
-            // Defect no-refresh-on-expiry: the token fetched when the
-            // server was set up is kept for good, expired or not
-            // (ContextForge issue 1023, MetaMCP issue 142).
-            let live = now < cached.expires_at || quirks.never_refreshes;
-            if same && live {
-                // Defect expiry-kept-relative: the expiry is kept as a
-                // lifetime counted from the last use, so a token in steady
-                // use never expires here (mcp2cli PR 51, mcp-mux PR 33).
-                if quirks.expiry_from_last_use {
-                    cached.expires_at = now + cached.ttl;
-                }
-                return Ok(Token {
-                    access_token: cached.access_token.clone(),
-                    fetched: false,
-                });
-            }
+        if let Some(token) = self.cached(&request.server_id, &fingerprint) {
+            return Ok(token);
+        }
+        let turn = self.turn(&request.server_id);
+        // Dropped when this call ends or is dropped (an aborted attempt),
+        // whichever comes first: the next caller then fetches itself.
+        let _turn = turn.lock().await;
+        // The fetch this call waited for may have left a token.
+        if let Some(token) = self.cached(&request.server_id, &fingerprint) {
+            return Ok(token);
         }
         let (access_token, expires_in) = self.fetch(request).await?;
         let ttl = self.policy.ttl(expires_in);
@@ -252,9 +248,54 @@ impl TokenCache {
         })
     }
 
+    /// The cached token of this server, if it was fetched with these
+    /// credentials and still lives.
+    fn cached(&self, server_id: &str, fingerprint: &str) -> Option<Token> {
+        let now = self.clock.now_unix();
+        let quirks = self.policy.quirks;
+        let mut entries = self.lock();
+        let cached = entries.get_mut(server_id)?;
+        // Defect token-cache-survives-update: LiteLLM keys its token
+        // cache by server id alone, so new credentials, scopes or an
+        // audience still get the old token (PR 32259).
+        let same = cached.fingerprint == fingerprint || quirks.keyed_by_server_only;
+        // Defect no-refresh-on-expiry: the token fetched when the
+        // server was set up is kept for good, expired or not
+        // (ContextForge issue 1023, MetaMCP issue 142).
+        let live = now < cached.expires_at || quirks.never_refreshes;
+        if !(same && live) {
+            return None;
+        }
+        // Defect expiry-kept-relative: the expiry is kept as a
+        // lifetime counted from the last use, so a token in steady
+        // use never expires here (mcp2cli PR 51, mcp-mux PR 33).
+        if quirks.expiry_from_last_use {
+            cached.expires_at = now + cached.ttl;
+        }
+        Some(Token {
+            access_token: cached.access_token.clone(),
+            fetched: false,
+        })
+    }
+
+    /// The turn that this server's fetches take one after the other.
+    fn turn(&self, server_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        turns.entry(server_id.to_string()).or_default().clone()
+    }
+
     /// Forgets this server's token (after an update or a delete).
     pub fn invalidate(&self, server_id: &str) {
         self.lock().remove(server_id);
+        // A turn nobody holds or waits for goes too, so that servers that
+        // come and go leave nothing behind.
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        if turns
+            .get(server_id)
+            .is_some_and(|t| Arc::strong_count(t) == 1)
+        {
+            turns.remove(server_id);
+        }
     }
 
     /// Forgets this server's token after an upstream refused it with 401,
@@ -482,6 +523,56 @@ mod tests {
         assert_eq!(renewed.access_token.expose(), "tok1");
         assert_eq!(http.calls.load(Ordering::SeqCst), 2);
         assert!(http.bodies.lock().unwrap()[0].contains("grant_type=client_credentials"));
+    }
+
+    /// Answers as its [`Scripted`] does, 10 ms later: callers overlap.
+    struct Slow(Arc<Scripted>);
+
+    impl HttpClient for Slow {
+        fn send(
+            &self,
+            request: http::Request<Vec<u8>>,
+        ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                self.0.send(request).await
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_at_the_same_time_share_one_fetch() {
+        let (http, clock, _) = setup(3600);
+        let cache = TokenCache::new(Arc::new(Slow(http.clone())), clock, policy());
+        let secret = Secret::new("s3cret");
+        let asked = request(&secret);
+        let (a, b, c) = tokio::join!(cache.get(&asked), cache.get(&asked), cache.get(&asked));
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        assert_eq!(http.calls.load(Ordering::SeqCst), 1);
+        assert_eq!([a.fetched, b.fetched, c.fetched], [true, false, false]);
+        assert!([&b, &c]
+            .iter()
+            .all(|t| t.access_token.expose() == a.access_token.expose()));
+        // Other credentials wait their turn, then fetch their own.
+        let rotated = request(&Secret::new("rotated"));
+        let (old, new) = tokio::join!(cache.get(&asked), cache.get(&rotated));
+        assert!(!old.unwrap().fetched);
+        assert!(new.unwrap().fetched);
+        assert_eq!(http.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_given_up_midway_lets_the_next_caller_fetch() {
+        let (http, clock, _) = setup(3600);
+        let cache = TokenCache::new(Arc::new(Slow(http.clone())), clock, policy());
+        let secret = Secret::new("s3cret");
+        let asked = request(&secret);
+        let given_up = tokio::time::timeout(Duration::from_millis(5), cache.get(&asked)).await;
+        assert!(given_up.is_err());
+        let token = cache.get(&request(&secret)).await.unwrap();
+        assert!(token.fetched);
+        cache.invalidate("s1");
+        assert!(cache.turns.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
