@@ -37,8 +37,10 @@
 //! listening, or is no fake, in the window (its failures leave no record);
 //! errors no attempt with a request the upstreams saw could have produced
 //! (a definition the gateway will not even try); attempts during a tool
-//! call, a write to the server or a restart of its gateway (an attempt
-//! superseded there has no result to show); servers that share their MCP
+//! call, a write to the server (on a gateway that learns it from the store,
+//! until a sync after the write, or after the last fault on the way, could
+//! have brought it) or a restart of its gateway (an attempt superseded
+//! there has no result to show); servers that share their MCP
 //! server with another server on the same gateway (the upstreams cannot
 //! tell whose request was whose); times the dialect does not read, or
 //! cannot be read as RFC 3339.
@@ -399,10 +401,47 @@ fn disturbed(e: &Evidence<'_>, gateway: &str, id: &str, from_ms: u64, to_ms: u64
         .find(|w| w.kind == WriteKind::Create)
         .map(|w| w.sent_ms);
     writes.iter().filter(to_id).any(|w| {
-        w.sent_ms >= from_ms
-            && w.sent_ms <= to_ms
+        w.sent_ms <= to_ms
+            && reaches_until_ms(e, gateway, w, to_ms) >= from_ms
             && (w.kind != WriteKind::Create || first_create.is_some_and(|t| t < w.sent_ms))
     }) || e.faults.restarted(gateway, from_ms, to_ms)
+}
+
+/// Until when a write may still reach `gateway` (looking no later than
+/// `to_ms`): at once on the gateway that took it; on another sharing its
+/// store, at a sync, within a sync interval, two store budgets and 6 hops of
+/// its answer, or of the last fault that touched this gateway or the store
+/// since it was sent (a failed sync only puts it off).
+fn reaches_until_ms(
+    e: &Evidence<'_>,
+    gateway: &str,
+    w: &crate::operator::WriteRecord,
+    to_ms: u64,
+) -> u64 {
+    if w.gateway == gateway {
+        return w.sent_ms;
+    }
+    let Some(declared) = e.declared(gateway) else {
+        return w.sent_ms;
+    };
+    let store = e
+        .scenario
+        .gateways
+        .iter()
+        .find(|g| g.host == gateway)
+        .and_then(|g| g.store.as_deref());
+    let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
+    let touching: Vec<&str> = std::iter::once(gateway).chain(store).collect();
+    let fault_ms = e.faults.last_touching_at_or_before(&touching, to_ms);
+    let base_ms = if fault_ms >= w.sent_ms {
+        answered_ms.max(fault_ms)
+    } else {
+        answered_ms
+    };
+    base_ms
+        + declared.sync_interval_ms.unwrap_or(0)
+        + 2 * declared.store_budget_ms.unwrap_or(0)
+        + 6 * e.hop_ms()
 }
 
 /// Whether an operator's tool call through `gateway` was under way around
