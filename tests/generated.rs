@@ -7,7 +7,7 @@ use mcpsim_gateway::{Defect, Defects, Reference};
 use mcpsim_harness::explore::plan_tree;
 use mcpsim_harness::generate::{
     plan_strategy, AuthPlan, Cut, Horizon, Link, Plan, Quirk, RegistrationPath, SessionLimit,
-    StoreLag, Swarm, Target, UpdateChange, HORIZON_TICK_MS,
+    StoreLag, Swarm, Target, UpdateChange, TICK_MS,
 };
 use mcpsim_harness::scenario::Action;
 use mcpsim_harness::{Evidence, Scenario, Status};
@@ -166,7 +166,7 @@ fn a_horizon_case_crosses_token_expiry_and_the_gateway_refreshes() {
             session_ttl_ms: 1_000,
         };
         let (scenario, report) = run_plan(&target, &plan);
-        assert_eq!(scenario.network.tick_ms, HORIZON_TICK_MS);
+        assert_eq!(scenario.network.tick_ms, TICK_MS);
         assert!(scenario.operator.poll_until_ms >= run_ms);
         assert_eq!(
             scenario.token_servers[0].config.expires_in_s,
