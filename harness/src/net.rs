@@ -159,16 +159,7 @@ pub(crate) async fn stream_exchange<C>(
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
-    check_request(&request)?;
-    let request = request.map(|body| Full::new(Bytes::from(body)));
-    let response = client.request(request).await.map_err(|error| {
-        if error.is_connect() {
-            HttpError::Connect(describe(&error))
-        } else {
-            HttpError::Io(describe(&error))
-        }
-    })?;
-    let (head, body) = response.into_parts();
+    let (head, body) = response_head(client, request).await?.into_parts();
     Ok(Streamed {
         head,
         body: Box::new(Frames(body)),
@@ -204,22 +195,33 @@ pub(crate) async fn exchange<C>(
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
-    check_request(&request)?;
-    let request = request.map(|body| Full::new(Bytes::from(body)));
-    let response = client.request(request).await.map_err(|error| {
-        if error.is_connect() {
-            HttpError::Connect(describe(&error))
-        } else {
-            HttpError::Io(describe(&error))
-        }
-    })?;
-    let (parts, body) = response.into_parts();
+    let (parts, body) = response_head(client, request).await?.into_parts();
     let body = body
         .collect()
         .await
         .map_err(|error| HttpError::Io(describe(&error)))?
         .to_bytes();
     Ok(http::Response::from_parts(parts, body.to_vec()))
+}
+
+/// The request checked and sent, up to the response head; errors
+/// described by kind only.
+async fn response_head<C>(
+    client: &Client<C, Full<Bytes>>,
+    request: http::Request<Vec<u8>>,
+) -> Result<http::Response<hyper::body::Incoming>, HttpError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    check_request(&request)?;
+    let request = request.map(|body| Full::new(Bytes::from(body)));
+    client.request(request).await.map_err(|error| {
+        if error.is_connect() {
+            HttpError::Connect(describe(&error))
+        } else {
+            HttpError::Io(describe(&error))
+        }
+    })
 }
 
 /// Rejects what hyper-util would reject with a vague error, or what would

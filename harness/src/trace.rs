@@ -372,27 +372,11 @@ impl<C: HttpClient> HttpClient for TracingClient<C> {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, HttpError>> {
-        let to = request.uri().host().unwrap_or("").to_string();
-        let method = request.method().to_string();
-        let mut path = request.uri().path().to_string();
-        // The JSON-RPC method names the MCP step; it is never a secret.
-        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(request.body()) {
-            if let Some(rpc) = body.get("method").and_then(|m| m.as_str()) {
-                path = format!("{path} {rpc}");
-            }
-        }
+        let (to, method, path) = described(&request);
         Box::pin(async move {
             // If the caller drops this future (a timeout, a cancelled task),
             // the guard still records the exchange, as abandoned.
-            let mut guard = Pending {
-                trace: &self.trace,
-                host: &self.host,
-                started: self.trace.now_ms(),
-                to,
-                method,
-                path,
-                done: false,
-            };
+            let mut guard = self.pending(to, method, path);
             let result = self.inner.send(request).await;
             let (status, error) = match &result {
                 Ok(response) => (Some(response.status().as_u16()), None),
@@ -409,19 +393,9 @@ impl<C: HttpClient> HttpClient for TracingClient<C> {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> BoxFuture<'_, Result<Streamed, HttpError>> {
-        let to = request.uri().host().unwrap_or("").to_string();
-        let method = request.method().to_string();
-        let path = request.uri().path().to_string();
+        let (to, method, path) = described(&request);
         Box::pin(async move {
-            let mut guard = Pending {
-                trace: &self.trace,
-                host: &self.host,
-                started: self.trace.now_ms(),
-                to,
-                method,
-                path,
-                done: false,
-            };
+            let mut guard = self.pending(to, method, path);
             let result = self.inner.stream(request).await;
             let (status, error) = match &result {
                 Ok(streamed) => (Some(streamed.head.status.as_u16()), None),
@@ -431,6 +405,36 @@ impl<C: HttpClient> HttpClient for TracingClient<C> {
             result
         })
     }
+}
+
+impl<C> TracingClient<C> {
+    /// The record of an exchange starting now.
+    fn pending(&self, to: String, method: String, path: String) -> Pending<'_> {
+        Pending {
+            trace: &self.trace,
+            host: &self.host,
+            started: self.trace.now_ms(),
+            to,
+            method,
+            path,
+            done: false,
+        }
+    }
+}
+
+/// A request as the trace names it: the host it goes to, its method, and its
+/// path followed by the JSON-RPC method of its body, if any (it names the
+/// MCP step and is never a secret).
+fn described(request: &http::Request<Vec<u8>>) -> (String, String, String) {
+    let to = request.uri().host().unwrap_or("").to_string();
+    let method = request.method().to_string();
+    let mut path = request.uri().path().to_string();
+    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(request.body()) {
+        if let Some(rpc) = body.get("method").and_then(|m| m.as_str()) {
+            path = format!("{path} {rpc}");
+        }
+    }
+    (to, method, path)
 }
 
 /// An exchange in flight; records itself when finished or dropped.
