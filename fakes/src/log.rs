@@ -176,6 +176,10 @@ pub enum TokenOutcome {
         token: TokenRef,
         /// `expires_in` as the response stated it; none when it stated none.
         expires_in_s: Option<u64>,
+        /// Which of the token server's registered clients authenticated
+        /// (its index in `clients`): the secret, never shown, is told apart
+        /// by the registration it matched.
+        registration: usize,
     },
     /// Refused by normal handling, with the OAuth error code.
     Refused { status: u16, error: String },

@@ -371,10 +371,16 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     }
 
     match issue(&inner, &parts.headers, &body) {
-        Ok((response, token, expires_in_s)) => {
+        Ok(Issue {
+            response,
+            token,
+            expires_in_s,
+            registration,
+        }) => {
             finish(TokenOutcome::Issued {
                 token,
                 expires_in_s,
+                registration,
             });
             response
         }
@@ -520,12 +526,8 @@ async fn injected(kind: TokenFailure) -> Response {
 }
 
 /// Normal handling of one token request: authenticate, check the grant,
-/// mint; gives the response, the token's public name and its `expires_in`.
-fn issue(
-    inner: &Inner,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Response, TokenRef, Option<u64>), OAuthError> {
+/// mint.
+fn issue(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Issue, OAuthError> {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| OAuthError::bad_request("invalid_request", "body is not a form"))?;
     let mut names: Vec<&str> = form.iter().map(|(name, _)| name.as_str()).collect();
@@ -584,12 +586,13 @@ fn issue(
         }
         _ => {}
     }
-    let client = inner
+    let registration = inner
         .config
         .clients
         .iter()
-        .find(|c| c.client_id == client_id && c.client_secret == client_secret)
+        .position(|c| c.client_id == client_id && c.client_secret == client_secret)
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
+    let client = &inner.config.clients[registration];
     let used = if basic.is_some() {
         AuthMethod::Basic
     } else {
@@ -704,11 +707,21 @@ fn issue(
     if !scope.is_empty() {
         body["scope"] = scope.into();
     }
-    Ok((
-        json_response(StatusCode::OK, &body),
-        token_ref,
-        inner.config.expires_in_s,
-    ))
+    Ok(Issue {
+        response: json_response(StatusCode::OK, &body),
+        token: token_ref,
+        expires_in_s: inner.config.expires_in_s,
+        registration,
+    })
+}
+
+/// A token issued: the response, the token's public name, its `expires_in`
+/// and the registration that authenticated.
+struct Issue {
+    response: Response,
+    token: TokenRef,
+    expires_in_s: Option<u64>,
+    registration: usize,
 }
 
 /// The client id and secret from an `Authorization: Basic` header, `None` when the header is

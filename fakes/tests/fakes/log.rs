@@ -19,12 +19,20 @@ fn tokens(clock: mcpsim_fakes::Clock) -> TokenServer {
         TokenServerConfig {
             signing_key: "k".into(),
             expires_in_s: Some(90),
-            clients: vec![ClientRegistration {
-                client_id: "gw".into(),
-                client_secret: "very-secret-value".into(),
-                scopes: vec![],
-                auth_method: None,
-            }],
+            clients: vec![
+                ClientRegistration {
+                    client_id: "gw".into(),
+                    client_secret: "very-secret-value".into(),
+                    scopes: vec![],
+                    auth_method: None,
+                },
+                ClientRegistration {
+                    client_id: "gw".into(),
+                    client_secret: "rotated-secret-value".into(),
+                    scopes: vec![],
+                    auth_method: None,
+                },
+            ],
             ..TokenServerConfig::default()
         },
         clock,
@@ -74,13 +82,14 @@ async fn a_token_request_is_recorded_with_its_client_parameters_and_outcome() {
     let TokenOutcome::Issued {
         token,
         expires_in_s,
+        registration,
     } = &first.outcome
     else {
         panic!("{:?}", first.outcome);
     };
     assert_eq!(
-        (token.serial, token.issued_ms, *expires_in_s),
-        (1, 250, Some(90))
+        (token.serial, token.issued_ms, *expires_in_s, *registration),
+        (1, 250, Some(90), 0)
     );
     assert_eq!(token.client_id, "gw");
     let second = &log.records[1];
@@ -98,6 +107,32 @@ async fn a_token_request_is_recorded_with_its_client_parameters_and_outcome() {
         "{text}"
     );
     assert!(!text.contains(&server.issued_tokens()[0]), "{text}");
+}
+
+#[tokio::test]
+async fn a_token_records_the_registration_whose_secret_it_was_asked_with() {
+    let (_time, clock) = TestClock::new(SIM_EPOCH_UNIX_S * 1000);
+    let server = tokens(clock);
+    let router = server.router();
+    for secret in ["rotated-secret-value", "very-secret-value"] {
+        let body = format!("grant_type=client_credentials&client_id=gw&client_secret={secret}");
+        assert_eq!(
+            send(&router, grant(&body, None)).await.status,
+            StatusCode::OK
+        );
+    }
+    let registrations: Vec<usize> = server
+        .requests()
+        .records
+        .iter()
+        .map(|r| match r.outcome {
+            TokenOutcome::Issued { registration, .. } => registration,
+            _ => usize::MAX,
+        })
+        .collect();
+    assert_eq!(registrations, [1, 0]);
+    let text = serde_json::to_string(&server.requests()).unwrap();
+    assert!(!text.contains("secret-value"), "{text}");
 }
 
 #[tokio::test]

@@ -68,6 +68,7 @@ fn issued(r: &TokenRequestRecord) -> Option<(&TokenRef, Option<u64>)> {
         TokenOutcome::Issued {
             token,
             expires_in_s,
+            ..
         } => Some((token, *expires_in_s)),
         _ => None,
     }
@@ -378,6 +379,7 @@ mod tests {
             outcome: TokenOutcome::Issued {
                 token: token(serial),
                 expires_in_s: Some(3_600),
+                registration: 0,
             },
         }
     }
@@ -553,6 +555,7 @@ mod tests {
             r.outcome = TokenOutcome::Issued {
                 token: token(serial),
                 expires_in_s: None,
+                registration: 0,
             };
             r
         };
@@ -576,6 +579,7 @@ mod tests {
         thirty[0].outcome = TokenOutcome::Issued {
             token: token(1),
             expires_in_s: Some(30),
+            registration: 0,
         };
         let findings = judge_logs(
             thirty.clone(),

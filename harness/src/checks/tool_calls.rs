@@ -11,10 +11,11 @@
 //!   server's client by its token server, or its static bearer, or nothing
 //!   for a server without auth; never another server's, never the caller's
 //!   own key; a token must also have been asked for as the server is
-//!   registered: with each of its scopes, and its audience and resource
-//!   where it states them (a token fetched for an earlier definition, or
-//!   with a parameter dropped, may carry other rights than the owner
-//!   gave);
+//!   registered: with its secret (told by which of the token server's
+//!   registrations took it), each of its scopes, and its audience and
+//!   resource where it states them (a token fetched for an earlier
+//!   definition, or with a parameter dropped, may carry other rights than
+//!   the owner gave);
 //! - **the upstream's answer reaches the caller**: when the upstream
 //!   answered the call with a result, the caller got a success carrying
 //!   each of its text blocks verbatim, and its `isError` as the upstream
@@ -213,6 +214,7 @@ fn wrong_credential(
         },
         ServerAuth::ClientCredentials {
             client_id,
+            client_secret,
             token_url,
             scopes,
             audience,
@@ -236,11 +238,34 @@ fn wrong_credential(
             };
             // The request that got this token, if the token server's log
             // still holds it.
-            let asked = e.outcome.token_requests.values().find_map(|log| {
-                log.records.iter().find(|r| {
-                    matches!(&r.outcome, TokenOutcome::Issued { token: issued, .. } if issued == token)
-                })
+            let (asked_from, asked) = e.outcome.token_requests.iter().find_map(|(host, log)| {
+                log.records
+                    .iter()
+                    .find(|r| {
+                        matches!(&r.outcome, TokenOutcome::Issued { token: issued, .. } if issued == token)
+                    })
+                    .map(|r| (host, r))
             })?;
+            // The secret it was asked with, told by the registration that
+            // took it: one the definition no longer holds is a rotation the
+            // gateway did not act on.
+            let registered = match &asked.outcome {
+                TokenOutcome::Issued { registration, .. } => e
+                    .scenario
+                    .token_servers
+                    .iter()
+                    .find(|t| &t.host == asked_from)
+                    .and_then(|t| t.config.clients.get(*registration)),
+                _ => None,
+            };
+            let secret = resolved(e, &seen.gateway, client_secret);
+            if let (Some(registered), Some(secret)) = (registered, secret) {
+                if registered.client_secret != secret {
+                    return Some(format!(
+                        "with a token of client {client_id} asked for with a secret its definition no longer holds"
+                    ));
+                }
+            }
             let granted: BTreeSet<&str> = asked
                 .scope
                 .as_deref()
@@ -270,6 +295,22 @@ fn wrong_credential(
             }
             None
         }
+    }
+}
+
+/// A configured value as the gateway reads it: an `os.environ/NAME`
+/// reference resolved from the gateway host's environment (`None` when it
+/// names nothing there).
+fn resolved<'a>(e: &'a Evidence<'_>, gateway: &str, value: &'a str) -> Option<&'a str> {
+    match value.strip_prefix("os.environ/") {
+        Some(name) => e
+            .scenario
+            .gateways
+            .iter()
+            .find(|g| g.host == gateway)
+            .and_then(|g| g.env.get(name))
+            .map(String::as_str),
+        None => Some(value),
     }
 }
 
@@ -368,7 +409,10 @@ mod tests {
     use crate::builder::{GatewayHost, McpHost, Scenario, TokenHost};
     use crate::operator::Records;
     use crate::world::Outcome;
-    use mcpsim_fakes::{ClientAuthSeen, Log, McpOutcome, TokenRef, TokenRequestRecord};
+    use mcpsim_fakes::{
+        ClientAuthSeen, ClientRegistration, Log, McpOutcome, TokenRef, TokenRequestRecord,
+        TokenServerConfig,
+    };
     use mcpsim_sut::{ServerDef, ServerView};
 
     fn token() -> TokenRef {
@@ -382,9 +426,21 @@ mod tests {
 
     /// What the owner's-credentials rule says of a request carrying a token
     /// of the right client, asked for with these parameters, for a server
-    /// registered with scope `mcp`, audience `api` and resource
-    /// `http://docs/mcp`.
+    /// registered with secret `gw-secret`, scope `mcp`, audience `api` and
+    /// resource `http://docs/mcp`.
     fn judge(
+        scope: Option<&str>,
+        audience: Option<&str>,
+        resource: Option<&str>,
+    ) -> Option<String> {
+        judge_asked_with(0, scope, audience, resource)
+    }
+
+    /// As [`judge`], with the token asked for with the secret of the token
+    /// server's `registration`: 0 holds `gw-secret`, 1 an older secret of
+    /// the same client.
+    fn judge_asked_with(
+        registration: usize,
         scope: Option<&str>,
         audience: Option<&str>,
         resource: Option<&str>,
@@ -403,7 +459,23 @@ mod tests {
                 GatewayHost::new("gateway")
                     .server(ServerDef::http("docs", "http://docs/mcp").auth(auth)),
             )
-            .token_server(TokenHost::new("auth"))
+            .token_server(TokenHost::new("auth").config(TokenServerConfig {
+                clients: vec![
+                    ClientRegistration {
+                        client_id: "gw".into(),
+                        client_secret: "gw-secret".into(),
+                        scopes: Vec::new(),
+                        auth_method: None,
+                    },
+                    ClientRegistration {
+                        client_id: "gw".into(),
+                        client_secret: "gw-old-secret".into(),
+                        scopes: Vec::new(),
+                        auth_method: None,
+                    },
+                ],
+                ..TokenServerConfig::default()
+            }))
             .mcp_server(McpHost::new("docs"))
             .build()
             .unwrap();
@@ -420,6 +492,7 @@ mod tests {
             outcome: TokenOutcome::Issued {
                 token: token(),
                 expires_in_s: Some(3_600),
+                registration,
             },
         };
         let presented = McpRequestRecord {
@@ -507,5 +580,17 @@ mod tests {
         assert!(no_audience.contains("registered audience"), "{no_audience}");
         let no_resource = judge(all.0, all.1, Some("http://other/mcp")).unwrap();
         assert!(no_resource.contains("registered resource"), "{no_resource}");
+    }
+
+    #[test]
+    fn a_token_asked_for_with_a_rotated_out_secret_is_not_the_owners() {
+        let all = (Some("mcp tools"), Some("api"), Some("http://docs/mcp"));
+        assert_eq!(judge_asked_with(0, all.0, all.1, all.2), None);
+        let old = judge_asked_with(1, all.0, all.1, all.2).unwrap();
+        assert!(
+            old.contains("with a secret its definition no longer holds"),
+            "{old}"
+        );
+        assert!(!old.contains("secret-"), "{old}");
     }
 }
