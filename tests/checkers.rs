@@ -147,6 +147,9 @@ enum Misdeed {
     KeepsFetchingTokens,
     /// This many loops, each sending requests as fast as answers come.
     Storm(usize),
+    /// Twenty loops, each opening a connection to its MCP server every
+    /// millisecond or so and keeping every one of them.
+    HoardsConnections,
     /// Reports a hundred events about itself every millisecond.
     Chatters,
     /// From 300 ms on, loops inside one task, yielding, until told to stop.
@@ -229,6 +232,19 @@ impl Instance for BrokenInstance {
                     tokio::spawn(async move {
                         loop {
                             let _ = http.send(rpc(json!({"method": "ping"}), None)).await;
+                        }
+                    });
+                }
+            }
+            Misdeed::HoardsConnections => {
+                for _ in 0..20 {
+                    tokio::spawn(async {
+                        let mut kept = Vec::new();
+                        loop {
+                            if let Ok(stream) = turmoil::net::TcpStream::connect("mcp:80").await {
+                                kept.push(stream);
+                            }
+                            tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                     });
                 }
@@ -738,6 +754,23 @@ fn a_gateway_that_opens_hundreds_of_connections_at_once_is_stopped_with_a_named_
         ["request storm: more connections to mcp waited at once than the simulated network holds (turmoil's listener queue of 64)"],
         "{:?}",
         report.checks
+    );
+    assert!(report.end_ms < scenario.deadline_ms, "{}", report.end_ms);
+}
+
+#[test]
+fn a_gateway_that_keeps_thousands_of_connections_open_is_stopped_with_a_named_finding() {
+    // Every connection holds one of the host's ephemeral ports until turmoil
+    // has none left, or reuses one whose end the other side still holds,
+    // and panics: the harness tells it as a storm instead.
+    let scenario = watched_server("a config server, and connections kept by the thousand");
+    let report = mcpsim_harness::run(&broken(Misdeed::HoardsConnections), &scenario).unwrap();
+    let found = findings_of(&report, "storm");
+    assert_eq!(found.len(), 1, "{:?}", report.checks);
+    assert!(
+        found[0] == "request storm: gateway held every ephemeral port of its simulated network in open connections at once"
+            || found[0].starts_with("request storm: a host opened connections by the thousand"),
+        "{found:?}"
     );
     assert!(report.end_ms < scenario.deadline_ms, "{}", report.end_ms);
 }

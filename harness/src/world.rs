@@ -393,11 +393,30 @@ thread_local! {
 /// one tick gets there.
 const LISTENER_FULL: &str = "server socket buffer full";
 
+/// The tail of turmoil's panic when a host holds every ephemeral port of
+/// its range in open sockets at once (`Host: 'gateway' ports exhausted`):
+/// only a host that opens connections by the thousand and keeps them gets
+/// there.
+const PORTS_EXHAUSTED: &str = "' ports exhausted";
+
+/// Part of turmoil's panic, in the host that accepts, when a connection
+/// comes in on a port pair it still holds (`SocketPair { .. } is already
+/// connected`).
+const PORT_PAIR_TAKEN: &str = "} is already connected";
+
+/// Whether a panic's text is one of turmoil's that a storm of connections
+/// causes.
+fn storm_panic(text: &str) -> bool {
+    text.ends_with(LISTENER_FULL)
+        || (text.starts_with("Host: '") && text.ends_with(PORTS_EXHAUSTED))
+}
+
 /// One step. turmoil panics when more connections wait on one listener than
-/// its queue holds; a system under test that opens them by the dozen at
-/// once must end as a finding, not take the harness down, so that panic
-/// (and only that one) is caught and told as a storm. The world is not
-/// stepped again after it.
+/// its queue holds, or when a host runs out of ephemeral ports; a system
+/// under test that opens connections by the dozen at once, or by the
+/// thousand and keeps them, must end as a finding, not take the harness
+/// down, so those panics (and only those) are caught and told as a storm.
+/// The world is not stepped again after one.
 fn step(sim: &mut turmoil::Sim<'_>) -> Stepped {
     static QUIET: std::sync::Once = std::sync::Once::new();
     QUIET.call_once(|| {
@@ -406,8 +425,7 @@ fn step(sim: &mut turmoil::Sim<'_>) -> Stepped {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let text = panic_text(info.payload());
-            let ours =
-                STEPPING.with(|s| s.get()) && text.is_some_and(|t| t.ends_with(LISTENER_FULL));
+            let ours = STEPPING.with(|s| s.get()) && text.is_some_and(storm_panic);
             if !ours {
                 previous(info);
             }
@@ -419,12 +437,26 @@ fn step(sim: &mut turmoil::Sim<'_>) -> Stepped {
     match stepped {
         Ok(Ok(true)) => Stepped::Finished,
         Ok(Ok(false)) => Stepped::Running,
+        // A host's task panicked: turmoil's own panic when a connection
+        // comes in on a port pair it still holds (a host that opens and
+        // drops connections by the thousand reuses ports faster than their
+        // ends reach the other side) is a storm too.
+        Ok(Err(e)) if e.to_string().contains(PORT_PAIR_TAKEN) => Stepped::Overrun(
+            "request storm: a host opened connections by the thousand, faster than the simulated network could retire their ports".to_string(),
+        ),
         Ok(Err(e)) => Stepped::Failed(e.to_string()),
         Err(panic) => {
-            let Some(text) = panic_text(panic.as_ref()).filter(|t| t.ends_with(LISTENER_FULL))
-            else {
+            let Some(text) = panic_text(panic.as_ref()).filter(|t| storm_panic(t)) else {
                 std::panic::resume_unwind(panic);
             };
+            if let Some(host) = text
+                .strip_prefix("Host: '")
+                .and_then(|t| t.strip_suffix(PORTS_EXHAUSTED))
+            {
+                return Stepped::Overrun(format!(
+                    "request storm: {host} held every ephemeral port of its simulated network in open connections at once"
+                ));
+            }
             // "192.168.0.1:80 server socket buffer full": name the host.
             let listener = text
                 .split_whitespace()
