@@ -139,12 +139,7 @@ fn never_backwards(gateway: &str, id: &str, seen: &Seen<'_>, findings: &mut Vec<
 /// `converges` has it), when no fault touched the store or `gateway`.
 fn last_defined_ms(e: &Evidence<'_>, gateway: &str, id: &str, before_ms: u64) -> u64 {
     let sharing = crate::observe::sharing(e.scenario, gateway);
-    let store = e
-        .scenario
-        .gateways
-        .iter()
-        .find(|g| g.host == gateway)
-        .and_then(|g| g.store.as_deref());
+    let store = e.store_of(gateway);
     let synced_ms = e
         .declared(gateway)
         .and_then(|d| d.sync_interval_ms)
@@ -424,12 +419,7 @@ fn reaches_until_ms(
     let Some(declared) = e.declared(gateway) else {
         return w.sent_ms;
     };
-    let store = e
-        .scenario
-        .gateways
-        .iter()
-        .find(|g| g.host == gateway)
-        .and_then(|g| g.store.as_deref());
+    let store = e.store_of(gateway);
     let answered_ms = w.answered_ms.unwrap_or(w.sent_ms + w.patience_ms);
     let touching: Vec<&str> = std::iter::once(gateway).chain(store).collect();
     let fault_ms = e.faults.last_touching_at_or_before(&touching, to_ms);

@@ -82,6 +82,15 @@ pub(crate) struct Evidence<'a> {
 }
 
 impl Evidence<'_> {
+    /// The store a gateway host shares, if it has one.
+    pub fn store_of(&self, gateway: &str) -> Option<&str> {
+        self.scenario
+            .gateways
+            .iter()
+            .find(|g| g.host == gateway)
+            .and_then(|g| g.store.as_deref())
+    }
+
     /// What the system under test declared about a gateway host.
     pub fn declared(&self, host: &str) -> Option<&Declared> {
         self.outcome.hosts.get(host)

@@ -131,14 +131,8 @@ pub(crate) fn check_sessions(e: &Evidence<'_>) -> Check {
                 } else {
                     // A fault that kept the gateway from its store puts the
                     // sync off until after it.
-                    let store = e
-                        .scenario
-                        .gateways
-                        .iter()
-                        .find(|g| g.host == gateway)
-                        .and_then(|g| g.store.clone());
                     let mut hosts = vec![gateway];
-                    hosts.extend(store.as_deref());
+                    hosts.extend(e.store_of(gateway));
                     let from = answered_ms.max(e.faults.last_touching_at_or_before(&hosts, to_ms));
                     e.declared(gateway).map_or(from, |d| {
                         from + d.sync_interval_ms.unwrap_or(0) + 2 * d.store_budget_ms.unwrap_or(0)

@@ -92,12 +92,8 @@ fn write_lands_until(e: &Evidence<'_>, w: &WriteRecord, gateway: &str) -> u64 {
         .and_then(|d| d.sync_interval_ms)
         .unwrap_or(0);
     let store_ms = e
-        .scenario
-        .gateways
-        .iter()
-        .find(|g| g.host == gateway)
-        .and_then(|g| g.store.as_ref())
-        .and_then(|store| e.scenario.stores.iter().find(|s| &s.host == store))
+        .store_of(gateway)
+        .and_then(|store| e.scenario.stores.iter().find(|s| s.host == store))
         .map_or(0, |s| {
             2 * (s.config.latency_ms + s.config.snapshot_delay_ms)
         });
