@@ -468,10 +468,20 @@ async fn client_broken_after_error() {
 /// A gateway with one unauthenticated server `d1` at host `db`, created
 /// over REST and re-checked every half second.
 async fn checked(on: bool, defect: Defect, mcp: Mcp) -> (std::sync::Arc<World>, Rig) {
+    checked_every(500, on, defect, mcp).await
+}
+
+/// As [`checked`], re-checked every `check_interval_ms`.
+async fn checked_every(
+    check_interval_ms: u64,
+    on: bool,
+    defect: Defect,
+    mcp: Mcp,
+) -> (std::sync::Arc<World>, Rig) {
     let world = World::with(&[("db", mcp)]);
     let settings = GatewaySettings {
         list_timeout_ms: 2_000,
-        check_interval_ms: 500,
+        check_interval_ms,
         ..settings(&switched(on, defect))
     };
     let rig = rig(settings, &world, json!({}), None);
@@ -930,24 +940,11 @@ async fn expiry_kept_relative() {
 /// A gateway with one server `d1` at host `db` that declares
 /// `tools.listChanged`, re-checked only every minute.
 async fn listening(on: bool, defect: Defect, mcp: Mcp) -> (std::sync::Arc<World>, Rig) {
-    let world = World::with(&[(
-        "db",
-        Mcp {
-            list_changed: true,
-            ..mcp
-        },
-    )]);
-    let settings = GatewaySettings {
-        list_timeout_ms: 2_000,
-        check_interval_ms: 60_000,
-        ..settings(&switched(on, defect))
+    let mcp = Mcp {
+        list_changed: true,
+        ..mcp
     };
-    let rig = rig(settings, &world, json!({}), None);
-    let body = json!({"server_id": "d1", "server_name": "d1", "transport": "http",
-        "url": "http://db/mcp"});
-    let (status, row) = rig.call("POST", "/v1/mcp/server", body).await;
-    assert_eq!(status, 201, "{row}");
-    (world, rig)
+    checked_every(60_000, on, defect, mcp).await
 }
 
 #[tokio::test(start_paused = true)]
